@@ -1,0 +1,119 @@
+/**
+ * The wire protocol between the CNI entry point / CLI and the agent:
+ * JSON over HTTP/1.1 on the agent's unix socket. Types only, so the thin
+ * CNI entry point can import it without pulling in any agent code.
+ *
+ * Routes (all JSON bodies, `Content-Type: application/json`):
+ *   POST /v1/cni/add    CniAddRequest     -> 200 CniResult | 4xx/5xx CniErrorBody
+ *   POST /v1/cni/del    CniDelRequest     -> 200 {}        | CniErrorBody
+ *   POST /v1/cni/check  CniCheckRequest   -> 200 {}        | CniErrorBody
+ *   POST /v1/cni/gc     CniGcRequest      -> 200 {}        | CniErrorBody
+ *   GET  /v1/cni/status                   -> 200 {}        | CniErrorBody (code 50 when not ready)
+ *   GET  /v1/status                       -> AgentStatus
+ *   GET  /v1/endpoints                    -> EndpointInfo[]
+ *   GET  /v1/ipam                         -> IpamInfo
+ */
+
+/** Version of this protocol; the agent rejects other major versions. */
+export const API_VERSION = 1;
+
+/** The parts of a CNI invocation the agent needs, already validated by the entry point. */
+export interface CniCommon {
+  containerId: string;
+  /** CNI_NETNS: path of the pod's network namespace. */
+  netns: string;
+  /** CNI_IFNAME inside the pod. */
+  ifName: string;
+  /** CNI_ARGS as key/value pairs (K8S_POD_NAMESPACE, K8S_POD_NAME, ...). */
+  args: Record<string, string>;
+  /** The network name from the config (`name`). */
+  network: string;
+  /** The requested cniVersion; the agent answers in 1.1.0 shape, the entry point converts. */
+  cniVersion: string;
+  /** Optional per-network MTU from the config. */
+  mtu?: number;
+}
+
+export type CniAddRequest = CniCommon;
+export type CniDelRequest = Omit<CniCommon, 'netns'> & { netns?: string };
+export interface CniCheckRequest extends CniCommon {
+  /** The prevResult from the config, normalised to 1.x shape. */
+  prevResult: CniResult;
+}
+export interface CniGcRequest {
+  network: string;
+  cniVersion: string;
+  /** cni.dev/valid-attachments: everything else is released. */
+  validAttachments: Array<{ containerId: string; ifName: string }>;
+}
+
+/** CNI 1.x result shape. */
+export interface CniResult {
+  cniVersion: string;
+  interfaces: Array<{ name: string; mac?: string; mtu?: number; sandbox?: string }>;
+  ips: Array<{ address: string; gateway?: string; interface?: number }>;
+  routes: Array<{ dst: string; gw?: string }>;
+  dns: { nameservers?: string[]; domain?: string; search?: string[]; options?: string[] };
+}
+
+/** A CNI error as the spec prints it; `code` is the CNI error code. */
+export interface CniErrorBody {
+  cniVersion?: string;
+  code: number;
+  msg: string;
+  details?: string;
+}
+
+/** CNI spec error codes used by podnet. */
+export const CniErrorCode = {
+  IncompatibleVersion: 1,
+  UnsupportedField: 2,
+  UnknownContainer: 3,
+  InvalidEnvironment: 4,
+  IoFailure: 5,
+  DecodeFailure: 6,
+  InvalidConfig: 7,
+  TryAgainLater: 11,
+  NotReady: 50,
+  /** Plugin-specific (>= 100). */
+  PoolExhausted: 100,
+  Internal: 999,
+} as const;
+
+/** What `podnet status` shows. */
+export interface AgentStatus {
+  version: string;
+  nodeName: string;
+  ready: boolean;
+  datapathMode: 'tcx' | 'clsact';
+  bpffs: string;
+  podCidr: string;
+  ipam: { size: number; used: number; free: number };
+  endpoints: number;
+  uptimeSeconds: number;
+}
+
+/** One pod endpoint as `podnet endpoints` shows it. */
+export interface EndpointInfo {
+  id: number;
+  containerId: string;
+  ifName: string;
+  podNamespace?: string;
+  podName?: string;
+  ip: string;
+  hostIfName: string;
+  hostIfIndex: number;
+  podMac: string;
+  hostMac: string;
+  netns: string;
+  created: string;
+}
+
+/** What `podnet ipam` shows. */
+export interface IpamInfo {
+  pool: string;
+  size: number;
+  used: number;
+  free: number;
+  allocations: Array<{ ip: string; containerId: string; ifName: string; created: string }>;
+}

@@ -1,0 +1,46 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_AGENT_SOCKET, parseNetConf } from '../../cni/src/validate.js';
+
+const file = resolve(dirname(fileURLToPath(import.meta.url)), '../../deploy/10-podnet.conflist');
+
+interface Conflist {
+  cniVersion: string;
+  cniVersions?: string[];
+  name: string;
+  plugins: Array<Record<string, unknown> & { type: string }>;
+}
+
+describe('deploy/10-podnet.conflist', () => {
+  const list = JSON.parse(readFileSync(file, 'utf8')) as Conflist;
+
+  it('is a 1.0.0 list that offers 1.1.0 to runtimes that read cniVersions, named podnet with podnet first', () => {
+    // 1.0.0 is what Debian 12's reference plugins (1.1.1) and libcni accept;
+    // libcni >= 1.2 picks the highest entry of cniVersions it supports.
+    assert.equal(list.cniVersion, '1.0.0');
+    assert.deepEqual(list.cniVersions, ['1.0.0', '1.1.0']);
+    assert.equal(list.name, 'podnet');
+    assert.deepEqual(
+      list.plugins.map((p) => p.type),
+      ['podnet', 'portmap', 'bandwidth', 'tuning'],
+    );
+  });
+
+  it('gives podnet a config the entry point accepts, as the runtime assembles it', () => {
+    const first = list.plugins[0]!;
+    // libcni adds the list's cniVersion and name to each plugin's config.
+    const conf = parseNetConf(JSON.stringify({ ...first, cniVersion: list.cniVersion, name: list.name }));
+    assert.equal(conf.agentSocket, DEFAULT_AGENT_SOCKET);
+    assert.equal(conf.stateDir, '/var/lib/podnet');
+  });
+
+  it('declares the capabilities portmap and bandwidth need, with SNAT for hairpin port mappings', () => {
+    const byType = new Map(list.plugins.map((p) => [p.type, p]));
+    assert.deepEqual(byType.get('portmap')?.['capabilities'], { portMappings: true });
+    assert.equal(byType.get('portmap')?.['snat'], true);
+    assert.deepEqual(byType.get('bandwidth')?.['capabilities'], { bandwidth: true });
+  });
+});
