@@ -1,0 +1,74 @@
+/** The CNI routes of the agent API: thin adapters from protocol requests to the endpoint manager. */
+import type { EndpointManager } from '../endpoints/index.js';
+import type { Logger } from '../log/index.js';
+import { CniError, cniCodeOf } from './cni-error.js';
+import { CniErrorCode, type CniAddRequest, type CniCheckRequest, type CniDelRequest, type CniErrorBody, type CniGcRequest } from './protocol.js';
+import type { ApiRequest, ApiResponse, Routes } from './server.js';
+
+/** Observes each CNI operation (for metrics): verb, outcome code (0 = ok) and seconds taken. */
+export type CniObserver = (verb: string, code: number, seconds: number) => void;
+
+function need(body: unknown, fields: string[]): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null) throw new CniError(CniErrorCode.DecodeFailure, 'decode request: body is not a JSON object');
+  const b = body as Record<string, unknown>;
+  for (const f of fields) {
+    if (typeof b[f] !== 'string' || b[f] === '') throw new CniError(CniErrorCode.InvalidEnvironment, `decode request: field ${f} is missing or not a string`);
+  }
+  return b;
+}
+
+/** Builds the /v1/cni/* routes. `ready` tells STATUS whether the agent can serve ADDs. */
+export function cniRoutes(mgr: EndpointManager, opts: { ready: () => boolean; defaultMtu: number; log: Logger; observe?: CniObserver }): Routes {
+  const wrap = (verb: string, fn: (req: ApiRequest) => Promise<unknown> | unknown) => async (req: ApiRequest): Promise<ApiResponse> => {
+    const t0 = process.hrtime.bigint();
+    let code = 0;
+    try {
+      return { status: 200, body: (await fn(req)) ?? {} };
+    } catch (err) {
+      code = cniCodeOf(err);
+      throw err;
+    } finally {
+      opts.observe?.(verb, code, Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+  };
+  return {
+    'POST /v1/cni/add': wrap('ADD', async (req) => {
+      const b = need(req.body, ['containerId', 'netns', 'ifName']) as unknown as CniAddRequest;
+      const { result } = await mgr.add({
+        containerId: b.containerId,
+        netns: b.netns,
+        ifName: b.ifName,
+        mtu: b.mtu ?? opts.defaultMtu,
+        ...(b.args?.['K8S_POD_NAMESPACE'] ? { podNamespace: b.args['K8S_POD_NAMESPACE'] } : {}),
+        ...(b.args?.['K8S_POD_NAME'] ? { podName: b.args['K8S_POD_NAME'] } : {}),
+      });
+      return result;
+    }),
+    'POST /v1/cni/del': wrap('DEL', (req) => {
+      const b = need(req.body, ['containerId', 'ifName']) as unknown as CniDelRequest;
+      mgr.del(b.containerId, b.ifName);
+    }),
+    'POST /v1/cni/check': wrap('CHECK', (req) => {
+      const b = need(req.body, ['containerId', 'ifName', 'netns']) as unknown as CniCheckRequest;
+      if (!b.prevResult || !Array.isArray(b.prevResult.ips)) throw new CniError(CniErrorCode.InvalidConfig, 'check: prevResult is missing or has no ips');
+      mgr.check({ containerId: b.containerId, ifName: b.ifName, netns: b.netns, prevResult: { ...b.prevResult, routes: b.prevResult.routes ?? [], interfaces: b.prevResult.interfaces ?? [] } });
+    }),
+    'POST /v1/cni/gc': wrap('GC', (req) => {
+      const b = need(req.body, []) as unknown as CniGcRequest;
+      if (!Array.isArray(b.validAttachments)) throw new CniError(CniErrorCode.InvalidConfig, 'gc: validAttachments is not a list');
+      return mgr.gc(b.validAttachments);
+    }),
+    'GET /v1/cni/status': wrap('STATUS', () => {
+      if (!opts.ready()) throw new CniError(CniErrorCode.NotReady, 'podnet agent is not ready');
+    }),
+  };
+}
+
+/** Maps any error to the CNI error body the entry point prints. */
+export function cniErrorResponse(err: unknown): ApiResponse {
+  const code = cniCodeOf(err);
+  const body: CniErrorBody = { code, msg: (err as Error).message ?? String(err) };
+  if (err instanceof CniError && err.details) body.details = err.details;
+  const status = code === CniErrorCode.Internal ? 500 : code === CniErrorCode.NotReady || code === CniErrorCode.TryAgainLater ? 503 : 400;
+  return { status, body };
+}

@@ -1,0 +1,63 @@
+/** `podnet agent`: runs the node agent until SIGTERM/SIGINT. */
+import { hostname } from 'node:os';
+import type { Argv, CommandModule } from 'yargs';
+import { Agent } from '../../agent.js';
+import { buildAgentConfig, DEFAULTS, readConfigFile } from '../../config/index.js';
+import { createLogger } from '../../log/index.js';
+import type { GlobalArgs } from '../globals.js';
+
+interface AgentArgs extends GlobalArgs {
+  config?: string;
+  nodeName?: string;
+  podCidr?: string;
+  bpffs?: string;
+  stateDir?: string;
+  metricsAddr?: string;
+  source?: string;
+  uplink?: string;
+  logLevel?: string;
+  bpfDir?: string;
+  attachMode?: string;
+  mtu?: number;
+}
+
+const FLAGS = ['nodeName', 'podCidr', 'bpffs', 'stateDir', 'apiSocket', 'metricsAddr', 'source', 'uplink', 'logLevel', 'bpfDir', 'attachMode', 'mtu'] as const;
+
+export const agentCommand: CommandModule<GlobalArgs, AgentArgs> = {
+  command: 'agent',
+  describe: 'Run the node agent (flags, PODNET_* env or --config file)',
+  builder: (y: Argv<GlobalArgs>) =>
+    y
+      .option('config', { type: 'string', describe: 'YAML or JSON file with any of the settings below (camelCase or kebab-case keys)' })
+      .option('node-name', { type: 'string', describe: 'This node\'s name (default: the hostname)' })
+      .option('pod-cidr', { type: 'string', describe: 'Pod CIDR of this node, e.g. 10.244.1.0/24 (required with --source file:...)' })
+      .option('bpffs', { type: 'string', describe: `bpffs directory for every pin (default ${DEFAULTS.bpffs})` })
+      .option('state-dir', { type: 'string', describe: `DEL queue, endpoint metadata and compiled objects (default ${DEFAULTS.stateDir})` })
+      .option('metrics-addr', { type: 'string', describe: `host:port for /metrics, /healthz, /readyz, or "off" (default ${DEFAULTS.metricsAddr})` })
+      .option('source', { type: 'string', describe: `"kubernetes" or "file:PATH" (default ${DEFAULTS.source})` })
+      .option('uplink', { type: 'string', describe: 'The node\'s external interface' })
+      .option('log-level', { type: 'string', describe: `trace|debug|info|warn|error (default ${DEFAULTS.logLevel})` })
+      .option('bpf-dir', { type: 'string', describe: 'Directory of the BPF C sources (default: shipped with podnet)' })
+      .option('attach-mode', { type: 'string', describe: `auto|tcx|clsact (default ${DEFAULTS.attachMode})` })
+      .option('mtu', { type: 'number', describe: `Pod interface MTU when the CNI config sets none (default ${DEFAULTS.mtu})` }) as Argv<AgentArgs>,
+  handler: async (argv) => {
+    // Precedence: flags > PODNET_* env (yargs maps both into argv) > config file.
+    const raw: Record<string, unknown> = argv.config ? readConfigFile(argv.config) : {};
+    for (const k of FLAGS) {
+      const v = (argv as unknown as Record<string, unknown>)[k];
+      if (v !== undefined) raw[k] = v;
+    }
+    const cfg = buildAgentConfig(raw, hostname().toLowerCase());
+    const log = createLogger(cfg.logLevel);
+    const agent = await Agent.start(cfg, log);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        log.info({ signal }, 'stopping agent; the datapath keeps running');
+        resolve();
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    await agent.stop();
+  },
+};

@@ -1,0 +1,224 @@
+/**
+ * The node's datapath: compiles and loads bpf/pod.bpf.c once per node with
+ * the node's constants, keeps every map, program and link pinned under the
+ * bpffs directory, and attaches the shared pod programs to host veths.
+ *
+ * Pins (<bpffs> is e.g. /sys/fs/bpf/podnet):
+ *   <bpffs>/pn_*                     maps (libbpf pin-by-name; shared by every object and agent generation)
+ *   <bpffs>/progs/<id>/{from_pod,to_pod}  programs; <id> hashes the object and its constants
+ *   <bpffs>/links/<hostif>.{ingress,egress}  tcx links (clsact filters live on the device instead)
+ *
+ * A restarted agent whose object and constants are unchanged re-opens the
+ * pinned programs and touches nothing. A changed one loads the new programs
+ * and swaps them into every existing link atomically (BPF_LINK_UPDATE), so
+ * pod traffic never stops.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import {
+  BpfMap, BpfObject, Program, attachTcLegacy, attachTcx, detachTcLegacy, openPinnedLink, probeTcx, queryTcLegacy, updateLink,
+} from '../libbpf/index.js';
+import { PodnetError, SyscallError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import type { Pool } from '../ipam/index.js';
+import type { PodAttacher } from '../endpoints/index.js';
+import { compileBpf } from './compile.js';
+import { COUNTERS_MAP, ENDPOINTS_MAP, EVENTS_MAP, IFCOUNT_MAP, IPAM_MAP } from './maps/index.js';
+
+const BPF_FS_MAGIC = 0xcafe4a11;
+/** tc priority/handle of podnet's clsact filters (clsact mode only). */
+const TC_PRIORITY = 1;
+const TC_HANDLE = 1;
+
+/** Options of {@link Datapath.start}. */
+export interface DatapathOptions {
+  bpffs: string;
+  cacheDir: string;
+  bpfDir?: string;
+  pool: Pool;
+  attachMode: 'auto' | 'tcx' | 'clsact';
+  log: Logger;
+}
+
+/** The pinned maps the agent uses. */
+export interface DatapathMaps {
+  endpoints: BpfMap;
+  ipam: BpfMap;
+  counters: BpfMap;
+  ifcount: BpfMap;
+  events: BpfMap;
+}
+
+/** Mounts bpffs at /sys/fs/bpf when nothing is mounted there, and creates `dir`. */
+export function ensureBpffs(dir: string): void {
+  const root = '/sys/fs/bpf';
+  if (dir.startsWith(`${root}/`) && statfsSync(root).type !== BPF_FS_MAGIC) {
+    // A DaemonSet mounts the host's bpffs; on a bare machine nobody may have.
+    execFileSync('mount', ['-t', 'bpf', 'bpf', root]);
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (statfsSync(dir).type !== BPF_FS_MAGIC) {
+    throw new PodnetError('ENOBPFFS', `use ${dir} for pins: it is not on a bpf filesystem (mount -t bpf bpf <dir>)`);
+  }
+}
+
+/** The loaded datapath of this node. */
+export class Datapath implements PodAttacher {
+  private constructor(
+    readonly mode: 'tcx' | 'clsact',
+    readonly maps: DatapathMaps,
+    private readonly fromPod: Program,
+    private readonly toPod: Program,
+    private readonly linkDir: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Compiles if needed, loads or re-opens the programs, opens the pinned maps. */
+  static async start(o: DatapathOptions): Promise<Datapath> {
+    ensureBpffs(o.bpffs);
+    const mode = o.attachMode === 'auto' ? (probeTcx() ? 'tcx' : 'clsact') : o.attachMode;
+    if (mode === 'tcx' && !probeTcx()) throw new PodnetError('ENOTSUP', 'attach mode tcx: not supported by this kernel (needs Linux >= 6.6); use --attach-mode clsact or auto');
+    const compiled = await compileBpf('pod', { cacheDir: o.cacheDir, ...(o.bpfDir ? { srcDir: o.bpfDir } : {}) });
+
+    const cidr = Buffer.alloc(4);
+    cidr.writeUInt32BE(o.pool.network);
+    const mask = Buffer.alloc(4);
+    mask.writeUInt32BE(o.pool.prefixLen === 0 ? 0 : (0xffffffff << (32 - o.pool.prefixLen)) >>> 0);
+    const constants = { pn_pod_cidr_addr: new Uint8Array(cidr), pn_pod_cidr_mask: new Uint8Array(mask) };
+    const id = createHash('sha256').update(compiled.hash).update(cidr).update(mask).digest('hex').slice(0, 16);
+
+    const progRoot = join(o.bpffs, 'progs');
+    const progDir = join(progRoot, id);
+    const linkDir = join(o.bpffs, 'links');
+    mkdirSync(linkDir, { recursive: true });
+    let fromPod: Program | undefined;
+    let toPod: Program | undefined;
+    const opened: Array<{ close(): void }> = [];
+    try {
+      if (existsSync(join(progDir, 'from_pod')) && existsSync(join(progDir, 'to_pod'))) {
+        fromPod = Program.openPinned(join(progDir, 'from_pod'));
+        opened.push(fromPod);
+        toPod = Program.openPinned(join(progDir, 'to_pod'));
+        opened.push(toPod);
+        o.log.info({ id, mode }, 'adopted pinned datapath programs');
+      } else {
+        using obj = BpfObject.open(compiled.path, { pinRoot: o.bpffs });
+        obj.setConstants(constants);
+        obj.load();
+        fromPod = obj.program('from_pod').clone();
+        opened.push(fromPod);
+        toPod = obj.program('to_pod').clone();
+        opened.push(toPod);
+        mkdirSync(progDir, { recursive: true });
+        fromPod.pin(join(progDir, 'from_pod'));
+        toPod.pin(join(progDir, 'to_pod'));
+        const swapped = Datapath.swapPrograms(linkDir, fromPod, toPod);
+        o.log.info({ id, mode, cached: compiled.cached, linksUpdated: swapped }, 'loaded datapath programs');
+      }
+      // Older program generations: no link uses them any more.
+      for (const old of readdirSync(progRoot)) if (old !== id) rmSync(join(progRoot, old), { recursive: true, force: true });
+      const maps: DatapathMaps = {
+        endpoints: BpfMap.openPinned(join(o.bpffs, ENDPOINTS_MAP)),
+        ipam: BpfMap.openPinned(join(o.bpffs, IPAM_MAP)),
+        counters: BpfMap.openPinned(join(o.bpffs, COUNTERS_MAP)),
+        ifcount: BpfMap.openPinned(join(o.bpffs, IFCOUNT_MAP)),
+        events: BpfMap.openPinned(join(o.bpffs, EVENTS_MAP)),
+      };
+      return new Datapath(mode, maps, fromPod, toPod, linkDir, o.log);
+    } catch (err) {
+      for (const c of opened.reverse()) c.close();
+      throw err;
+    }
+  }
+
+  /** Points every pinned tcx link at the new programs; returns how many were updated. */
+  private static swapPrograms(linkDir: string, fromPod: Program, toPod: Program): number {
+    let n = 0;
+    for (const name of readdirSync(linkDir)) {
+      using link = openPinnedLink(join(linkDir, name));
+      updateLink(link, name.endsWith('.ingress') ? fromPod : toPod);
+      n++;
+    }
+    return n;
+  }
+
+  private linkPins(hostIfName: string): { ingress: string; egress: string } {
+    return { ingress: join(this.linkDir, `${hostIfName}.ingress`), egress: join(this.linkDir, `${hostIfName}.egress`) };
+  }
+
+  /** Attaches from_pod (ingress) and to_pod (egress) to a host veth; all or nothing. */
+  attach(hostIfName: string, ifindex: number): void {
+    if (this.mode === 'tcx') {
+      const pins = this.linkPins(hostIfName);
+      using ing = attachTcx(this.fromPod, ifindex, 'ingress');
+      using eg = attachTcx(this.toPod, ifindex, 'egress');
+      // Pin last: an exception before this point closes both fds, which
+      // detaches both links, so nothing half-attached survives.
+      ing.pin(pins.ingress);
+      try {
+        eg.pin(pins.egress);
+      } catch (err) {
+        ing.unpin();
+        throw err;
+      }
+      return;
+    }
+    const opts = { priority: TC_PRIORITY, handle: TC_HANDLE };
+    attachTcLegacy(this.fromPod, ifindex, 'ingress', opts).close();
+    try {
+      attachTcLegacy(this.toPod, ifindex, 'egress', opts).close();
+    } catch (err) {
+      detachTcLegacy(ifindex, 'ingress', opts);
+      throw err;
+    }
+  }
+
+  /** Detaches both programs; anything already gone (veth deleted) is fine. */
+  detach(hostIfName: string, ifindex: number | undefined): void {
+    if (this.mode === 'tcx') {
+      for (const pin of Object.values(this.linkPins(hostIfName))) {
+        if (!existsSync(pin)) continue;
+        using link = openPinnedLink(pin);
+        try {
+          link.detach();
+        } catch (err) {
+          // ENOLINK/ENOENT: the device, and with it the attachment, is already gone.
+          if (!(err instanceof SyscallError)) throw err;
+        }
+        link.unpin();
+      }
+      return;
+    }
+    if (ifindex === undefined) return;
+    for (const dir of ['ingress', 'egress'] as const) {
+      try {
+        detachTcLegacy(ifindex, dir, { priority: TC_PRIORITY, handle: TC_HANDLE });
+      } catch (err) {
+        if (!(err instanceof SyscallError && ['ENOENT', 'ENODEV', 'EINVAL'].includes(err.errnoName))) throw err;
+      }
+    }
+  }
+
+  /** True when both programs of this node are attached to the interface. */
+  isAttached(hostIfName: string, ifindex: number): boolean {
+    if (this.mode === 'tcx') {
+      const pins = this.linkPins(hostIfName);
+      return [pins.ingress, pins.egress].every((p) => {
+        if (!existsSync(p)) return false;
+        using link = openPinnedLink(p);
+        return link.ifindex === ifindex;
+      });
+    }
+    const opts = { priority: TC_PRIORITY, handle: TC_HANDLE };
+    return queryTcLegacy(ifindex, 'ingress', opts) === this.fromPod.id && queryTcLegacy(ifindex, 'egress', opts) === this.toPod.id;
+  }
+
+  /** Closes this process's fds; pins keep the datapath running. */
+  close(): void {
+    for (const m of Object.values(this.maps)) m.close();
+    this.fromPod.close();
+    this.toPod.close();
+  }
+}

@@ -1,0 +1,41 @@
+/** pn_ipam: pod IPv4 -> owner. Written and read by the agent only: the allocator's whole state. */
+import { BPF_NOEXIST, cstring, u64, type BpfMap, type TypedMap } from '../../libbpf/index.js';
+import { SyscallError } from '../../errors/index.js';
+import type { IpamOwner, IpamStore } from '../../ipam/index.js';
+import { cStruct } from './layout.js';
+import { ip4Key } from './endpoints.js';
+
+export const IPAM_MAP = 'pn_ipam';
+
+export const ipamValue = cStruct('pn_ipam_entry', 88, {
+  containerId: ['container_id', 0, cstring(64)],
+  ifName: ['ifname', 64, cstring(16)],
+  created: ['created_unix_ms', 80, u64],
+});
+
+/** The IPAM store on the pinned map: insertIfAbsent is BPF_NOEXIST. */
+export class IpamMap implements IpamStore {
+  private readonly t: TypedMap<{ addr: string }, { containerId: string; ifName: string; created: bigint }>;
+  readonly capacity: number;
+  constructor(readonly map: BpfMap) {
+    this.t = map.typed(ip4Key, ipamValue);
+    this.capacity = map.maxEntries;
+  }
+  insertIfAbsent(ip: string, owner: IpamOwner): boolean {
+    try {
+      this.t.set({ addr: ip }, { containerId: owner.containerId, ifName: owner.ifName, created: BigInt(owner.createdMs) }, BPF_NOEXIST);
+      return true;
+    } catch (err) {
+      if (err instanceof SyscallError && err.is('EEXIST')) return false;
+      throw err;
+    }
+  }
+  get(ip: string): IpamOwner | undefined {
+    const v = this.t.get({ addr: ip });
+    return v && { containerId: v.containerId, ifName: v.ifName, createdMs: Number(v.created) };
+  }
+  delete(ip: string): boolean { return this.t.delete({ addr: ip }); }
+  *entries(): Generator<[string, IpamOwner]> {
+    for (const [k, v] of this.t.entries()) yield [k.addr, { containerId: v.containerId, ifName: v.ifName, createdMs: Number(v.created) }];
+  }
+}
