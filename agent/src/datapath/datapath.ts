@@ -6,7 +6,7 @@
  * Pins (<bpffs> is e.g. /sys/fs/bpf/podnet):
  *   <bpffs>/pn_*                     maps (libbpf pin-by-name; shared by every object and agent generation)
  *   <bpffs>/progs/<id>/{from_pod,to_pod}  programs; <id> hashes the object and its constants
- *   <bpffs>/links/<hostif>.{ingress,egress}  tcx links (clsact filters live on the device instead)
+ *   <bpffs>/links/<hostif>.{ingress,egress}  tcx links, or for clsact filters a record of where they are
  *
  * A restarted agent whose object and constants are unchanged re-opens the
  * pinned programs and touches nothing. A changed one loads the new programs
@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync } from 'node:fs'
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import {
-  BpfMap, BpfObject, Program, attachTcLegacy, attachTcx, detachTcLegacy, openPinnedLink, probeTcx, queryTcLegacy, updateLink,
+  BpfMap, BpfObject, Program, attachTcLegacy, attachTcx, openPinnedLink, probeTcx, updateLink, type Link,
 } from '../libbpf/index.js';
 import { PodnetError, SyscallError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
@@ -133,7 +133,7 @@ export class Datapath implements PodAttacher {
     }
   }
 
-  /** Points every pinned tcx link at the new programs; returns how many were updated. */
+  /** Points every pinned attachment at the new programs; returns how many were updated. */
   private static swapPrograms(linkDir: string, fromPod: Program, toPod: Program): number {
     let n = 0;
     for (const name of readdirSync(linkDir)) {
@@ -148,71 +148,62 @@ export class Datapath implements PodAttacher {
     return { ingress: join(this.linkDir, `${hostIfName}.ingress`), egress: join(this.linkDir, `${hostIfName}.egress`) };
   }
 
-  /** Attaches from_pod (ingress) and to_pod (egress) to a host veth; all or nothing. */
+  private attachOne(prog: Program, ifindex: number, dir: 'ingress' | 'egress'): Link {
+    return this.mode === 'tcx'
+      ? attachTcx(prog, ifindex, dir)
+      : attachTcLegacy(prog, ifindex, dir, { priority: TC_PRIORITY, handle: TC_HANDLE });
+  }
+
+  /** Attaches from_pod (ingress) and to_pod (egress) to a host veth and pins both; all or nothing. */
   attach(hostIfName: string, ifindex: number): void {
-    if (this.mode === 'tcx') {
-      const pins = this.linkPins(hostIfName);
-      using ing = attachTcx(this.fromPod, ifindex, 'ingress');
-      using eg = attachTcx(this.toPod, ifindex, 'egress');
-      // Pin last: an exception before this point closes both fds, which
-      // detaches both links, so nothing half-attached survives.
-      ing.pin(pins.ingress);
+    const pins = this.linkPins(hostIfName);
+    const ing = this.attachOne(this.fromPod, ifindex, 'ingress');
+    try {
+      const eg = this.attachOne(this.toPod, ifindex, 'egress');
       try {
+        ing.pin(pins.ingress);
         eg.pin(pins.egress);
       } catch (err) {
-        ing.unpin();
+        eg.detach();
         throw err;
       }
-      return;
-    }
-    const opts = { priority: TC_PRIORITY, handle: TC_HANDLE };
-    attachTcLegacy(this.fromPod, ifindex, 'ingress', opts).close();
-    try {
-      attachTcLegacy(this.toPod, ifindex, 'egress', opts).close();
+      eg.close();
     } catch (err) {
-      detachTcLegacy(ifindex, 'ingress', opts);
+      ing.detach();
       throw err;
     }
+    ing.close();
   }
 
-  /** Detaches both programs; anything already gone (veth deleted) is fine. */
-  detach(hostIfName: string, ifindex: number | undefined): void {
-    if (this.mode === 'tcx') {
-      for (const pin of Object.values(this.linkPins(hostIfName))) {
-        if (!existsSync(pin)) continue;
-        using link = openPinnedLink(pin);
-        try {
-          link.detach();
-        } catch (err) {
-          // ENOLINK/ENOENT: the device, and with it the attachment, is already gone.
-          if (!(err instanceof SyscallError)) throw err;
-        }
-        link.unpin();
-      }
-      return;
-    }
-    if (ifindex === undefined) return;
-    for (const dir of ['ingress', 'egress'] as const) {
+  /** Detaches both programs and removes their pins; anything already gone (veth deleted) is fine. */
+  detach(hostIfName: string, _ifindex: number | undefined): void {
+    for (const pin of Object.values(this.linkPins(hostIfName))) {
+      let link: Link;
       try {
-        detachTcLegacy(ifindex, dir, { priority: TC_PRIORITY, handle: TC_HANDLE });
+        link = openPinnedLink(pin);
       } catch (err) {
-        if (!(err instanceof SyscallError && ['ENOENT', 'ENODEV', 'EINVAL'].includes(err.errnoName))) throw err;
+        if (err instanceof SyscallError && err.is('ENOENT')) continue;
+        // A legacy filter whose device is gone cannot be confirmed: drop its record.
+        rmSync(pin, { force: true });
+        continue;
       }
+      link.detach();
     }
   }
 
-  /** True when both programs of this node are attached to the interface. */
+  /** True when both programs of this generation are attached to the interface. */
   isAttached(hostIfName: string, ifindex: number): boolean {
-    if (this.mode === 'tcx') {
-      const pins = this.linkPins(hostIfName);
-      return [pins.ingress, pins.egress].every((p) => {
-        if (!existsSync(p)) return false;
+    const pins = this.linkPins(hostIfName);
+    const want = [[pins.ingress, this.fromPod.id], [pins.egress, this.toPod.id]] as const;
+    return want.every(([p, progId]) => {
+      if (!existsSync(p)) return false;
+      try {
         using link = openPinnedLink(p);
-        return link.ifindex === ifindex;
-      });
-    }
-    const opts = { priority: TC_PRIORITY, handle: TC_HANDLE };
-    return queryTcLegacy(ifindex, 'ingress', opts) === this.fromPod.id && queryTcLegacy(ifindex, 'egress', opts) === this.toPod.id;
+        return link.ifindex === ifindex && link.programId === progId;
+      } catch {
+        return false;
+      }
+    });
   }
 
   /** Closes this process's fds; pins keep the datapath running. */

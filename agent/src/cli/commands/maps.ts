@@ -5,8 +5,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
-import { BpfMap, objectKind, objGet } from '../../libbpf/index.js';
-import { closeFd } from '../../libbpf/ffi.js';
+import { BpfMap, closeFd, objectKind, objGet } from '../../libbpf/index.js';
 import { DEFAULTS } from '../../config/index.js';
 import { KNOWN_MAPS } from '../../datapath/maps/index.js';
 import { PodnetError } from '../../errors/index.js';
