@@ -20,6 +20,14 @@ export const CNI_BUNDLE = join(REPO, 'build/cni/podnet.cjs');
 /** A short random suffix for names (interface names are at most 15 chars). */
 export const rand = (n = 4): string => randomBytes(n).toString('hex').slice(0, n * 2);
 
+/**
+ * A pod CIDR for one test: 10.<second>.<random>.0/<prefix>, so a run never
+ * collides with routes another run (or a crashed one) left behind.
+ */
+export function testCidr(second: number, prefix = 24): string {
+  return `10.${second}.${randomBytes(1)[0]!}.0/${prefix}`;
+}
+
 /** One private agent instance and the paths it uses. */
 export class TestNode {
   readonly dir: string;

@@ -6,7 +6,7 @@
  * Pins (<bpffs> is e.g. /sys/fs/bpf/podnet):
  *   <bpffs>/pn_*                     maps (libbpf pin-by-name; shared by every object and agent generation)
  *   <bpffs>/progs/<id>/{from_pod,to_pod}  programs; <id> hashes the object and its constants
- *   <bpffs>/links/<hostif>.{ingress,egress}  tcx links, or for clsact filters a record of where they are
+ *   <bpffs>/links/<hostif>_{ingress,egress}  tcx links, or for clsact filters a record of where they are
  *
  * A restarted agent whose object and constants are unchanged re-opens the
  * pinned programs and touches nothing. A changed one loads the new programs
@@ -138,14 +138,15 @@ export class Datapath implements PodAttacher {
     let n = 0;
     for (const name of readdirSync(linkDir)) {
       using link = openPinnedLink(join(linkDir, name));
-      updateLink(link, name.endsWith('.ingress') ? fromPod : toPod);
+      updateLink(link, name.endsWith('_ingress') ? fromPod : toPod);
       n++;
     }
     return n;
   }
 
   private linkPins(hostIfName: string): { ingress: string; egress: string } {
-    return { ingress: join(this.linkDir, `${hostIfName}.ingress`), egress: join(this.linkDir, `${hostIfName}.egress`) };
+    // bpffs refuses names with a dot (EPERM): it reserves them for its own files.
+    return { ingress: join(this.linkDir, `${hostIfName}_ingress`), egress: join(this.linkDir, `${hostIfName}_egress`) };
   }
 
   private attachOne(prog: Program, ifindex: number, dir: 'ingress' | 'egress'): Link {

@@ -10,6 +10,7 @@
  *   5. attach from_pod (ingress) and to_pod (egress) to the host veth
  *   6. endpoint entry in pn_endpoints (READY), metadata file
  */
+import { existsSync } from 'node:fs';
 import { NetlinkError, PodnetError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { Ipam } from '../ipam/index.js';
@@ -286,7 +287,7 @@ export class EndpointManager {
 
   /**
    * Brings stored state in line with the kernel after an agent (re)start:
-   * endpoints whose host veth vanished (the pod's netns was deleted while no
+   * endpoints whose netns or host veth vanished (the pod was deleted while no
    * agent ran) are deleted; live ones get their map entry and programs back
    * if missing; map entries and allocations that belong to no endpoint go.
    */
@@ -295,7 +296,9 @@ export class EndpointManager {
     const live = new Set<string>();
     for (const m of this.d.meta.list()) {
       const link = this.d.host.linkByName(m.hostIfName);
-      if (!link) {
+      // The kernel destroys a deleted netns (and the veth in it) asynchronously:
+      // a missing netns path already means the pod is gone.
+      if (!link || !existsSync(m.netns)) {
         this.del(m.containerId, m.ifName);
         removed++;
         continue;
