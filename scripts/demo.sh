@@ -111,6 +111,17 @@ fetch(process.argv[1]).then(r => r.text()).then(t => {
   for (const l of t.split("\n")) if (/^podnet_(endpoint_packets_total|ipam_addresses|endpoints|agent_ready|datapath_drop_packets_total)/.test(l)) console.log(l);
 });' "http://$METRICS/metrics"
 
+say "Check: frontend sent $COUNT echo requests and got $COUNT replies; the datapath counted exactly that"
+node -e '
+const [url, want] = [process.argv[1], Number(process.argv[2])];
+fetch(url).then(r => r.text()).then(t => {
+  const get = (dir) => Number(t.match(new RegExp(`podnet_endpoint_packets_total\\{namespace="demo",pod="frontend",direction="${dir}"\\} (\\d+)`))?.[1]);
+  const [tx, rx] = [get("egress"), get("ingress")];
+  console.log(`frontend: sent ${want}, counted egress ${tx}; received ${want}, counted ingress ${rx}`);
+  if (tx !== want || rx !== want) { console.log("MISMATCH"); process.exit(1); }
+  console.log("counters equal the traffic sent");
+});' "http://$METRICS/metrics" "$COUNT"
+
 say "Deleting the pods through CNI DEL"
 for pod in "${PODS[@]}"; do cni DEL "$pod"; ip netns del "${NS[$pod]}"; unset "NS[$pod]"; echo "deleted $pod"; done
 run "$PODNET" status --api-socket "$SOCK"

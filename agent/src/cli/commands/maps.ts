@@ -59,6 +59,10 @@ export function listPinnedMaps(dir: string): PinnedMapRow[] {
 /** Decodes every entry of a map: known podnet maps by their codecs (per-CPU summed), others as hex. */
 export function dumpMap(m: BpfMap, limit: number): Array<{ key: unknown; value: unknown }> {
   const known = KNOWN_MAPS[m.name];
+  const showKey = (k: Buffer): unknown => {
+    const decoded = known!.key.decode(k, 0);
+    return known!.present ? known!.present(decoded) : decoded;
+  };
   const out: Array<{ key: unknown; value: unknown }> = [];
   const perCpu = m.type.startsWith('percpu') || m.type === 'lru_percpu_hash';
   for (const key of m.keys()) {
@@ -67,12 +71,12 @@ export function dumpMap(m: BpfMap, limit: number): Array<{ key: unknown; value: 
       const vals = m.lookupPerCpu(key);
       if (!vals) continue;
       out.push(known
-        ? { key: known.key.decode(key, 0), value: sumFields(vals.map((v) => known.value.decode(v, 0) as Record<string, unknown>)) }
+        ? { key: showKey(key), value: sumFields(vals.map((v) => known.value.decode(v, 0) as Record<string, unknown>)) }
         : { key: key.toString('hex'), value: vals.map((v) => v.toString('hex')) });
     } else {
       const v = m.lookup(key);
       if (!v) continue; // deleted while we iterated
-      out.push(known ? { key: known.key.decode(key, 0), value: known.value.decode(v, 0) } : { key: key.toString('hex'), value: v.toString('hex') });
+      out.push(known ? { key: showKey(key), value: known.value.decode(v, 0) } : { key: key.toString('hex'), value: v.toString('hex') });
     }
   }
   return out;
