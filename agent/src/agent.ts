@@ -10,7 +10,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentConfig } from './config/index.js';
 import type { Logger } from './log/index.js';
-import { PodnetError } from './errors/index.js';
+import { ConfigError } from './errors/index.js';
 import { Datapath } from './datapath/datapath.js';
 import { CountersMap, EndpointsMap, IpamMap } from './datapath/maps/index.js';
 import { Ipam } from './ipam/index.js';
@@ -54,9 +54,11 @@ export class Agent {
 
   private async startAll(opts: AgentOptions): Promise<void> {
     const { cfg, log } = this;
-    if (!cfg.podCidr) {
-      throw new PodnetError('ENOPODCIDR', 'start agent: no pod CIDR (set --pod-cidr; reading it from the Node object needs the kubernetes source)');
+    if (cfg.source.kind === 'kubernetes') {
+      // Informers (Node, Service, EndpointSlice) come with the kube-proxy replacement.
+      throw new ConfigError('source', 'the kubernetes source is not available in this version; run standalone with --source file:PATH and --pod-cidr CIDR');
     }
+    if (!cfg.podCidr) throw new ConfigError('pod-cidr', 'required: this node\'s pod CIDR, e.g. 10.244.1.0/24');
     mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
 
     const dp = await Datapath.start({
