@@ -37,6 +37,7 @@ export class Agent {
   ipam!: Ipam;
   endpoints!: EndpointManager;
   metrics!: AgentMetrics;
+  private metricsServer: MetricsServer | undefined;
 
   private constructor(readonly cfg: AgentConfig, readonly log: Logger) {}
 
@@ -100,11 +101,17 @@ export class Agent {
     if (cfg.metrics) {
       const ms = new MetricsServer(this.metrics.registry, cfg.metrics, () => this.ready);
       await ms.start();
+      this.metricsServer = ms;
       this.closers.push({ what: 'metrics', close: () => ms.close() });
       log.info({ addr: `${cfg.metrics.host}:${ms.port}` }, 'metrics listening');
     }
     this.ready = true;
     log.info({ version: VERSION, node: cfg.nodeName, podCidr: cfg.podCidr.cidr, mode: dp.mode, socket: cfg.apiSocket }, 'agent ready');
+  }
+
+  /** The bound metrics port (useful with --metrics-addr host:0), if metrics are on. */
+  get metricsPort(): number | undefined {
+    return this.metricsServer?.port;
   }
 
   /** Replays DELs the entry point queued while no agent was running. */

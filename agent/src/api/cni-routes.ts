@@ -1,6 +1,7 @@
 /** The CNI routes of the agent API: thin adapters from protocol requests to the endpoint manager. */
 import type { EndpointManager } from '../endpoints/index.js';
 import type { Logger } from '../log/index.js';
+import { PodnetError } from '../errors/index.js';
 import { CniError, cniCodeOf } from './cni-error.js';
 import { CniErrorCode, type CniAddRequest, type CniCheckRequest, type CniDelRequest, type CniErrorBody, type CniGcRequest } from './protocol.js';
 import type { ApiRequest, ApiResponse, Routes } from './server.js';
@@ -66,8 +67,9 @@ export function cniRoutes(mgr: EndpointManager, opts: { ready: () => boolean; de
 
 /** Maps any error to the CNI error body the entry point prints. */
 export function cniErrorResponse(err: unknown): ApiResponse {
-  const code = cniCodeOf(err);
-  const body: CniErrorBody = { code, msg: (err as Error).message ?? String(err) };
+  // A request body that is not JSON is the spec's "failed to decode content".
+  const code = err instanceof PodnetError && err.code === 'EBADJSON' ? CniErrorCode.DecodeFailure : cniCodeOf(err);
+  const body: CniErrorBody = { code, msg: err instanceof Error ? err.message : String(err) };
   if (err instanceof CniError && err.details) body.details = err.details;
   const status = code === CniErrorCode.Internal ? 500 : code === CniErrorCode.NotReady || code === CniErrorCode.TryAgainLater ? 503 : 400;
   return { status, body };

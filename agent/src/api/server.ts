@@ -93,8 +93,11 @@ export class ApiServer {
     const s = this.server;
     this.server = undefined;
     if (!s) return;
-    await new Promise<void>((resolve) => s.close(() => resolve()));
-    s.closeAllConnections?.();
+    // close() waits for open connections: end them first, or a client that
+    // never finishes its request would hold shutdown forever.
+    const closed = new Promise<void>((resolve) => s.close(() => resolve()));
+    s.closeAllConnections();
+    await closed;
     try { unlinkSync(this.socketPath); } catch { /* already gone */ }
   }
 }

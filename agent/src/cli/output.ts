@@ -13,7 +13,7 @@ export function table(headers: string[], rows: Array<Array<string | number | big
 
 /** JSON with bigints as numbers when they fit, strings otherwise. */
 export function json(value: unknown): string {
-  return JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()) : v), 2) + '\n';
+  return JSON.stringify(value, (_, v) => (typeof v === 'bigint' ? (v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString()) : v), 2) + '\n';
 }
 
 /** Prints `data` as JSON, or through `toTable` for the table format. */

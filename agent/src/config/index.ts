@@ -51,6 +51,8 @@ const KNOWN_KEYS = new Set([
   'nodeName', 'podCidr', 'bpffs', 'stateDir', 'apiSocket', 'metricsAddr', 'source', 'uplink', 'logLevel', 'bpfDir', 'attachMode', 'mtu',
 ]);
 
+const freeze = <T extends object>(v: T | undefined): T | undefined => (v === undefined ? v : Object.freeze(v));
+
 /** Reads a YAML or JSON config file into raw settings (camelCase or kebab-case keys). */
 export function readConfigFile(path: string): Record<string, unknown> {
   let text: string;
@@ -134,8 +136,8 @@ export function buildAgentConfig(raw: Record<string, unknown>, hostname: string)
     bpffs: absPath(raw, 'bpffs', 'bpffs', DEFAULTS.bpffs),
     stateDir: absPath(raw, 'stateDir', 'state-dir', DEFAULTS.stateDir),
     apiSocket: absPath(raw, 'apiSocket', 'api-socket', DEFAULTS.apiSocket),
-    metrics: parseListenAddr(str(raw, 'metricsAddr', 'metrics-addr') ?? DEFAULTS.metricsAddr),
-    source,
+    metrics: freeze(parseListenAddr(str(raw, 'metricsAddr', 'metrics-addr') ?? DEFAULTS.metricsAddr)),
+    source: Object.freeze(source),
     uplink,
     logLevel,
     bpfDir,

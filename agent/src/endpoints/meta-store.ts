@@ -22,6 +22,13 @@ export interface EndpointMeta {
   created: string;
 }
 
+function isMeta(m: unknown): m is EndpointMeta {
+  if (typeof m !== 'object' || m === null) return false;
+  const r = m as Record<string, unknown>;
+  return ['containerId', 'ifName', 'netns', 'ip', 'hostIfName', 'podMac', 'hostMac'].every((k) => typeof r[k] === 'string')
+    && typeof r['endpointId'] === 'number' && typeof r['hostIfIndex'] === 'number';
+}
+
 /** Reads and writes endpoint metadata files atomically; reads are served from memory. */
 export class MetaStore {
   private cache: Map<string, EndpointMeta> | undefined;
@@ -40,8 +47,8 @@ export class MetaStore {
     for (const n of names) {
       if (!n.endsWith('.json')) continue;
       try {
-        const m = JSON.parse(readFileSync(join(this.dir, n), 'utf8')) as EndpointMeta;
-        cache.set(m.hostIfName, m);
+        const m = JSON.parse(readFileSync(join(this.dir, n), 'utf8')) as unknown;
+        if (isMeta(m)) cache.set(m.hostIfName, m);
       } catch {
         /* unreadable: skipped, reconcile deals with the kernel side */
       }
