@@ -10,7 +10,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_NETNS_DIR, NetlinkHandle, NetNs, withNetns } from '../../agent/src/netlink/index.js';
 
@@ -72,8 +72,9 @@ export class NetnsPair {
   /**
    * Creates both namespaces (`pn<label>a-<rand>`, `pn<label>b-<rand>`), the veth
    * pair (created in A with its peer placed straight into B), 10.236.<octet>.1/30
-   * and .2/30 on the ends, permanent neighbours both ways, and brings both ends
-   * up. Everything made so far is removed again when a step fails.
+   * and .2/30 on the ends, permanent neighbours both ways and the marker on
+   * both loopbacks, and brings both ends up. Everything made so far is removed
+   * again when a step fails.
    */
   static create(label: string, octet = randomBytes(1)[0]!): NetnsPair {
     const m = randomBytes(3);
@@ -222,9 +223,12 @@ export function netnsHolders(inode: bigint, marker?: string): string[] {
       // the process exited while we looked
     }
   }
+  // An fd opened through a bind mount reads back as that path, not as net:[...]; compare nsfs device and inode instead.
+  const nsfsDev = statSync('/proc/self/ns/net', { bigint: true }).dev;
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
-      if (readlinkSync(`/proc/self/fd/${fd}`) === tag) candidates.push({ what: `fd ${fd} of this process`, path: `/proc/self/fd/${fd}` });
+      const st = statSync(`/proc/self/fd/${fd}`, { bigint: true });
+      if (st.dev === nsfsDev && st.ino === inode) candidates.push({ what: `fd ${fd} of this process`, path: `/proc/self/fd/${fd}` });
     } catch {
       // the descriptor was the directory listing itself
     }
