@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs the benchmarks under test/bench (one file each; lib/ is shared code).
+# Usage: scripts/bench.sh [NAME...]   e.g. scripts/bench.sh cni-latency
+#
+# Benchmarks run one after another, never in parallel (they would measure
+# each other), each bounded by BENCH_TIMEOUT (default 45m). Output goes to
+# the terminal and to build/bench/<name>.log. Extra flags for one benchmark
+# can be passed as BENCH_ARGS_<NAME> with dashes as underscores, e.g.
+# BENCH_ARGS_cni_latency="--pods 200".
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "bench: needs root (network namespaces, CNI plugins)" >&2
+  exit 1
+fi
+
+"$root/scripts/ensure-debs.sh" iproute2 iperf3 sockperf containernetworking-plugins golang-go golang-github-appc-cni-dev
+"$root/scripts/ensure-debs.sh" gcc libbpf-dev # maps: the C baseline against libbpf
+bash "$root/scripts/build-cnidriver.sh" "$root/build/cnidriver"
+
+names=("$@")
+if [[ ${#names[@]} -eq 0 ]]; then
+  for f in test/bench/*.ts; do
+    names+=("$(basename "$f" .ts)")
+  done
+fi
+
+node_bin=$(command -v node) || { echo "bench: node not found" >&2; exit 1; }
+mkdir -p build/bench
+failed=()
+for name in "${names[@]}"; do
+  file="test/bench/$name.ts"
+  if [[ ! -f $file ]]; then
+    echo "bench: no benchmark $file" >&2
+    failed+=("$name")
+    continue
+  fi
+  var="BENCH_ARGS_${name//-/_}"
+  read -r -a extra <<<"${!var:-}"
+  echo "=== $name ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
+  # A clean environment: inherited variables such as NODE_EXTRA_CA_CERTS
+  # change process start-up cost and would leak into every measurement.
+  if ! env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME="${HOME:-/root}" \
+    timeout --kill-after=30s "${BENCH_TIMEOUT:-45m}" \
+    "$node_bin" --import tsx "$file" "${extra[@]}" 2>&1 | tee "build/bench/$name.log"; then
+    failed+=("$name")
+  fi
+done
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "bench: failed: ${failed[*]}" >&2
+  exit 1
+fi
