@@ -84,9 +84,9 @@ export class Agent {
       counters,
       ...(opts.failpoint ? { failpoint: opts.failpoint } : {}),
     });
-    const rec = this.endpoints.reconcile();
+    const rec = await this.endpoints.reconcile();
     log.info({ ...rec, endpoints: this.endpoints.list().length }, 'reconciled endpoints with the kernel');
-    this.drainDelQueue();
+    await this.drainDelQueue();
 
     this.metrics = createMetrics({ agent: this, counters });
     const api = new ApiServer(cfg.apiSocket, {
@@ -115,7 +115,7 @@ export class Agent {
   }
 
   /** Replays DELs the entry point queued while no agent was running. */
-  drainDelQueue(): number {
+  async drainDelQueue(): Promise<number> {
     let n = 0;
     for (const e of readDelQueue(delQueueDir(this.cfg.stateDir))) {
       if (e.kind === 'request') {
@@ -130,6 +130,7 @@ export class Agent {
       }
       removeFromDelQueue(e.path);
     }
+    await this.endpoints.settled();
     if (n > 0) this.log.info({ count: n }, 'replayed queued DELs');
     return n;
   }
@@ -165,6 +166,8 @@ export class Agent {
   /** Stops serving and closes every fd, newest first. The datapath keeps running. */
   async stop(): Promise<void> {
     this.ready = false;
+    // Finish veth/address releases of DELs already answered.
+    await this.endpoints?.settled();
     while (this.closers.length > 0) {
       const c = this.closers.pop()!;
       try {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { TestNode, inNetns, podnetHostVeths, rand, testCidr } from '../lib/agent-fixture.js';
 import { ADD_STEPS, hostVethName } from '../../agent/src/endpoints/index.js';
 import { CountersMap } from '../../agent/src/datapath/maps/index.js';
+import { probeTcx } from '../../agent/src/libbpf/index.js';
 
 const ipOf = (r: { json: any }): string => String(r.json.ips[0].address).split('/')[0]!;
 
@@ -31,8 +32,9 @@ function leftovers(node: TestNode, containerId: string, ifName = 'eth0'): string
   return left;
 }
 
-describe('CNI endpoints on one node', () => {
-  const node = new TestNode(testCidr(231));
+// Both attach modes; tcx is skipped only where the kernel lacks it.
+for (const mode of ['clsact', 'tcx'] as const) describe(`CNI endpoints on one node (${mode} attach)`, { skip: mode === 'tcx' && !probeTcx() ? 'tcx links need Linux >= 6.6' : false }, () => {
+  const node = new TestNode(testCidr(231), { attachMode: mode });
   const prefix = node.podCidr.slice(0, node.podCidr.lastIndexOf('.') + 1);
   const pods: Array<{ id: string; ns: { name: string; path: string }; ip: string }> = [];
 

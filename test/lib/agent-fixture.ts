@@ -88,13 +88,17 @@ export class TestNode {
   }
 
   /** Execs the installed CNI entry point like a runtime: CNI_* env + config on stdin. */
-  cni(verb: string, o: { containerId?: string; netns?: string; ifName?: string; args?: string; conf?: Record<string, unknown> } = {}): Promise<CniRun> {
+  async cni(verb: string, o: { containerId?: string; netns?: string; ifName?: string; args?: string; conf?: Record<string, unknown> } = {}): Promise<CniRun> {
     const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', CNI_COMMAND: verb, CNI_PATH: this.cniBin };
     if (o.containerId !== undefined) env['CNI_CONTAINERID'] = o.containerId;
     if (o.netns !== undefined) env['CNI_NETNS'] = o.netns;
     env['CNI_IFNAME'] = o.ifName ?? 'eth0';
     if (o.args !== undefined) env['CNI_ARGS'] = o.args;
-    return execCni(join(this.cniBin, 'podnet'), env, JSON.stringify(o.conf ?? this.conf()));
+    const run = await execCni(join(this.cniBin, 'podnet'), env, JSON.stringify(o.conf ?? this.conf()));
+    // DEL answers once the pod is cut off; its veth and address are released
+    // right after. Tests that look at the kernel next wait for that.
+    if (verb === 'DEL' || verb === 'GC') await this.agent?.endpoints.settled();
+    return run;
   }
 
   /** Removes every namespace, the agent, its pins and its files. */

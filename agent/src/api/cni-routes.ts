@@ -54,10 +54,10 @@ export function cniRoutes(mgr: EndpointManager, opts: { ready: () => boolean; de
       if (!b.prevResult || !Array.isArray(b.prevResult.ips)) throw new CniError(CniErrorCode.InvalidConfig, 'check: prevResult is missing or has no ips');
       mgr.check({ containerId: b.containerId, ifName: b.ifName, netns: b.netns, prevResult: { ...b.prevResult, routes: b.prevResult.routes ?? [], interfaces: b.prevResult.interfaces ?? [] } });
     }),
-    'POST /v1/cni/gc': wrap('GC', (req) => {
+    'POST /v1/cni/gc': wrap('GC', async (req) => {
       const b = need(req.body, []) as unknown as CniGcRequest;
       if (!Array.isArray(b.validAttachments)) throw new CniError(CniErrorCode.InvalidConfig, 'gc: validAttachments is not a list');
-      return mgr.gc(b.validAttachments);
+      return await mgr.gc(b.validAttachments);
     }),
     'GET /v1/cni/status': wrap('STATUS', () => {
       if (!opts.ready()) throw new CniError(CniErrorCode.NotReady, 'podnet agent is not ready');

@@ -28,7 +28,11 @@ export interface AgentConfig {
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
   /** bpf/ sources to compile (default: shipped beside the agent). */
   readonly bpfDir: string | undefined;
-  /** Datapath attach mode: auto picks tcx when the kernel has it. */
+  /**
+   * How pod programs attach: clsact (default) or tcx links; auto = tcx when
+   * the kernel has it. tcx attach and detach each wait for an RCU grace
+   * period, 8-20 ms per hook, which would dominate CNI ADD (docs/architecture.md).
+   */
   readonly attachMode: 'auto' | 'tcx' | 'clsact';
   /** MTU of pod interfaces when the CNI config does not set one. */
   readonly mtu: number;
@@ -42,7 +46,7 @@ export const DEFAULTS = Object.freeze({
   metricsAddr: ':9962',
   source: 'kubernetes',
   logLevel: 'info',
-  attachMode: 'auto',
+  attachMode: 'clsact',
   mtu: 1500,
 });
 

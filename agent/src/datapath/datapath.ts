@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import {
   BpfMap, BpfObject, Program, attachTcLegacy, attachTcx, openPinnedLink, probeTcx, updateLink, type Link,
 } from '../libbpf/index.js';
-import { PodnetError, SyscallError } from '../errors/index.js';
+import { PodnetError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { Pool } from '../ipam/index.js';
 import type { PodAttacher } from '../endpoints/index.js';
@@ -179,12 +179,13 @@ export class Datapath implements PodAttacher {
   /** Detaches both programs and removes their pins; anything already gone (veth deleted) is fine. */
   detach(hostIfName: string, _ifindex: number | undefined): void {
     for (const pin of Object.values(this.linkPins(hostIfName))) {
+      if (!existsSync(pin)) continue;
       let link: Link;
       try {
         link = openPinnedLink(pin);
-      } catch (err) {
-        if (err instanceof SyscallError && err.is('ENOENT')) continue;
-        // A legacy filter whose device is gone cannot be confirmed: drop its record.
+      } catch {
+        // A clsact filter whose device is gone cannot be confirmed any more:
+        // nothing is attached, only its record is left.
         rmSync(pin, { force: true });
         continue;
       }

@@ -72,6 +72,8 @@ const isGone = (err: unknown): boolean =>
 /** Owns every pod endpoint on this node. */
 export class EndpointManager {
   private nextId: number;
+  /** DELs whose veth and address are still being released, by host veth name. */
+  private readonly teardowns = new Map<string, Promise<void>>();
 
   constructor(private readonly d: EndpointManagerDeps) {
     let max = 0;
@@ -84,6 +86,8 @@ export class EndpointManager {
   async add(req: AddRequest): Promise<{ result: CniResult; meta: EndpointMeta }> {
     const { containerId, ifName } = req;
     const log = this.d.log.child({ containerId, ifName });
+    // A DEL of the same attachment may still be releasing its veth.
+    await this.teardowns.get(hostVethName(containerId, ifName));
     const rb = new Rollback();
     const step = (s: AddStep): void => this.d.failpoint?.(s);
     let ns: NetNs | undefined;
@@ -182,9 +186,17 @@ export class EndpointManager {
   /**
    * CNI DEL: idempotent, best effort, never fails because something is
    * already gone (netns deleted, veth gone, address released).
+   *
+   * It returns as soon as no traffic can reach the pod: endpoint entry
+   * removed, host veth down, host route gone. Deleting the veth itself waits
+   * for an RCU barrier in the kernel (~20 ms), so that, the address release
+   * and the metadata follow right after the answer; `settled()` awaits them.
+   * The address stays allocated until the veth is gone, so it cannot be
+   * handed to a new pod whose /32 route would collide with the old one.
    */
   del(containerId: string, ifName: string): void {
     const hostName = hostVethName(containerId, ifName);
+    if (this.teardowns.has(hostName)) return;
     const meta = this.d.meta.get(hostName);
     const ip = this.d.ipam.lookup(containerId, ifName) ?? meta?.ip;
     let endpointId = meta?.endpointId;
@@ -197,12 +209,37 @@ export class EndpointManager {
       }
     }
     const link = this.d.host.linkByName(hostName);
-    this.d.attacher.detach(hostName, link?.index);
-    if (link) this.deleteLinkQuiet(hostName);
-    if (ip !== undefined) this.d.ipam.release(containerId, ifName);
-    if (endpointId !== undefined) this.d.counters?.deleteEndpoint(endpointId);
-    this.d.meta.remove(hostName);
-    this.d.log.info({ containerId, ifName, ip, hostIfName: hostName }, 'endpoint deleted');
+    if (link) {
+      try {
+        this.d.host.setDown(link.index);
+      } catch (err) {
+        if (!isGone(err)) throw err;
+      }
+    }
+    const teardown = new Promise<void>((resolve) => {
+      setImmediate(() => {
+        try {
+          this.d.attacher.detach(hostName, link?.index);
+          if (link) this.deleteLinkQuiet(hostName);
+          if (ip !== undefined) this.d.ipam.release(containerId, ifName);
+          if (endpointId !== undefined) this.d.counters?.deleteEndpoint(endpointId);
+          this.d.meta.remove(hostName);
+          this.d.log.info({ containerId, ifName, ip, hostIfName: hostName }, 'endpoint deleted');
+        } catch (err) {
+          // Reconcile at the next start, or GC, finishes what is left.
+          this.d.log.error({ err, containerId, ifName, hostIfName: hostName }, 'endpoint teardown failed');
+        } finally {
+          this.teardowns.delete(hostName);
+          resolve();
+        }
+      });
+    });
+    this.teardowns.set(hostName, teardown);
+  }
+
+  /** Resolves when every DEL so far has finished tearing down its veth and address. */
+  async settled(): Promise<void> {
+    while (this.teardowns.size > 0) await Promise.all([...this.teardowns.values()]);
   }
 
   /**
@@ -262,7 +299,7 @@ export class EndpointManager {
    * CNI GC: removes every endpoint and allocation not in `valid`, and host
    * veths named like podnet's that belong to no valid attachment.
    */
-  gc(valid: Array<{ containerId: string; ifName: string }>): { released: string[]; links: string[] } {
+  async gc(valid: Array<{ containerId: string; ifName: string }>): Promise<{ released: string[]; links: string[] }> {
     const keepNames = new Set(valid.map((v) => hostVethName(v.containerId, v.ifName)));
     const released: string[] = [];
     const links: string[] = [];
@@ -274,6 +311,7 @@ export class EndpointManager {
     for (const m of this.d.meta.list()) {
       if (!keepNames.has(m.hostIfName)) this.del(m.containerId, m.ifName);
     }
+    await this.settled();
     for (const l of this.d.host.links()) {
       if (l.kind === 'veth' && isHostVethName(l.name) && !keepNames.has(l.name)) {
         this.d.attacher.detach(l.name, l.index);
@@ -291,7 +329,7 @@ export class EndpointManager {
    * agent ran) are deleted; live ones get their map entry and programs back
    * if missing; map entries and allocations that belong to no endpoint go.
    */
-  reconcile(): { removed: number; repaired: number; orphans: number } {
+  async reconcile(): Promise<{ removed: number; repaired: number; orphans: number }> {
     let removed = 0, repaired = 0, orphans = 0;
     const live = new Set<string>();
     for (const m of this.d.meta.list()) {
@@ -300,6 +338,7 @@ export class EndpointManager {
       // a missing netns path already means the pod is gone.
       if (!link || !existsSync(m.netns)) {
         this.del(m.containerId, m.ifName);
+        await this.settled();
         removed++;
         continue;
       }
@@ -328,7 +367,7 @@ export class EndpointManager {
 
   /** Every endpoint as stored. */
   list(): EndpointMeta[] {
-    return this.d.meta.list().sort((a, b) => a.endpointId - b.endpointId);
+    return this.d.meta.list().filter((m) => !this.teardowns.has(m.hostIfName)).sort((a, b) => a.endpointId - b.endpointId);
   }
 
   private mustLink(h: NetlinkHandle, name: string, side: string): Link {

@@ -2,8 +2,8 @@
  * The CNI variants the benchmarks compare. Each prepares a network
  * configuration list in a private work directory and removes what it made
  * on teardown. The reference plugins come from Debian's
- * containernetworking-plugins; podnet's variant is a slot (see
- * PODNET_HOOKS) filled in once its agent can be started from a benchmark.
+ * containernetworking-plugins; podnet's variant starts its own agent
+ * process through PODNET_HOOKS (lib/podnet-agent.ts).
  */
 import { access, chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
@@ -13,6 +13,7 @@ import { BUILD_DIR, REFERENCE_PLUGIN_DIR } from '../../e2e/tools/repo.js';
 import { freeSubnet24, randomSuffix } from '../../e2e/tools/netns.js';
 import { run } from '../../e2e/tools/proc.js';
 import { writeConflist } from '../../e2e/tools/cni.js';
+import { podnetAgentHooks } from './podnet-agent.js';
 
 /** What every variant gets to prepare itself. */
 export interface VariantContext {
@@ -150,13 +151,8 @@ export interface PodnetHooks {
   pluginConfig?(apiSocket: string): Readonly<Record<string, unknown>>;
 }
 
-// ---------------------------------------------------------------------------
-// SLOT(podnet): register podnet's agent hooks here once the agent can be
-// started from a benchmark. Until then the podnet variant is skipped with a
-// printed reason, and every benchmark runs the reference variants only.
-// ---------------------------------------------------------------------------
-/** podnet's agent hooks for the benchmarks; undefined until registered. */
-export const PODNET_HOOKS: PodnetHooks | undefined = undefined;
+/** podnet's agent hooks for the benchmarks: a private agent process per variant. */
+export const PODNET_HOOKS: PodnetHooks | undefined = podnetAgentHooks;
 
 /**
  * podnet's own CNI entry point, driven through libcni like the others.
