@@ -6,19 +6,20 @@
 #include <bpf/bpf_helpers.h>
 #include "maps.h"
 #include "lib/count.h"
+#include "lib/verdict.h"
 
 SEC("tc")
 int count_tc_ingress(struct __sk_buff *skb)
 {
 	pn_if_count(skb->ifindex, PN_HOOK_TC_INGRESS, skb->len);
-	return TC_ACT_OK;
+	return PN_PASS;
 }
 
 SEC("tc")
 int count_tc_egress(struct __sk_buff *skb)
 {
 	pn_if_count(skb->ifindex, PN_HOOK_TC_EGRESS, skb->len);
-	return TC_ACT_OK;
+	return PN_PASS;
 }
 
 SEC("xdp")

@@ -2,7 +2,8 @@
  *
  * from_pod (tc ingress of the host veth, i.e. traffic leaving the pod):
  *   anti-spoofing, then local pod -> rewrite MACs + bpf_redirect_peer,
- *   unknown address inside this node's pod CIDR -> drop, else the host stack.
+ *   unknown address inside this node's pod CIDR -> drop, else on to the host
+ *   stack (PN_PASS, so other programs on the hook still run).
  * to_pod (tc egress of the host veth, traffic the host stack delivers to the
  *   pod): counts it. Pod-to-pod traffic redirected by from_pod goes straight
  *   to the peer's ingress and never passes here, so nothing is counted twice.
@@ -17,6 +18,7 @@
 #include "lib/parse.h"
 #include "lib/count.h"
 #include "lib/drop.h"
+#include "lib/verdict.h"
 
 /* This node's pod CIDR, network order; set by the agent between open and load. */
 volatile const __be32 pn_pod_cidr_addr = 0;
@@ -43,7 +45,7 @@ int from_pod(struct __sk_buff *skb)
 	if (!ip) {
 		if (malformed)
 			return pn_drop(skb, 0, PN_DIR_EGRESS, PN_DROP_MALFORMED, 0, 0, 0);
-		return TC_ACT_OK; /* ARP, IPv6: the host stack decides */
+		return PN_PASS; /* ARP, IPv6: the host stack decides */
 	}
 	saddr = ip->saddr;
 	daddr = ip->daddr;
@@ -79,7 +81,7 @@ int from_pod(struct __sk_buff *skb)
 		return pn_drop(skb, src_id, PN_DIR_EGRESS, PN_DROP_NO_ENDPOINT, saddr, daddr, proto);
 
 	pn_ep_count(src_id, PN_DIR_EGRESS, PN_DROP_NONE, skb->len);
-	return TC_ACT_OK;
+	return PN_PASS;
 }
 
 SEC("tc")
@@ -92,12 +94,12 @@ int to_pod(struct __sk_buff *skb)
 
 	ip = pn_parse_ipv4(skb, &malformed);
 	if (!ip)
-		return TC_ACT_OK;
+		return PN_PASS;
 	key.addr = ip->daddr;
 	ep = bpf_map_lookup_elem(&pn_endpoints, &key);
 	if (ep)
 		pn_ep_count(ep->endpoint_id, PN_DIR_INGRESS, PN_DROP_NONE, skb->len);
-	return TC_ACT_OK;
+	return PN_PASS;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -7,7 +7,7 @@ import { compileBpf } from '../../agent/src/datapath/compile.js';
 import { IfCountMap, type InterfaceCounter } from '../../agent/src/datapath/maps/index.js';
 import { bpffsDir, rmBpffsDir, scratchDir } from '../fixtures/bpf/fixtures.js';
 
-const TC_ACT_OK = 0, XDP_PASS = 2;
+const TC_ACT_UNSPEC = -1, XDP_PASS = 2;
 
 describe('counter program', () => {
   const out = scratchDir();
@@ -30,8 +30,8 @@ describe('counter program', () => {
     counts.readAll().filter((c) => c.hook === hook).reduce((s, c) => ({ packets: s.packets + c.packets, bytes: s.bytes + c.bytes }), { packets: 0n, bytes: 0n });
 
   for (const [prog, hook, verdict] of [
-    ['count_tc_ingress', 'tc_ingress', TC_ACT_OK],
-    ['count_tc_egress', 'tc_egress', TC_ACT_OK],
+    ['count_tc_ingress', 'tc_ingress', TC_ACT_UNSPEC],
+    ['count_tc_egress', 'tc_egress', TC_ACT_UNSPEC],
     ['count_xdp', 'xdp', XDP_PASS],
   ] as const) {
     test(`${prog} passes every packet and counts ${hook} packets and bytes exactly`, () => {

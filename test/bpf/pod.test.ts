@@ -10,7 +10,7 @@ import { CountersMap, EndpointsMap, EP_F_READY, eventRecord } from '../../agent/
 import { bpffsDir, rmBpffsDir, scratchDir } from '../fixtures/bpf/fixtures.js';
 import { rmSync } from 'node:fs';
 
-const TC_ACT_OK = 0, TC_ACT_SHOT = 2, TC_ACT_REDIRECT = 7;
+const TC_ACT_UNSPEC = -1, TC_ACT_SHOT = 2, TC_ACT_REDIRECT = 7;
 const LO = 1; // BPF_PROG_TEST_RUN hands tc programs an skb on the loopback device
 
 const mac = (s: string) => Buffer.from(s.split(':').map((h) => parseInt(h, 16)));
@@ -59,9 +59,9 @@ describe('pod datapath programs', () => {
     counters.readAll().filter((c) => c.endpointId === id && c.direction === dir && c.reason === reason).reduce((s, c) => s + c.packets, 0n);
 
   const cases: Array<{ name: string; pkt: () => Buffer; verdict: number; counter?: [number, string, number]; event?: number; rewrite?: [string, string] }> = [
-    { name: 'ARP goes to the host stack untouched', pkt: () => frame({ src: '10.9.0.10', dst: '10.9.0.20', ethType: 0x0806 }), verdict: TC_ACT_OK },
+    { name: 'ARP goes to the host stack untouched', pkt: () => frame({ src: '10.9.0.10', dst: '10.9.0.20', ethType: 0x0806 }), verdict: TC_ACT_UNSPEC },
     { name: 'traffic to a local ready pod is redirected to its peer with both MACs rewritten', pkt: () => frame({ src: '10.9.0.10', dst: '10.9.0.20' }), verdict: TC_ACT_REDIRECT, counter: [20, 'ingress', 0], rewrite: ['0a:00:00:00:00:20', '0e:00:00:00:00:20'] },
-    { name: 'traffic leaving the node goes to the host stack and is counted as egress', pkt: () => frame({ src: '10.9.0.10', dst: '192.0.2.1' }), verdict: TC_ACT_OK, counter: [10, 'egress', 0] },
+    { name: 'traffic leaving the node goes to the host stack and is counted as egress', pkt: () => frame({ src: '10.9.0.10', dst: '192.0.2.1' }), verdict: TC_ACT_UNSPEC, counter: [10, 'egress', 0] },
     { name: 'a source address that is no endpoint is dropped as spoofed', pkt: () => frame({ src: '10.9.0.99', dst: '10.9.0.20' }), verdict: TC_ACT_SHOT, counter: [0, 'egress', 1], event: 1 },
     { name: "another endpoint's address sent from this interface is dropped as spoofed", pkt: () => frame({ src: '10.9.0.20', dst: '192.0.2.1' }), verdict: TC_ACT_SHOT, counter: [20, 'egress', 1], event: 1 },
     { name: 'an address in the pod CIDR without an endpoint is dropped', pkt: () => frame({ src: '10.9.0.10', dst: '10.9.0.77' }), verdict: TC_ACT_SHOT, counter: [10, 'egress', 4], event: 4 },
@@ -101,7 +101,7 @@ describe('pod datapath programs', () => {
   test('to_pod: traffic the host delivers to a pod is passed and counted as its ingress', () => {
     const before = count(20, 'ingress', 0);
     const r = toPod.testRun({ data: frame({ src: '192.0.2.1', dst: '10.9.0.20' }) });
-    assert.equal(r.retval, TC_ACT_OK);
+    assert.equal(r.retval, TC_ACT_UNSPEC);
     assert.equal(count(20, 'ingress', 0) - before, 1n);
   });
 });

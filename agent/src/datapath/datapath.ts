@@ -193,6 +193,12 @@ export class Datapath implements PodAttacher {
     }
   }
 
+  /** True when this instance has link pins for the interface (it attached there). */
+  owns(hostIfName: string): boolean {
+    const pins = this.linkPins(hostIfName);
+    return existsSync(pins.ingress) || existsSync(pins.egress);
+  }
+
   /** True when both programs of this generation are attached to the interface. */
   isAttached(hostIfName: string, ifindex: number): boolean {
     const pins = this.linkPins(hostIfName);

@@ -32,6 +32,8 @@ export interface PodAttacher {
   detach(hostIfName: string, ifindex: number | undefined): void;
   /** Both programs attached to this interface? */
   isAttached(hostIfName: string, ifindex: number): boolean;
+  /** Did this agent instance attach to an interface of this name (its pins exist)? */
+  owns(hostIfName: string): boolean;
 }
 
 /** What an ADD needs to know. */
@@ -297,7 +299,9 @@ export class EndpointManager {
 
   /**
    * CNI GC: removes every endpoint and allocation not in `valid`, and host
-   * veths named like podnet's that belong to no valid attachment.
+   * veths of this agent's that belong to no valid attachment. A `pn*` veth
+   * is this agent's only if its metadata, allocation or link pins are: other
+   * podnet instances on the same host (tests, demos) keep theirs.
    */
   async gc(valid: Array<{ containerId: string; ifName: string }>): Promise<{ released: string[]; links: string[] }> {
     const keepNames = new Set(valid.map((v) => hostVethName(v.containerId, v.ifName)));
@@ -313,7 +317,7 @@ export class EndpointManager {
     }
     await this.settled();
     for (const l of this.d.host.links()) {
-      if (l.kind === 'veth' && isHostVethName(l.name) && !keepNames.has(l.name)) {
+      if (l.kind === 'veth' && isHostVethName(l.name) && !keepNames.has(l.name) && this.d.attacher.owns(l.name)) {
         this.d.attacher.detach(l.name, l.index);
         this.deleteLinkQuiet(l.name);
         links.push(l.name);
