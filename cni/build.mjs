@@ -42,7 +42,9 @@ export async function buildCni(outfile = resolve(root, 'build/cni/podnet.cjs')) 
     logLevel: 'warning',
   });
   const srcDir = `cni${sep}src${sep}`;
-  const strays = Object.keys(result.metafile.inputs).filter((p) => !p.split('/').join(sep).startsWith(srcDir));
+  // The wire protocol (types and error codes, no imports) is shared with the agent.
+  const shared = new Set([`agent${sep}src${sep}api${sep}protocol.ts`]);
+  const strays = Object.keys(result.metafile.inputs).map((p) => p.split('/').join(sep)).filter((p) => !p.startsWith(srcDir) && !shared.has(p));
   if (strays.length > 0) throw new Error(`bundle CNI entry point: inputs outside cni/src: ${strays.join(', ')}`);
   const output = result.metafile.outputs[relative(root, outfile).split(sep).join('/')];
   if (!output) throw new Error(`bundle CNI entry point: esbuild reported no output for ${outfile}`);

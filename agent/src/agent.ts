@@ -71,6 +71,8 @@ export class Agent {
 
     const host = NetlinkHandle.open();
     this.closers.push({ what: 'netlink', close: () => host.close() });
+    const reaper = NetlinkHandle.open();
+    this.closers.push({ what: 'netlink reaper', close: () => reaper.close() });
 
     this.ipam = new Ipam(cfg.podCidr, new IpamMap(dp.maps.ipam));
     const counters = new CountersMap(dp.maps.counters);
@@ -80,6 +82,7 @@ export class Agent {
       attacher: dp,
       meta: new MetaStore(join(cfg.stateDir, 'endpoints')),
       host,
+      reaper,
       log: log.child({ component: 'endpoints' }),
       counters,
       ...(opts.failpoint ? { failpoint: opts.failpoint } : {}),

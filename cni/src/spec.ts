@@ -31,25 +31,10 @@ export const VERB_MIN_VERSION: Readonly<Record<CniCommand, CniVersion>> = {
   STATUS: '1.1.0',
 };
 
-/**
- * CNI error codes (0-99 well known, 100+ plugin specific). The same values as
- * `CniErrorCode` in agent/src/api/protocol.ts, kept here so the entry point
- * imports no agent values; a unit test checks the two agree.
- */
-export const ErrorCode = {
-  IncompatibleVersion: 1,
-  UnsupportedField: 2,
-  UnknownContainer: 3,
-  InvalidEnvironment: 4,
-  IoFailure: 5,
-  DecodeFailure: 6,
-  InvalidConfig: 7,
-  TryAgainLater: 11,
-  NotReady: 50,
-  LimitedConnectivity: 51,
-  PoolExhausted: 100,
-  Internal: 999,
-} as const;
+/** CNI error codes (0-99 well known, 100+ plugin specific), shared with the agent. */
+import { CniErrorCode as ErrorCode } from '../../agent/src/api/protocol.js';
+
+export { ErrorCode };
 
 /**
  * A CNI error as the spec prints it: the entry point turns any of these into

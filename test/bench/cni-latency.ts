@@ -42,6 +42,7 @@ import {
   type PreparedVariant,
   type Summary,
 } from './lib/index.js';
+import { intOption } from './lib/args.js';
 
 interface Options {
   pods: number;
@@ -51,13 +52,6 @@ interface Options {
   budgetMs: number;
   podnetBin: string | undefined;
   json: string | undefined;
-}
-
-function positiveInt(name: string, v: string | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new PodnetError('EINVAL', `parse --${name}: ${v} is not a positive integer`);
-  return n;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -74,11 +68,11 @@ function parseOptions(argv: string[]): Options {
     },
   });
   return {
-    pods: positiveInt('pods', values.pods, 100),
-    concurrent: positiveInt('concurrent', values.concurrent, 100),
-    concurrency: positiveInt('concurrency', values.concurrency, 100),
-    rounds: positiveInt('rounds', values.rounds, 3),
-    budgetMs: positiveInt('budget-min', values['budget-min'], 20) * 60_000,
+    pods: intOption('pods', values.pods, 100),
+    concurrent: intOption('concurrent', values.concurrent, 100),
+    concurrency: intOption('concurrency', values.concurrency, 100),
+    rounds: intOption('rounds', values.rounds, 3),
+    budgetMs: intOption('budget-min', values['budget-min'], 20) * 60_000,
     podnetBin: values['podnet-bin'],
     json: values.json,
   };

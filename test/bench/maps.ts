@@ -49,6 +49,7 @@ import { BpfMap } from '../../agent/src/libbpf/index.js';
 import { Deadline, NOISE_NOTE, printJsonSummary, rotation } from './lib/runner.js';
 import { median, ratio } from './lib/stats.js';
 import { fmt, formatTable, type Cell } from './lib/table.js';
+import { intOption } from './lib/args.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const C_SOURCE = join(ROOT, 'test/bench/maps-baseline.c');
@@ -72,13 +73,6 @@ interface Options {
   budgetMs: number;
   json: string | undefined;
   strict: boolean;
-}
-
-function intOption(name: string, v: string | undefined, dflt: number, min: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < min) throw new PodnetError('EINVAL', `parse --${name}: ${v} is not an integer >= ${min}`);
-  return n;
 }
 
 function parseOptions(argv: string[]): Options {

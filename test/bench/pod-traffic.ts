@@ -40,6 +40,7 @@ import {
   type CniVariant,
   type DriverContext,
 } from './lib/index.js';
+import { intOption } from './lib/args.js';
 
 const IPERF_PORT = 5201;
 const SOCKPERF_PORT = 11111;
@@ -51,13 +52,6 @@ interface Options {
   budgetMs: number;
   podnetBin: string | undefined;
   json: string | undefined;
-}
-
-function positiveInt(name: string, v: string | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new PodnetError('EINVAL', `parse --${name}: ${v} is not a positive integer`);
-  return n;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -73,10 +67,10 @@ function parseOptions(argv: string[]): Options {
     },
   });
   return {
-    reps: positiveInt('reps', values.reps, 10),
-    iperfSeconds: positiveInt('iperf-seconds', values['iperf-seconds'], 3),
-    sockperfSeconds: positiveInt('sockperf-seconds', values['sockperf-seconds'], 2),
-    budgetMs: positiveInt('budget-min', values['budget-min'], 20) * 60_000,
+    reps: intOption('reps', values.reps, 10),
+    iperfSeconds: intOption('iperf-seconds', values['iperf-seconds'], 3),
+    sockperfSeconds: intOption('sockperf-seconds', values['sockperf-seconds'], 2),
+    budgetMs: intOption('budget-min', values['budget-min'], 20) * 60_000,
     podnetBin: values['podnet-bin'],
     json: values.json,
   };

@@ -1,7 +1,8 @@
 /**
  * The wire protocol between the CNI entry point / CLI and the agent:
  * JSON over HTTP/1.1 on the agent's unix socket. Types only, so the thin
- * CNI entry point can import it without pulling in any agent code.
+ * CNI entry point can import it without pulling in any agent code (its
+ * bundle admits this one file from outside cni/src, see cni/build.mjs).
  *
  * Routes (all JSON bodies, `Content-Type: application/json`):
  *   POST /v1/cni/add    CniAddRequest     -> 200 CniResult | 4xx/5xx CniErrorBody
@@ -75,6 +76,7 @@ export const CniErrorCode = {
   InvalidConfig: 7,
   TryAgainLater: 11,
   NotReady: 50,
+  LimitedConnectivity: 51,
   /** Plugin-specific (>= 100). */
   PoolExhausted: 100,
   Internal: 999,

@@ -58,6 +58,8 @@ export interface EndpointManagerDeps {
   attacher: PodAttacher;
   meta: MetaStore;
   host: NetlinkHandle;
+  /** A handle of its own for veth deletions, which run off the event loop (see del). */
+  reaper?: NetlinkHandle;
   log: Logger;
   counters?: CounterCleaner;
   /** Test hook: called after each ADD step by name; throwing there simulates a failure at that point. */
@@ -76,6 +78,8 @@ export class EndpointManager {
   private nextId: number;
   /** DELs whose veth and address are still being released, by host veth name. */
   private readonly teardowns = new Map<string, Promise<void>>();
+  /** Teardowns run one after another: the reaper handle takes one request at a time. */
+  private reaperChain: Promise<void> = Promise.resolve();
 
   constructor(private readonly d: EndpointManagerDeps) {
     let max = 0;
@@ -192,7 +196,8 @@ export class EndpointManager {
    * It returns as soon as no traffic can reach the pod: endpoint entry
    * removed, host veth down, host route gone. Deleting the veth itself waits
    * for an RCU barrier in the kernel (~20 ms), so that, the address release
-   * and the metadata follow right after the answer; `settled()` awaits them.
+   * and the metadata follow right after the answer, the deletion on a worker
+   * thread so other CNI requests are not held up; `settled()` awaits them.
    * The address stays allocated until the veth is gone, so it cannot be
    * handed to a new pod whose /32 route would collide with the old one.
    */
@@ -218,24 +223,21 @@ export class EndpointManager {
         if (!isGone(err)) throw err;
       }
     }
-    const teardown = new Promise<void>((resolve) => {
-      setImmediate(() => {
-        try {
-          this.d.attacher.detach(hostName, link?.index);
-          if (link) this.deleteLinkQuiet(hostName);
-          if (ip !== undefined) this.d.ipam.release(containerId, ifName);
-          if (endpointId !== undefined) this.d.counters?.deleteEndpoint(endpointId);
-          this.d.meta.remove(hostName);
-          this.d.log.info({ containerId, ifName, ip, hostIfName: hostName }, 'endpoint deleted');
-        } catch (err) {
-          // Reconcile at the next start, or GC, finishes what is left.
-          this.d.log.error({ err, containerId, ifName, hostIfName: hostName }, 'endpoint teardown failed');
-        } finally {
-          this.teardowns.delete(hostName);
-          resolve();
-        }
-      });
-    });
+    const teardown = (this.reaperChain = this.reaperChain.then(async () => {
+      try {
+        this.d.attacher.detach(hostName, link?.index);
+        if (link) await this.deleteLinkInBackground(hostName, link.index);
+        if (ip !== undefined) this.d.ipam.release(containerId, ifName);
+        if (endpointId !== undefined) this.d.counters?.deleteEndpoint(endpointId);
+        this.d.meta.remove(hostName);
+        this.d.log.info({ containerId, ifName, ip, hostIfName: hostName }, 'endpoint deleted');
+      } catch (err) {
+        // Reconcile at the next start, or GC, finishes what is left.
+        this.d.log.error({ err, containerId, ifName, hostIfName: hostName }, 'endpoint teardown failed');
+      } finally {
+        this.teardowns.delete(hostName);
+      }
+    }));
     this.teardowns.set(hostName, teardown);
   }
 
@@ -378,6 +380,18 @@ export class EndpointManager {
     const l = h.linkByName(name);
     if (!l) throw new PodnetError('ENOLINK', `find ${side} interface ${name}: not found right after creating it`);
     return l;
+  }
+
+  /** Deletes a host veth on the reaper handle, off the event loop; gone already is fine. */
+  private async deleteLinkInBackground(name: string, index: number): Promise<void> {
+    if (!this.d.reaper) return this.deleteLinkQuiet(name);
+    // Still the same device? ifindexes are not reused quickly, but check.
+    if (this.d.host.linkByName(name)?.index !== index) return;
+    try {
+      await this.d.reaper.deleteLinkAsync(index);
+    } catch (err) {
+      if (!isGone(err)) throw err;
+    }
   }
 
   private deleteLinkQuiet(name: string): void {

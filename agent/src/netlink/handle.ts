@@ -145,6 +145,17 @@ export class NetlinkHandle implements Disposable {
     this.conn.request(this.op(() => `delete link ifindex ${index}`), encodeDelLink(index, this.w));
   }
 
+  /**
+   * deleteLink with the kernel's work done off the event loop's thread:
+   * deleting a veth waits ~20 ms for an RCU barrier. Use a handle of its own
+   * for this; do not issue other requests on it while one is pending.
+   */
+  async deleteLinkAsync(index: number): Promise<void> {
+    // A fresh buffer: the writer's is reused by the next request.
+    const msg = Buffer.from(encodeDelLink(index, this.w));
+    await this.conn.requestAsync(this.op(() => `delete link ifindex ${index}`), msg);
+  }
+
   // ---- addresses ----
 
   /** Adds an address (`ip addr add A/LEN dev X [scope S] [noprefixroute]`); EEXIST when present. */

@@ -12,6 +12,12 @@ export interface Libc {
   getsockname(fd: number, addr: Buffer, addrLen: Uint32Array): number;
   setsockopt(fd: number, level: number, name: number, value: Buffer, valueLen: number): number;
   sendto(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer | null, addrLen: number): number;
+  /**
+   * sendto(fd, buf, len, 0, NULL, 0) on koffi's worker thread: resolves with
+   * the bytes sent or -errno. For requests the kernel is slow to process
+   * (netlink runs them inside sendmsg), so the event loop keeps running.
+   */
+  sendAsync(fd: number, buf: Buffer, len: number): Promise<number>;
   recvfrom(fd: number, buf: Buffer, len: number, flags: number, addr: Buffer | null, addrLen: Uint32Array | null): number;
   close(fd: number): number;
   setns(fd: number, nstype: number): number;
@@ -33,12 +39,13 @@ export function libc(): Libc {
   if (bound) return bound;
   const lib = koffi.load('libc.so.6');
   const open = lib.func('int open(const char *path, int flags, ...)');
+  const sendto = lib.func('intptr_t sendto(int fd, const void *buf, uintptr_t len, int flags, const void *addr, uint32_t addrlen)');
   bound = {
     socket: lib.func('int socket(int domain, int type, int protocol)'),
     bind: lib.func('int bind(int fd, const void *addr, uint32_t len)'),
     getsockname: lib.func('int getsockname(int fd, void *addr, void *len)'),
     setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, uint32_t len)'),
-    sendto: lib.func('intptr_t sendto(int fd, const void *buf, uintptr_t len, int flags, const void *addr, uint32_t addrlen)'),
+    sendto,
     recvfrom: lib.func('intptr_t recvfrom(int fd, void *buf, uintptr_t len, int flags, void *addr, void *addrlen)'),
     close: lib.func('int close(int fd)'),
     setns: lib.func('int setns(int fd, int nstype)'),
@@ -51,6 +58,14 @@ export function libc(): Libc {
     getpid: lib.func('int getpid(void)'),
     gettid: lib.func('int gettid(void)'),
     errno: () => koffi.errno(),
+    sendAsync: (fd, buf, len) =>
+      new Promise<number>((resolve, reject) => {
+        // `buf` stays referenced by this closure until the call returns.
+        sendto.async(fd, buf, len, 0, null, 0, (err: unknown, n: number) => {
+          if (err) reject(err instanceof Error ? err : new Error(String(err)));
+          else resolve(n < 0 ? -koffi.errno() : n);
+        });
+      }),
   };
   return bound;
 }

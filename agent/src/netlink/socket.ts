@@ -48,6 +48,8 @@ export interface NetlinkTransport {
   send(msg: Buffer): number;
   /** Receives one datagram from the kernel into `buf`; returns its full length (which may exceed `buf`) or -errno. */
   recv(buf: Buffer): number;
+  /** Like send, but off the event loop's thread (optional: fakes need not have it). */
+  sendAsync?(msg: Buffer): Promise<number>;
   close(): void;
 }
 
@@ -122,6 +124,12 @@ export class NetlinkSocket implements NetlinkTransport, Disposable {
     const c = libc();
     const n = c.sendto(this.fdValue, msg, msg.length, 0, null, 0);
     return n < 0 ? -c.errno() : n;
+  }
+
+  /** Sends one datagram from koffi's worker thread; resolves with bytes sent or -errno. */
+  sendAsync(msg: Buffer): Promise<number> {
+    if (this.fdValue < 0) return Promise.resolve(-EBADF);
+    return libc().sendAsync(this.fdValue, msg, msg.length);
   }
 
   /** Receives one datagram from the kernel (other senders are dropped); returns its full length or -errno. */
@@ -222,6 +230,37 @@ export class NetlinkConn implements Disposable {
           const v = parse(m);
           if (v !== undefined) out.push(v);
         }
+      }
+    }
+    throw this.fail(op, EPROTO, `no acknowledgement after ${MAX_DATAGRAMS} datagrams`);
+  }
+
+  /**
+   * Like request() without a GET answer, but the kernel processes the request
+   * on a worker thread: for requests it is slow to carry out (deleting a
+   * veth waits for an RCU barrier inside sendmsg). The ACK is read once the
+   * send returns. One at a time per connection: callers must not mix it with
+   * other requests on the same connection while it is pending.
+   */
+  async requestAsync(op: OpName, msg: Buffer): Promise<void> {
+    const send = this.transport.sendAsync?.bind(this.transport);
+    if (!send) {
+      this.request(op, msg);
+      return;
+    }
+    this.seq = this.seq >= 0xffffffff ? 1 : this.seq + 1;
+    msg.writeUInt32LE(this.seq, 8);
+    const seq = this.seq;
+    const n = await send(msg);
+    if (n < 0) throw this.fail(op, -n, 'send request');
+    if (n !== msg.length) throw this.fail(op, EMSGSIZE, `sent ${n} of ${msg.length} bytes`);
+    for (let i = 0; i < MAX_DATAGRAMS; i++) {
+      for (const m of this.receive(op)) {
+        if (!this.ours(op, m, seq) || m.type !== NLMSG_ERROR) continue;
+        const status = decodeError(m);
+        if (status.errno !== 0) throw new NetlinkError(opText(op), status.errno, status.extAck);
+        this.broken = false;
+        return;
       }
     }
     throw this.fail(op, EPROTO, `no acknowledgement after ${MAX_DATAGRAMS} datagrams`);
