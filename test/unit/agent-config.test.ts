@@ -32,7 +32,7 @@ describe('buildAgentConfig defaults', () => {
       uplink: undefined,
       logLevel: 'info',
       bpfDir: undefined,
-      attachMode: 'auto',
+      attachMode: 'clsact',
       mtu: 1500,
     });
     assert.equal(DEFAULTS.bpffs, '/sys/fs/bpf/podnet');
