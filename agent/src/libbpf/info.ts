@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { SyscallError } from '../errors/index.js';
 import { libbpfError } from './fail.js';
-import { ffi } from './ffi.js';
+import { closeFd, ffi } from './ffi.js';
 import { linkTypeName, mapTypeName, programTypeName, type LinkType, type MapType, type ProgramType } from './types.js';
 
 /** What the kernel reports about a map (struct bpf_map_info). */
@@ -170,6 +170,24 @@ export function fdById(kind: 'map' | 'program' | 'link', id: number): number | u
   if (fd >= 0) return fd;
   if (fd === -2) return undefined;
   throw libbpfError(`open ${kind} id ${id}`, fd);
+}
+
+/**
+ * Reads `read(fd)` for every object of a kind in the kernel (walks
+ * BPF_*_GET_NEXT_ID); objects freed during the walk are skipped.
+ */
+export function listObjects<T>(kind: 'map' | 'program' | 'link', read: (fd: number) => T): T[] {
+  const out: T[] = [];
+  for (const id of walkIds(kind)) {
+    const fd = fdById(kind, id);
+    if (fd === undefined) continue;
+    try {
+      out.push(read(fd));
+    } finally {
+      closeFd(fd);
+    }
+  }
+  return out;
 }
 
 /** Like fdById but an absent id is an ENOENT SyscallError. */

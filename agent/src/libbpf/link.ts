@@ -4,7 +4,7 @@
  */
 import { PodnetError } from '../errors/index.js';
 import { closeFd } from './ffi.js';
-import { fdById, linkInfoByFd, objectKind, objGet, walkIds, type LinkInfo } from './info.js';
+import { linkInfoByFd, listObjects, objectKind, objGet, type LinkInfo } from './info.js';
 import { TcLegacyLink, isTcLinkRecord } from './link-tc.js';
 import { TcxLink } from './link-tcx.js';
 import { XdpLink } from './link-xdp.js';
@@ -76,15 +76,5 @@ export function linkInfo(fd: number): LinkInfo {
 
 /** Every BPF link in the kernel (walks BPF_LINK_GET_NEXT_ID); shows tcx links that iproute2 6.1 cannot. */
 export function listLinks(): LinkInfo[] {
-  const out: LinkInfo[] = [];
-  for (const id of walkIds('link')) {
-    const fd = fdById('link', id);
-    if (fd === undefined) continue;
-    try {
-      out.push(linkInfoByFd(fd));
-    } finally {
-      closeFd(fd);
-    }
-  }
-  return out;
+  return listObjects('link', linkInfoByFd);
 }

@@ -10,7 +10,7 @@ import { SyscallError } from '../errors/index.js';
 import type { Codec } from './codec.js';
 import { libbpfError } from './fail.js';
 import { closeFd, dupFd, ffi } from './ffi.js';
-import { fdById, fdByIdOrThrow, mapInfoByFd, objGet, objPin, walkIds, type MapInfo } from './info.js';
+import { fdByIdOrThrow, listObjects, mapInfoByFd, objGet, objPin, type MapInfo } from './info.js';
 import { mapBatchSupported, numPossibleCpus } from './probe.js';
 import { TypedMap } from './typed-map.js';
 import { BPF_ANY, BPF_F_LOCK, isPerCpuMapType, mapTypeId, MapFlags, type MapType } from './types.js';
@@ -145,18 +145,10 @@ export class BpfMap implements Disposable {
 
   /** Every map in the kernel (walks BPF_MAP_GET_NEXT_ID). Maps freed during the walk are skipped. */
   static list(): MapSummary[] {
-    const out: MapSummary[] = [];
-    for (const id of walkIds('map')) {
-      const fd = fdById('map', id);
-      if (fd === undefined) continue;
-      try {
-        const i = mapInfoByFd(fd);
-        out.push({ id: i.id, name: i.name, type: i.type, keySize: i.keySize, valueSize: i.valueSize, maxEntries: i.maxEntries });
-      } finally {
-        closeFd(fd);
-      }
-    }
-    return out;
+    return listObjects('map', (fd) => {
+      const i = mapInfoByFd(fd);
+      return { id: i.id, name: i.name, type: i.type, keySize: i.keySize, valueSize: i.valueSize, maxEntries: i.maxEntries };
+    });
   }
 
   /** A second handle on the same map with its own fd (for handing to something that outlives this one). */

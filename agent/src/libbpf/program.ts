@@ -3,7 +3,7 @@ import { unlinkSync } from 'node:fs';
 import { SyscallError } from '../errors/index.js';
 import { libbpfError } from './fail.js';
 import { closeFd, dupFd, ffi } from './ffi.js';
-import { fdById, fdByIdOrThrow, objGet, objPin, programInfoByFd, walkIds, type ProgramInfo } from './info.js';
+import { fdByIdOrThrow, listObjects, objGet, objPin, programInfoByFd, type ProgramInfo } from './info.js';
 import { notSupported, probeProgTestRun } from './probe.js';
 import type { ProgramType } from './types.js';
 
@@ -93,17 +93,7 @@ export class Program implements Disposable {
 
   /** Every program in the kernel (walks BPF_PROG_GET_NEXT_ID); programs freed during the walk are skipped. */
   static list(): ProgramInfo[] {
-    const out: ProgramInfo[] = [];
-    for (const id of walkIds('program')) {
-      const fd = fdById('program', id);
-      if (fd === undefined) continue;
-      try {
-        out.push(programInfoByFd(fd));
-      } finally {
-        closeFd(fd);
-      }
-    }
-    return out;
+    return listObjects('program', programInfoByFd);
   }
 
   /** Fresh kernel info (load time, sizes, ...). */
