@@ -150,11 +150,7 @@ export class Agent {
 
   /** What `podnet endpoints` shows. */
   endpointInfos(): EndpointInfo[] {
-    return this.endpoints.list().map((m) => ({
-      id: m.endpointId, containerId: m.containerId, ifName: m.ifName,
-      ...(m.podNamespace ? { podNamespace: m.podNamespace } : {}), ...(m.podName ? { podName: m.podName } : {}),
-      ip: m.ip, hostIfName: m.hostIfName, hostIfIndex: m.hostIfIndex, podMac: m.podMac, hostMac: m.hostMac, netns: m.netns, created: m.created,
-    }));
+    return this.endpoints.list();
   }
 
   /** What `podnet ipam` shows. */

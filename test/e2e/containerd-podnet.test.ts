@@ -241,7 +241,7 @@ describe('podnet as the CNI plugin of containerd (ctr run --cni)', () => {
   test('the containers ping each other and a host address through podnet\'s BPF programs', async () => {
     const [server, client] = containers;
     assert.ok(server && client, 'both containers run');
-    const idOf = (c: Container): number => node.agent!.endpointInfos().find((e) => e.containerId === c.cniId)!.id;
+    const idOf = (c: Container): number => node.agent!.endpointInfos().find((e) => e.containerId === c.cniId)!.endpointId;
     const counters = new CountersMap(node.agent!.datapath.maps.counters);
     const before = counters.readAll();
 

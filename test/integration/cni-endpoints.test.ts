@@ -98,7 +98,7 @@ for (const mode of ['clsact', 'tcx'] as const) describe(`CNI endpoints on one no
   test('pod to pod traffic flows and the from_pod counters prove it went through BPF', () => {
     const [a, b] = pods as [typeof pods[0], typeof pods[0]];
     const counters = new CountersMap(node.agent!.datapath.maps.counters);
-    const idOf = (p: typeof a) => node.agent!.endpointInfos().find((e) => e.containerId === p.id)!.id;
+    const idOf = (p: typeof a) => node.agent!.endpointInfos().find((e) => e.containerId === p.id)!.endpointId;
     const before = counters.readAll();
     const sum = (rows: typeof before, id: number, dir: string) => rows.filter((r) => r.endpointId === id && r.direction === dir && r.reason === 0).reduce((s, r) => s + r.packets, 0n);
     const r = inNetns(a.ns.name, ['ping', '-c', '5', '-i', '0.2', '-W', '2', b.ip]);

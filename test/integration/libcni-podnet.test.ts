@@ -180,7 +180,7 @@ describe('podnet through libcni with portmap, bandwidth and tuning chained after
   function endpointId(pod: Pod): number {
     const info = node.agent!.endpointInfos().find((e) => e.containerId === pod.id);
     assert.ok(info, `podnet has an endpoint for ${pod.id}`);
-    return info.id;
+    return info.endpointId;
   }
 
   function counters(): EndpointCounter[] {

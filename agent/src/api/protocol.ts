@@ -95,9 +95,9 @@ export interface AgentStatus {
   uptimeSeconds: number;
 }
 
-/** One pod endpoint as `podnet endpoints` shows it. */
+/** One pod endpoint: what the agent stores about it and `podnet endpoints` shows. */
 export interface EndpointInfo {
-  id: number;
+  endpointId: number;
   containerId: string;
   ifName: string;
   podNamespace?: string;

@@ -5,22 +5,10 @@
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { EndpointInfo } from '../api/protocol.js';
 
-/** What podnet remembers about one endpoint. */
-export interface EndpointMeta {
-  endpointId: number;
-  containerId: string;
-  ifName: string;
-  netns: string;
-  podNamespace?: string;
-  podName?: string;
-  ip: string;
-  hostIfName: string;
-  hostIfIndex: number;
-  podMac: string;
-  hostMac: string;
-  created: string;
-}
+/** What podnet remembers about one endpoint: exactly what the API shows. */
+export type EndpointMeta = EndpointInfo;
 
 function isMeta(m: unknown): m is EndpointMeta {
   if (typeof m !== 'object' || m === null) return false;

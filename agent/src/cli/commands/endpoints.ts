@@ -12,6 +12,6 @@ export const endpointsCommand: CommandModule<GlobalArgs, GlobalArgs> = {
     const eps = await apiCall<EndpointInfo[]>(apiSocketOf(argv), 'GET', '/v1/endpoints');
     print(argv.output as OutputFormat, eps, (d) =>
       table(['id', 'ip', 'pod', 'container', 'ifname', 'host-if', 'ifindex', 'pod-mac'],
-        d.map((e) => [e.id, e.ip, e.podName ? `${e.podNamespace ?? ''}/${e.podName}` : undefined, e.containerId.slice(0, 12), e.ifName, e.hostIfName, e.hostIfIndex, e.podMac])));
+        d.map((e) => [e.endpointId, e.ip, e.podName ? `${e.podNamespace ?? ''}/${e.podName}` : undefined, e.containerId.slice(0, 12), e.ifName, e.hostIfName, e.hostIfIndex, e.podMac])));
   },
 };
