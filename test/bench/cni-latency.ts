@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PodnetError } from '../../agent/src/errors/index.js';
 import {
-  Deadline,
+  stopCondition,
   NOISE_NOTE,
   Netns,
   addPod,
@@ -92,16 +92,7 @@ async function main(): Promise<void> {
   console.log('CNI ADD/DEL latency through libcni (time inside the libcni call, driver start-up excluded)');
   console.log(NOISE_NOTE);
 
-  let interrupted = false;
-  const onSignal = (): void => {
-    interrupted = true;
-    console.error('interrupted: finishing the current step, then cleaning up');
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-
-  const deadline = new Deadline(opts.budgetMs);
-  const stop = (): boolean => interrupted || deadline.expired;
+  const { stop, release } = stopCondition(opts.budgetMs);
   const driver = await buildCniDriver();
   const work = await mkdtemp(join(tmpdir(), 'podnet-bench-cni-'));
   const d: DriverContext = { driver, cacheDir: join(work, 'cache') };
@@ -207,7 +198,7 @@ async function main(): Promise<void> {
       }
     }
 
-    report(opts, prepared, samples, floorSamples, floorConcurrent, skipped, interrupted || deadline.expired);
+    report(opts, prepared, samples, floorSamples, floorConcurrent, skipped, stop());
     if (opts.json) {
       await writeFile(opts.json, JSON.stringify(summaryJson(opts, prepared, samples, floorSamples, floorConcurrent, skipped), null, 2) + '\n');
     }
@@ -218,8 +209,7 @@ async function main(): Promise<void> {
     for (const p of prepared) await p.teardown().catch((e: unknown) => console.error(`cleanup ${p.name}: ${(e as Error).message}`));
     await floor?.teardown();
     await rm(work, { recursive: true, force: true });
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    release();
   }
 }
 

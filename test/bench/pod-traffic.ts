@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PodnetError } from '../../agent/src/errors/index.js';
 import {
-  Deadline,
+  stopCondition,
   NOISE_NOTE,
   Netns,
   addPod,
@@ -179,14 +179,7 @@ async function main(): Promise<void> {
   console.log('Pod-to-pod traffic: single-stream TCP throughput (iperf3) and TCP round trip p50 (sockperf ping-pong, 64 B)');
   console.log(NOISE_NOTE);
 
-  let interrupted = false;
-  const onSignal = (): void => {
-    interrupted = true;
-    console.error('interrupted: finishing the current run, then cleaning up');
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const deadline = new Deadline(opts.budgetMs);
+  const { stop, release } = stopCondition(opts.budgetMs);
 
   const driver = await buildCniDriver();
   const work = await mkdtemp(join(tmpdir(), 'podnet-bench-traffic-'));
@@ -221,7 +214,7 @@ async function main(): Promise<void> {
     }
 
     console.error(`${opts.reps} interleaved runs of ${opts.iperfSeconds} s iperf3 + ${opts.sockperfSeconds} s sockperf over: ${pairs.map((p) => p.name).join(', ')}`);
-    for (let r = 0; r < opts.reps && !interrupted && !deadline.expired; r++) {
+    for (let r = 0; r < opts.reps && !stop(); r++) {
       for (const p of rotation(pairs, r)) {
         const s = samples.get(p);
         s?.gbps.push(await iperfGbps(p, opts.iperfSeconds));
@@ -249,7 +242,7 @@ async function main(): Promise<void> {
         ratios: { throughputVsRawVeth: ratio(g, limitGbps), rttVsRawVeth: ratio(t, limitRtt) },
       };
     }
-    if (interrupted || deadline.expired) console.log('\nNOTE: stopped early (time budget or signal); fewer runs than requested.');
+    if (stop()) console.log('\nNOTE: stopped early (time budget or signal); fewer runs than requested.');
     console.log(`\nMedians over interleaved runs (throughput: ${opts.iperfSeconds} s single stream; RTT: per-run p50 of ${opts.sockperfSeconds} s ping-pong)`);
     console.log(formatTable(['variant', 'runs', 'Gbit/s', 'min', 'max', 'vs veth', 'RTT p50 us', 'min', 'max', 'vs veth'], rows));
     for (const s of skipped) console.log(`skipped ${s.variant}: ${s.reason}`);
@@ -268,8 +261,7 @@ async function main(): Promise<void> {
     for (const s of servers) await s.stop('SIGTERM', 3_000).catch(() => undefined);
     for (const p of pairs) await p.close().catch((e: unknown) => console.error(`cleanup ${p.name}: ${(e as Error).message}`));
     await rm(work, { recursive: true, force: true });
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    release();
   }
 }
 

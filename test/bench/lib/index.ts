@@ -1,7 +1,7 @@
 /** Shared benchmark code: statistics, tables, scheduling, CNI variants, pods, plus the e2e process and namespace tools. */
 export { median, percentile, ratio, summarize, type Summary } from './stats.js';
 export { fmt, formatTable, type Cell } from './table.js';
-export { Deadline, NOISE_NOTE, machineInfo, mapLimit, printJsonSummary, rotation } from './runner.js';
+export { Deadline, NOISE_NOTE, machineInfo, mapLimit, printJsonSummary, rotation, stopCondition } from './runner.js';
 export {
   DEFAULT_PODNET_CNI,
   PODNET_HOOKS,

@@ -23,6 +23,29 @@ export class Deadline {
   }
 }
 
+/**
+ * When a benchmark should wrap up: after SIGINT/SIGTERM (it then finishes the
+ * current step and cleans up) or once `budgetMs` is spent.
+ */
+export function stopCondition(budgetMs: number): { readonly stop: () => boolean; readonly release: () => void } {
+  let interrupted = false;
+  const onSignal = (): void => {
+    interrupted = true;
+    console.error('interrupted: finishing the current step, then cleaning up');
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const deadline = new Deadline(budgetMs);
+  return {
+    stop: () => interrupted || deadline.expired,
+    /** Restores default signal handling once the benchmark has cleaned up. */
+    release: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
 /** `items` rotated left by `round`: ABC, BCA, CAB, ... so no variant always runs first. */
 export function rotation<T>(items: readonly T[], round: number): T[] {
   if (items.length === 0) return [];
