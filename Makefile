@@ -90,9 +90,9 @@ bench: setup build build/cnidriver
 
 ## install: the CNI entry point + conflist, and the CLI/agent under $(PREFIX)
 install: build install-cni
-	install -d $(DESTDIR)$(PREFIX)/lib/podnet
-	cp -r build bpf package.json package-lock.json $(DESTDIR)$(PREFIX)/lib/podnet/
-	cp -r node_modules $(DESTDIR)$(PREFIX)/lib/podnet/
+	install -d $(DESTDIR)$(PREFIX)/lib/podnet/build
+	cp -r build/podnet.mjs build/podnet.mjs.map build/bpf $(DESTDIR)$(PREFIX)/lib/podnet/build/
+	cp -r bpf package.json package-lock.json node_modules $(DESTDIR)$(PREFIX)/lib/podnet/
 	install -D -m 0755 bin/podnet $(DESTDIR)$(PREFIX)/lib/podnet/bin/podnet
 	install -d $(DESTDIR)$(PREFIX)/bin
 	ln -sf $(PREFIX)/lib/podnet/bin/podnet $(DESTDIR)$(PREFIX)/bin/podnet
