@@ -1,0 +1,111 @@
+/**
+ * The agent as an operator runs it: `bin/podnet agent` as its own process,
+ * configured from a file, PODNET_* environment and flags (flags win over
+ * env, env over the file), logging JSON lines, and stopping on SIGTERM
+ * without touching the datapath it pinned.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO, rand, testCidr } from '../lib/agent-fixture.js';
+import { apiCall } from '../../agent/src/api/client.js';
+import type { AgentStatus } from '../../agent/src/api/protocol.js';
+
+const PODNET = join(REPO, 'bin', 'podnet');
+
+interface Running { child: ChildProcess; stderr: () => string; exited: Promise<number | null> }
+
+function startAgent(args: string[], env: Record<string, string>): Running {
+  const child = spawn(PODNET, ['agent', ...args], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, stderr: () => err, exited };
+}
+
+async function waitReady(socket: string, r: Running): Promise<AgentStatus> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (r.child.exitCode !== null) throw new Error(`agent exited with ${r.child.exitCode}: ${r.stderr()}`);
+    const s = await apiCall<AgentStatus>(socket, 'GET', '/v1/status', undefined, 1000).catch(() => undefined);
+    if (s?.ready) return s;
+    if (Date.now() > deadline) throw new Error(`agent not ready within 30 s: ${r.stderr()}`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+describe('podnet agent process', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'podnet-agentproc-'));
+  const bpffs = `/sys/fs/bpf/podnet-test-${rand()}`;
+  const socket = join(dir, 'agent.sock');
+  const running: Running[] = [];
+  after(async () => {
+    for (const r of running) if (r.child.exitCode === null) { r.child.kill('SIGKILL'); await r.exited; }
+    rmSync(bpffs, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const [fileCidr, envCidr, flagCidr] = [testCidr(240), testCidr(241), testCidr(242)];
+  const configFile = join(dir, 'podnet.yaml');
+  writeFileSync(configFile, [
+    `pod-cidr: ${fileCidr}`,
+    `bpffs: ${bpffs}`,
+    `state-dir: ${join(dir, 'state')}`,
+    `api-socket: ${socket}`,
+    'metrics-addr: "off"',
+    'source: file:/dev/null',
+    'node-name: from-file',
+    '',
+  ].join('\n'));
+
+  test('flags override PODNET_* env, which overrides the config file', async () => {
+    const r = startAgent(['--config', configFile, '--pod-cidr', flagCidr], { PODNET_POD_CIDR: envCidr, PODNET_NODE_NAME: 'from-env' });
+    running.push(r);
+    const s = await waitReady(socket, r);
+    assert.equal(s.podCidr, flagCidr);
+    assert.equal(s.nodeName, 'from-env');
+    assert.equal(s.datapathMode, 'clsact');
+    r.child.kill('SIGTERM');
+    assert.equal(await r.exited, 0);
+  });
+
+  test('the environment overrides the file when no flag is given', async () => {
+    // A new pod CIDR means new program constants: the agent loads a new
+    // generation and retires the old one.
+    const r = startAgent(['--config', configFile], { PODNET_POD_CIDR: envCidr });
+    running.push(r);
+    const s = await waitReady(socket, r);
+    assert.equal(s.podCidr, envCidr);
+    assert.equal(s.nodeName, 'from-file');
+    r.child.kill('SIGTERM');
+    assert.equal(await r.exited, 0);
+  });
+
+  test('SIGTERM stops the agent with exit 0, logs JSON lines, and leaves the datapath pinned', async () => {
+    const r = startAgent(['--config', configFile, '--log-level', 'info'], {});
+    running.push(r);
+    await waitReady(socket, r);
+    r.child.kill('SIGTERM');
+    assert.equal(await r.exited, 0);
+    const lines = r.stderr().trim().split('\n');
+    const records = lines.map((l) => JSON.parse(l) as { msg: string; level: number });
+    assert.ok(records.some((x) => x.msg === 'agent ready'), 'logged "agent ready"');
+    assert.ok(records.some((x) => x.msg.startsWith('stopping agent')), 'logged the stop');
+    for (const m of ['pn_endpoints', 'pn_ipam', 'pn_counters', 'pn_events']) assert.ok(existsSync(join(bpffs, m)), `${m} still pinned`);
+    assert.equal(readdirSync(join(bpffs, 'progs')).length, 1, 'one program generation pinned');
+    assert.equal(existsSync(socket), false, 'the API socket is removed');
+  });
+
+  test('a bad setting stops start-up with a message naming it, and changes nothing', () => {
+    const before = readdirSync(bpffs).sort();
+    const r = spawnSync(PODNET, ['agent', '--config', configFile, '--pod-cidr', '10.243.0.1/24'], { encoding: 'utf8', timeout: 30_000 });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /invalid config pod-cidr: "10\.243\.0\.1\/24" has host bits set/);
+    const unknown = spawnSync(PODNET, ['agent', '--config', configFile, '--attach-mode', 'xdp'], { encoding: 'utf8', timeout: 30_000 });
+    assert.match(unknown.stderr, /invalid config attach-mode: "xdp" must be auto, tcx or clsact/);
+    assert.deepEqual(readdirSync(bpffs).sort(), before);
+  });
+});
