@@ -8,7 +8,6 @@
 import { access, chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
-import { PodnetError } from '../../../agent/src/errors/index.js';
 import { BUILD_DIR, REFERENCE_PLUGIN_DIR } from '../../e2e/tools/repo.js';
 import { freeSubnet24, randomSuffix } from '../../e2e/tools/netns.js';
 import { run } from '../../e2e/tools/proc.js';
@@ -152,7 +151,7 @@ export interface PodnetHooks {
 }
 
 /** podnet's agent hooks for the benchmarks: a private agent process per variant. */
-export const PODNET_HOOKS: PodnetHooks | undefined = podnetAgentHooks;
+export const PODNET_HOOKS: PodnetHooks = podnetAgentHooks;
 
 /**
  * podnet's own CNI entry point, driven through libcni like the others.
@@ -167,11 +166,9 @@ export function podnet(opts: { binary?: string; hooks?: PodnetHooks } = {}): Cni
     description: 'podnet CNI entry point + agent (BPF datapath)',
     async unavailable() {
       if (!(await isExecutable(binary))) return `podnet CNI entry point not built at ${binary} (run make build)`;
-      if (!hooks) return 'podnet agent hooks not registered (SLOT(podnet) in test/bench/lib/variants.ts)';
       return undefined;
     },
     async setup(ctx) {
-      if (!hooks) throw new PodnetError('ECONFIG', 'set up podnet variant: no agent hooks registered');
       const { subnet } = await freeSubnet24();
       const dir = join(ctx.workDir, 'podnet-bin');
       await mkdir(dir, { recursive: true });
