@@ -34,10 +34,18 @@ describe('buildAgentConfig defaults', () => {
       bpfDir: undefined,
       attachMode: 'clsact',
       mtu: 1500,
+      metricsPodLabels: true,
     });
     assert.equal(DEFAULTS.bpffs, '/sys/fs/bpf/podnet');
     assert.equal(DEFAULTS.stateDir, '/var/lib/podnet');
     assert.equal(DEFAULTS.apiSocket, '/run/podnet/agent.sock');
+  });
+
+  it('reads metrics-pod-labels as a boolean from flags, env strings and files, and names it when it is neither', () => {
+    assert.equal(buildAgentConfig({ metricsPodLabels: false }, 'n').metricsPodLabels, false);
+    assert.equal(buildAgentConfig({ metricsPodLabels: 'false' }, 'n').metricsPodLabels, false);
+    assert.equal(buildAgentConfig({ metricsPodLabels: 'true' }, 'n').metricsPodLabels, true);
+    assert.throws(() => buildAgentConfig({ metricsPodLabels: 'sometimes' }, 'n'), /invalid config metrics-pod-labels: "sometimes" must be true or false/);
   });
 
   it('treats empty strings and null as unset', () => {

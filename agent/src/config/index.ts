@@ -36,6 +36,8 @@ export interface AgentConfig {
   readonly attachMode: 'auto' | 'tcx' | 'clsact';
   /** MTU of pod interfaces when the CNI config does not set one. */
   readonly mtu: number;
+  /** Per-pod labels (namespace, pod) on traffic metrics; off keeps totals by direction. */
+  readonly metricsPodLabels: boolean;
 }
 
 /** Documented defaults of every setting. */
@@ -48,11 +50,13 @@ export const DEFAULTS = Object.freeze({
   logLevel: 'info',
   attachMode: 'clsact',
   mtu: 1500,
+  metricsPodLabels: true,
 });
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 const KNOWN_KEYS = new Set([
   'nodeName', 'podCidr', 'bpffs', 'stateDir', 'apiSocket', 'metricsAddr', 'source', 'uplink', 'logLevel', 'bpfDir', 'attachMode', 'mtu',
+  'metricsPodLabels',
 ]);
 
 const freeze = <T extends object>(v: T | undefined): T | undefined => (v === undefined ? v : Object.freeze(v));
@@ -134,6 +138,9 @@ export function buildAgentConfig(raw: Record<string, unknown>, hostname: string)
   const uplink = str(raw, 'uplink', 'uplink');
   if (uplink !== undefined && !/^[^\s/:]{1,15}$/.test(uplink)) throw new ConfigError('uplink', `"${uplink}" is not an interface name`);
   const bpfDir = str(raw, 'bpfDir', 'bpf-dir');
+  const podLabelsRaw = raw['metricsPodLabels'] ?? DEFAULTS.metricsPodLabels;
+  const metricsPodLabels = podLabelsRaw === 'true' ? true : podLabelsRaw === 'false' ? false : podLabelsRaw;
+  if (typeof metricsPodLabels !== 'boolean') throw new ConfigError('metrics-pod-labels', `${JSON.stringify(podLabelsRaw)} must be true or false`);
   return Object.freeze({
     nodeName,
     podCidr: cidr === undefined ? undefined : parsePool(cidr, 'pod-cidr'),
@@ -147,5 +154,6 @@ export function buildAgentConfig(raw: Record<string, unknown>, hostname: string)
     bpfDir,
     attachMode,
     mtu,
+    metricsPodLabels,
   });
 }

@@ -12,17 +12,20 @@ import type { BpfMap } from '../libbpf/index.js';
 export type EndpointLabeler = () => Map<number, { namespace: string; pod: string }>;
 
 /** Registers the datapath metric group. */
-export function datapathMetrics(registry: Registry, counters: CountersMap, label: EndpointLabeler, maps: () => BpfMap[]): void {
+export function datapathMetrics(registry: Registry, counters: CountersMap, label: EndpointLabeler, maps: () => BpfMap[], opts: { perPod: boolean }): void {
   const registers = [registry];
+  // Per-pod labels make a series per pod and direction; a large node can
+  // turn them off and keep the node-wide totals by direction.
+  const podLabels = opts.perPod ? ['namespace', 'pod', 'direction'] : ['direction'];
   // prom-client serializes metrics in registration order, so the first
   // one's collect() reads the map once and fills the three after it.
-  const bytes = new Counter({ name: 'podnet_endpoint_bytes_total', help: 'Bytes forwarded to (ingress) or from (egress) a pod by the datapath.', labelNames: ['namespace', 'pod', 'direction'], registers: [] });
+  const bytes = new Counter({ name: 'podnet_endpoint_bytes_total', help: 'Bytes forwarded to (ingress) or from (egress) a pod by the datapath.', labelNames: podLabels, registers: [] });
   const drops = new Counter({ name: 'podnet_datapath_drop_packets_total', help: 'Packets the datapath dropped, by reason and direction.', labelNames: ['reason', 'direction'], registers: [] });
   const dropBytes = new Counter({ name: 'podnet_datapath_drop_bytes_total', help: 'Bytes the datapath dropped, by reason and direction.', labelNames: ['reason', 'direction'], registers: [] });
   new Counter({
     name: 'podnet_endpoint_packets_total',
     help: 'Packets forwarded to (ingress) or from (egress) a pod by the datapath.',
-    labelNames: ['namespace', 'pod', 'direction'],
+    labelNames: podLabels,
     registers,
     collect() {
       for (const m of [this, bytes, drops, dropBytes]) m.reset();
@@ -31,7 +34,7 @@ export function datapathMetrics(registry: Registry, counters: CountersMap, label
         if (c.reason === 0) {
           const who = owners.get(c.endpointId);
           if (!who) continue; // a deleted endpoint: its series go away
-          const l = { namespace: who.namespace, pod: who.pod, direction: c.direction };
+          const l = opts.perPod ? { namespace: who.namespace, pod: who.pod, direction: c.direction } : { direction: c.direction };
           this.inc(l, Number(c.packets));
           bytes.inc(l, Number(c.bytes));
         } else {

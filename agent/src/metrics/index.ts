@@ -32,6 +32,7 @@ export function createMetrics(src: { agent: Agent; counters: CountersMap }): Age
     src.counters,
     () => new Map(agent.endpoints.list().map((m) => [m.endpointId, { namespace: m.podNamespace ?? '', pod: m.podName ?? m.containerId.slice(0, 12) }])),
     () => Object.values(agent.datapath.maps),
+    { perPod: agent.cfg.metricsPodLabels },
   );
   return { registry, observeCni };
 }

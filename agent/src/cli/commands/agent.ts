@@ -19,9 +19,10 @@ interface AgentArgs extends GlobalArgs {
   bpfDir?: string;
   attachMode?: string;
   mtu?: number;
+  metricsPodLabels?: boolean;
 }
 
-const FLAGS = ['nodeName', 'podCidr', 'bpffs', 'stateDir', 'apiSocket', 'metricsAddr', 'source', 'uplink', 'logLevel', 'bpfDir', 'attachMode', 'mtu'] as const;
+const FLAGS = ['nodeName', 'podCidr', 'bpffs', 'stateDir', 'apiSocket', 'metricsAddr', 'source', 'uplink', 'logLevel', 'bpfDir', 'attachMode', 'mtu', 'metricsPodLabels'] as const;
 
 export const agentCommand: CommandModule<GlobalArgs, AgentArgs> = {
   command: 'agent',
@@ -39,7 +40,8 @@ export const agentCommand: CommandModule<GlobalArgs, AgentArgs> = {
       .option('log-level', { type: 'string', describe: `trace|debug|info|warn|error (default ${DEFAULTS.logLevel})` })
       .option('bpf-dir', { type: 'string', describe: 'Directory of the BPF C sources (default: shipped with podnet)' })
       .option('attach-mode', { type: 'string', describe: `auto|tcx|clsact (default ${DEFAULTS.attachMode})` })
-      .option('mtu', { type: 'number', describe: `Pod interface MTU when the CNI config sets none (default ${DEFAULTS.mtu})` }) as Argv<AgentArgs>,
+      .option('mtu', { type: 'number', describe: `Pod interface MTU when the CNI config sets none (default ${DEFAULTS.mtu})` })
+      .option('metrics-pod-labels', { type: 'boolean', describe: 'Label traffic metrics per pod; --no-metrics-pod-labels keeps totals by direction (default true)' }) as Argv<AgentArgs>,
   handler: async (argv) => {
     // Precedence: flags > PODNET_* env (yargs maps both into argv) > config file.
     const raw: Record<string, unknown> = argv.config ? readConfigFile(argv.config) : {};
