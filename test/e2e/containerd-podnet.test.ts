@@ -21,6 +21,7 @@ import {
   PrivateContainerd,
   REFERENCE_PLUGIN_DIR,
   buildBusyboxImage,
+  describeCniDirs,
   freeSubnet24,
   hostLinks,
   installCniPaths,
@@ -42,16 +43,6 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-/** The system CNI directories as a comparable string: which exist and what they hold. */
-async function describeCniDirs(): Promise<string> {
-  const parts: string[] = [];
-  for (const d of ['/etc/cni', '/etc/cni/net.d', '/opt/cni', '/opt/cni/bin']) {
-    const entries = await readdir(d).catch(() => undefined);
-    parts.push(`${d}: ${entries === undefined ? '(absent)' : entries.sort().join(',')}`);
-  }
-  return parts.join('\n');
 }
 
 /** go-cni's cache entries (always under /var/lib/cni) for one CNI container ID: its network's and cni-loopback's. */

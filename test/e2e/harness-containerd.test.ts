@@ -15,6 +15,7 @@ import {
   PrivateContainerd,
   REFERENCE_PLUGIN_DIR,
   buildBusyboxImage,
+  describeCniDirs,
   freeSubnet24,
   hostLinks,
   installCniPaths,
@@ -44,16 +45,6 @@ async function reservations(dataDir: string, network: string): Promise<string[]>
 async function cacheEntries(network: string): Promise<string[]> {
   const files = await readdir(join(SYSTEM_CNI_CACHE, 'results')).catch(() => [] as string[]);
   return files.filter((f) => f.startsWith(`${network}-`));
-}
-
-/** The system CNI directories as a comparable string: which exist and what they hold. */
-async function describeCniDirs(): Promise<string> {
-  const parts: string[] = [];
-  for (const d of ['/etc/cni', '/etc/cni/net.d', '/opt/cni', '/opt/cni/bin']) {
-    const entries = await readdir(d).catch(() => undefined);
-    parts.push(`${d}: ${entries === undefined ? '(absent)' : entries.sort().join(',')}`);
-  }
-  return parts.join('\n');
 }
 
 /** PIDs whose network namespace is `netns` (a `net:[inode]` link target). */

@@ -205,3 +205,13 @@ export async function installCniPaths(opts: CniPathsOptions): Promise<InstalledC
     throw e;
   }
 }
+
+/** The system CNI directories as a comparable string: which exist and what they hold (to prove a restore). */
+export async function describeCniDirs(): Promise<string> {
+  const parts: string[] = [];
+  for (const d of ['/etc/cni', SYSTEM_CNI_CONF_DIR, '/opt/cni', SYSTEM_CNI_BIN_DIR]) {
+    const entries = await readdir(d).catch(() => undefined);
+    parts.push(`${d}: ${entries === undefined ? '(absent)' : entries.sort().join(',')}`);
+  }
+  return parts.join('\n');
+}

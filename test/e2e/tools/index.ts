@@ -38,6 +38,7 @@ export {
   InstalledCniPaths,
   SYSTEM_CNI_BIN_DIR,
   SYSTEM_CNI_CONF_DIR,
+  describeCniDirs,
   installCniPaths,
   type CniPathsOptions,
 } from './cni-paths.js';
