@@ -144,13 +144,13 @@ export class Agent {
     return {
       version: VERSION, nodeName: this.cfg.nodeName, ready: this.ready, datapathMode: this.datapath.mode,
       bpffs: this.cfg.bpffs, podCidr: u.pool, ipam: { size: u.size, used: u.used, free: u.free },
-      endpoints: this.endpoints.list().length, uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
+      endpoints: this.endpoints.list().length, endpointsUnhealthy: 0, lastReconcile: null, uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
     };
   }
 
   /** What `podnet endpoints` shows. */
   endpointInfos(): EndpointInfo[] {
-    return this.endpoints.list();
+    return this.endpoints.list().map((m) => ({ ...m, state: 'ready' as const, problems: [] }));
   }
 
   /** What `podnet ipam` shows. */

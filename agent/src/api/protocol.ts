@@ -82,21 +82,38 @@ export const CniErrorCode = {
   Internal: 999,
 } as const;
 
+/** The outcome of the last reconcile pass (at start and then periodically). */
+export interface ReconcileOutcome {
+  /** ISO time the pass finished. */
+  at: string;
+  /** ok: nothing to do; repaired: something was fixed; failed: at least one endpoint could not be repaired. */
+  result: 'ok' | 'repaired' | 'failed';
+  repaired: number;
+  removed: number;
+  failed: number;
+}
+
 /** What `podnet status` shows. */
 export interface AgentStatus {
   version: string;
   nodeName: string;
   ready: boolean;
+  /** Why the agent is not ready (absent when ready). */
+  notReadyReason?: string;
   datapathMode: 'tcx' | 'clsact';
   bpffs: string;
   podCidr: string;
   ipam: { size: number; used: number; free: number };
   endpoints: number;
+  /** Endpoints whose last health check found a problem. */
+  endpointsUnhealthy: number;
+  /** The last reconcile pass, or null before the first one finished. */
+  lastReconcile: ReconcileOutcome | null;
   uptimeSeconds: number;
 }
 
-/** One pod endpoint: what the agent stores about it and `podnet endpoints` shows. */
-export interface EndpointInfo {
+/** One pod endpoint as the agent stores it (its labels file). */
+export interface EndpointRecord {
   endpointId: number;
   containerId: string;
   ifName: string;
@@ -109,6 +126,20 @@ export interface EndpointInfo {
   hostMac: string;
   netns: string;
   created: string;
+}
+
+/**
+ * Health of an endpoint: `ready` (everything ADD made is in place),
+ * `unhealthy` (the last check found problems it could not repair; see
+ * `problems`), `deleting` (DEL answered, teardown still running).
+ */
+export type EndpointState = 'ready' | 'unhealthy' | 'deleting';
+
+/** One pod endpoint as `podnet endpoints` shows it: the stored record plus its health. */
+export interface EndpointInfo extends EndpointRecord {
+  state: EndpointState;
+  /** What the last check found wrong; empty when ready. */
+  problems: string[];
 }
 
 /** What `podnet ipam` shows. */

@@ -5,10 +5,10 @@
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { EndpointInfo } from '../api/protocol.js';
+import type { EndpointRecord } from '../api/protocol.js';
 
 /** What podnet remembers about one endpoint: exactly what the API shows. */
-export type EndpointMeta = EndpointInfo;
+export type EndpointMeta = EndpointRecord;
 
 function isMeta(m: unknown): m is EndpointMeta {
   if (typeof m !== 'object' || m === null) return false;
