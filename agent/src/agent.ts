@@ -6,7 +6,7 @@
  * Stopping never touches the datapath: maps, programs and links stay pinned
  * and pods keep their traffic while no agent runs.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentConfig } from './config/index.js';
 import type { Logger } from './log/index.js';
@@ -15,29 +15,61 @@ import { Datapath } from './datapath/datapath.js';
 import { CountersMap, EndpointsMap, IpamMap } from './datapath/maps/index.js';
 import { Ipam } from './ipam/index.js';
 import { EndpointManager, MetaStore, type EndpointManagerDeps } from './endpoints/index.js';
-import { NetlinkHandle } from './netlink/index.js';
+import { FileLock, NetlinkHandle } from './netlink/index.js';
 import { ApiServer } from './api/server.js';
 import { cniErrorResponse, cniRoutes } from './api/cni-routes.js';
-import type { AgentStatus, EndpointInfo, IpamInfo } from './api/protocol.js';
+import { CniErrorCode, type AgentStatus, type EndpointInfo, type IpamInfo, type ReconcileOutcome } from './api/protocol.js';
+import type { ApiRequest, ApiResponse } from './api/server.js';
 import { delQueueDir, readDelQueue, removeFromDelQueue } from '../../cni/src/del-queue.js';
 import { MetricsServer, createMetrics, type AgentMetrics } from './metrics/index.js';
 import { VERSION } from './version.js';
 
+/** The lock file in the state dir that one running agent holds (flock). */
+export const LOCK_FILE = 'agent.lock';
+
+/** True when `bpffs` holds anything (an earlier agent's pins). */
+function hasPins(bpffs: string): boolean {
+  try {
+    return readdirSync(bpffs).length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Removes every pin under `bpffs` and the directory itself (bpffs unlinks like any fs). */
+function removePins(bpffs: string): void {
+  rmSync(bpffs, { recursive: true, force: true });
+}
+
+/** The answer to requests that arrive while the agent starts and it then fails to. */
+function startingResponse(req: ApiRequest): ApiResponse {
+  const code = req.path === '/v1/cni/status' ? CniErrorCode.NotReady : CniErrorCode.TryAgainLater;
+  return { status: 503, body: { code, msg: 'podnet agent failed to start: try again later' } };
+}
+
+/** How often reconcile checks and repairs every endpoint after the first pass. */
+export const DEFAULT_RECONCILE_INTERVAL_MS = 30_000;
+
 /** Extra knobs for tests. */
 export interface AgentOptions {
   failpoint?: EndpointManagerDeps['failpoint'];
+  /** Period of the reconcile loop (default DEFAULT_RECONCILE_INTERVAL_MS); 0 turns it off. */
+  reconcileIntervalMs?: number;
 }
 
 /** A running agent. */
 export class Agent {
   private readonly closers: Array<{ what: string; close: () => void | Promise<void> }> = [];
-  private ready = false;
+  private serving = false;
   private readonly started = Date.now();
   datapath!: Datapath;
   ipam!: Ipam;
   endpoints!: EndpointManager;
   metrics!: AgentMetrics;
   private metricsServer: MetricsServer | undefined;
+  private lastReconcile: ReconcileOutcome | null = null;
+  private reconciling: Promise<ReconcileOutcome> | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
 
   private constructor(readonly cfg: AgentConfig, readonly log: Logger) {}
 
@@ -60,56 +92,115 @@ export class Agent {
       throw new ConfigError('source', 'the kubernetes source is not available in this version; run standalone with --source file:PATH and --pod-cidr CIDR');
     }
     if (!cfg.podCidr) throw new ConfigError('pod-cidr', 'required: this node\'s pod CIDR, e.g. 10.244.1.0/24');
+    const pool = cfg.podCidr;
     mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
 
-    const dp = await Datapath.start({
-      bpffs: cfg.bpffs, cacheDir: join(cfg.stateDir, 'bpf-cache'), pool: cfg.podCidr, attachMode: cfg.attachMode,
-      ...(cfg.bpfDir ? { bpfDir: cfg.bpfDir } : {}), log: log.child({ component: 'datapath' }),
-    });
+    // One agent per state dir and bpffs: the lock is taken before anything is
+    // touched, and dropped by the kernel when this process exits.
+    const lock = FileLock.acquire(join(cfg.stateDir, LOCK_FILE));
+    this.closers.push({ what: 'state-dir lock', close: () => lock.release() });
+
+    // Bind both listeners before loading anything: a socket or port in use
+    // fails start-up here, with nothing pinned. Requests wait until ready.
+    const api = new ApiServer(cfg.apiSocket, log.child({ component: 'api' }), cniErrorResponse, startingResponse);
+    await api.listen();
+    this.closers.push({ what: 'api', close: () => { api.fail(); return api.close(); } });
+    if (cfg.metrics) {
+      const ms = new MetricsServer(cfg.metrics, () => this.readiness().ready);
+      await ms.listen();
+      this.metricsServer = ms;
+      this.closers.push({ what: 'metrics', close: () => ms.close() });
+    }
+
+    const pinsBefore = hasPins(cfg.bpffs);
+    let dp: Datapath;
+    try {
+      dp = await Datapath.start({
+        bpffs: cfg.bpffs, cacheDir: join(cfg.stateDir, 'bpf-cache'), pool, attachMode: cfg.attachMode,
+        ...(cfg.bpfDir ? { bpfDir: cfg.bpfDir } : {}), log: log.child({ component: 'datapath' }),
+      });
+    } catch (err) {
+      if (!pinsBefore) removePins(cfg.bpffs);
+      throw err;
+    }
     this.datapath = dp;
-    this.closers.push({ what: 'datapath', close: () => dp.close() });
+    // A failed first start must not leave pins behind; once pods exist, pins stay.
+    this.closers.push({ what: 'datapath', close: () => { dp.close(); if (!pinsBefore && !this.serving) removePins(cfg.bpffs); } });
 
     const host = NetlinkHandle.open();
     this.closers.push({ what: 'netlink', close: () => host.close() });
     const reaper = NetlinkHandle.open();
     this.closers.push({ what: 'netlink reaper', close: () => reaper.close() });
 
-    this.ipam = new Ipam(cfg.podCidr, new IpamMap(dp.maps.ipam));
+    this.ipam = new Ipam(pool, new IpamMap(dp.maps.ipam));
     const counters = new CountersMap(dp.maps.counters);
     this.endpoints = new EndpointManager({
       ipam: this.ipam,
       endpoints: new EndpointsMap(dp.maps.endpoints),
       attacher: dp,
-      meta: new MetaStore(join(cfg.stateDir, 'endpoints')),
+      meta: new MetaStore(join(cfg.stateDir, 'endpoints'), join(cfg.stateDir, 'deleting')),
       host,
       reaper,
       log: log.child({ component: 'endpoints' }),
       counters,
       ...(opts.failpoint ? { failpoint: opts.failpoint } : {}),
     });
-    const rec = await this.endpoints.reconcile();
-    log.info({ ...rec, endpoints: this.endpoints.list().length }, 'reconciled endpoints with the kernel');
+    // DELs first (queued while no agent ran, or answered but not finished),
+    // so reconcile never repairs an endpoint that was deleted.
     await this.drainDelQueue();
+    const rec = await this.reconcile();
+    log.info({ ...rec, endpoints: this.endpoints.list().length }, 'reconciled endpoints with the kernel');
 
     this.metrics = createMetrics({ agent: this, counters });
-    const api = new ApiServer(cfg.apiSocket, {
-      ...cniRoutes(this.endpoints, { ready: () => this.ready, defaultMtu: cfg.mtu, log, observe: this.metrics.observeCni }),
+    if (this.metricsServer) this.metricsServer.serve(this.metrics.registry);
+    const every = opts.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
+    if (every > 0) {
+      this.reconcileTimer = setInterval(() => {
+        this.reconcile().catch((err: unknown) => log.error({ err }, 'reconcile failed'));
+      }, every);
+      this.reconcileTimer.unref();
+      this.closers.push({ what: 'reconcile loop', close: async () => { clearInterval(this.reconcileTimer); await this.reconciling?.catch(() => undefined); } });
+    }
+    // Last: held requests proceed from here on.
+    this.serving = true;
+    api.serve({
+      ...cniRoutes(this.endpoints, { readiness: () => this.readiness(), defaultMtu: cfg.mtu, log: log.child({ component: 'cni' }), observe: this.metrics.observeCni }),
       'GET /v1/status': async () => ({ status: 200, body: this.status() }),
       'GET /v1/endpoints': async () => ({ status: 200, body: this.endpointInfos() }),
       'GET /v1/ipam': async () => ({ status: 200, body: this.ipamInfo() }),
-    }, log.child({ component: 'api' }), cniErrorResponse);
-    await api.start();
-    this.closers.push({ what: 'api', close: () => api.close() });
+    });
+    if (this.metricsServer) log.info({ addr: `${cfg.metrics!.host}:${this.metricsServer.port}` }, 'metrics listening');
+    log.info({ version: VERSION, node: cfg.nodeName, podCidr: pool.cidr, mode: dp.mode, socket: cfg.apiSocket }, 'agent ready');
+  }
 
-    if (cfg.metrics) {
-      const ms = new MetricsServer(this.metrics.registry, cfg.metrics, () => this.ready);
-      await ms.start();
-      this.metricsServer = ms;
-      this.closers.push({ what: 'metrics', close: () => ms.close() });
-      log.info({ addr: `${cfg.metrics.host}:${ms.port}` }, 'metrics listening');
-    }
-    this.ready = true;
-    log.info({ version: VERSION, node: cfg.nodeName, podCidr: cfg.podCidr.cidr, mode: dp.mode, socket: cfg.apiSocket }, 'agent ready');
+  /**
+   * One reconcile pass (see EndpointManager.reconcile); concurrent callers
+   * share the pass in flight. Its outcome shows in status and metrics.
+   */
+  reconcile(): Promise<ReconcileOutcome> {
+    this.reconciling ??= (async () => {
+      try {
+        const r = await this.endpoints.reconcile();
+        const outcome: ReconcileOutcome = { at: new Date().toISOString(), result: r.result, repaired: r.repaired, removed: r.removed, failed: r.failed };
+        this.lastReconcile = outcome;
+        if (r.result !== 'ok') this.log.info({ ...outcome, orphans: r.orphans }, 'reconcile changed the node');
+        return outcome;
+      } catch (err) {
+        this.lastReconcile = { at: new Date().toISOString(), result: 'failed', repaired: 0, removed: 0, failed: 0 };
+        throw err;
+      } finally {
+        this.reconciling = undefined;
+      }
+    })();
+    return this.reconciling;
+  }
+
+  /** Whether CNI ADDs can succeed now, and if not, why. */
+  readiness(): { ready: true } | { ready: false; reason: string } {
+    if (!this.serving) return { ready: false, reason: 'starting' };
+    const u = this.ipam.usage();
+    if (u.free === 0) return { ready: false, reason: `IP pool ${u.pool} exhausted (0 of ${u.size} addresses free)` };
+    return { ready: true };
   }
 
   /** The bound metrics port (useful with --metrics-addr host:0), if metrics are on. */
@@ -141,16 +232,24 @@ export class Agent {
   /** What `podnet status` shows. */
   status(): AgentStatus {
     const u = this.ipam.usage();
+    const r = this.readiness();
+    const eps = this.endpoints.list();
     return {
-      version: VERSION, nodeName: this.cfg.nodeName, ready: this.ready, datapathMode: this.datapath.mode,
-      bpffs: this.cfg.bpffs, podCidr: u.pool, ipam: { size: u.size, used: u.used, free: u.free },
-      endpoints: this.endpoints.list().length, endpointsUnhealthy: 0, lastReconcile: null, uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
+      version: VERSION, nodeName: this.cfg.nodeName, ready: r.ready, ...(r.ready ? {} : { notReadyReason: r.reason }),
+      datapathMode: this.datapath.mode, bpffs: this.cfg.bpffs, podCidr: u.pool, ipam: { size: u.size, used: u.used, free: u.free },
+      endpoints: eps.length, endpointsUnhealthy: eps.filter((e) => e.state === 'unhealthy').length,
+      lastReconcile: this.lastReconcile, uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
     };
   }
 
   /** What `podnet endpoints` shows. */
   endpointInfos(): EndpointInfo[] {
-    return this.endpoints.list().map((m) => ({ ...m, state: 'ready' as const, problems: [] }));
+    return this.endpoints.list();
+  }
+
+  /** DELs the entry point queued and the agent has not replayed yet. */
+  delQueueDepth(): number {
+    return readDelQueue(delQueueDir(this.cfg.stateDir)).length;
   }
 
   /** What `podnet ipam` shows. */
@@ -164,7 +263,7 @@ export class Agent {
 
   /** Stops serving and closes every fd, newest first. The datapath keeps running. */
   async stop(): Promise<void> {
-    this.ready = false;
+    clearInterval(this.reconcileTimer);
     // Finish veth/address releases of DELs already answered.
     await this.endpoints?.settled();
     while (this.closers.length > 0) {

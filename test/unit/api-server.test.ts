@@ -1,9 +1,9 @@
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createServer as createHttpServer, request, type IncomingHttpHeaders, type RequestListener } from 'node:http';
-import { connect } from 'node:net';
+import { connect, Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -50,9 +50,9 @@ describe('ApiServer', () => {
   const sock = (): string => join(dir, `s${n++}.sock`);
 
   async function start(routes: Routes, mapper?: ErrorMapper, path = sock()): Promise<{ server: ApiServer; path: string }> {
-    const server = new ApiServer(path, routes, silentLogger(), mapper);
+    const server = new ApiServer(path, silentLogger(), mapper);
     open.push(server);
-    await server.start();
+    await server.start(routes);
     return { server, path };
   }
 
@@ -167,7 +167,7 @@ describe('ApiServer', () => {
   });
 
   it('CNI routes answer a body that is not JSON with decode-failure code 6', async () => {
-    const { path } = await start(cniRoutes({} as EndpointManager, { ready: () => true, defaultMtu: 1500, log: silentLogger() }), cniErrorResponse);
+    const { path } = await start(cniRoutes({} as EndpointManager, { readiness: () => ({ ready: true as const }), defaultMtu: 1500, log: silentLogger() }), cniErrorResponse);
     const res = await raw(path, 'POST', '/v1/cni/add', '{"containerId": ');
     assert.deepEqual({ status: res.status, code: (res.json as { code: number }).code }, { status: 400, code: CniErrorCode.DecodeFailure });
   });
@@ -181,9 +181,9 @@ describe('ApiServer', () => {
 
   it('refuses with EINUSE to start on a socket another server is serving, which keeps serving', async () => {
     const { path } = await start({ 'GET /v1/ping': async () => ({ status: 200, body: { who: 'first' } }) });
-    const second = new ApiServer(path, {}, silentLogger());
+    const second = new ApiServer(path, silentLogger());
     open.push(second);
-    await assert.rejects(second.start(), (err: unknown) => {
+    await assert.rejects(second.start({}), (err: unknown) => {
       assert.equal(err instanceof PodnetError, true);
       assert.equal((err as PodnetError).code, 'EINUSE');
       assert.equal((err as Error).message, `listen on ${path}: another agent is serving it`);
@@ -220,8 +220,57 @@ describe('ApiServer', () => {
 
   it('close() before start() does nothing', async () => {
     const path = sock();
-    await new ApiServer(path, {}, silentLogger()).close();
+    await new ApiServer(path, silentLogger()).close();
     assert.equal(existsSync(path), false);
+  });
+
+  it('never lets the socket exist at its path with a mode other than 0600, even under umask 000', async () => {
+    const path = sock();
+    const seen: number[] = [];
+    // Look at the path the moment the server is bound, before start() goes on.
+    const origListen = NetServer.prototype.listen;
+    NetServer.prototype.listen = function (this: NetServer, ...args: unknown[]) {
+      const cb = args.find((a) => typeof a === 'function') as (() => void) | undefined;
+      const rest = args.filter((a) => a !== cb);
+      return (origListen as (...a: unknown[]) => NetServer).call(this, ...rest, () => {
+        if (existsSync(path)) seen.push(statSync(path).mode & 0o777);
+        cb?.();
+      });
+    } as typeof origListen;
+    const oldMask = process.umask(0);
+    try {
+      await start({ 'GET /v1/ping': async () => ({ status: 200, body: {} }) }, undefined, path);
+    } finally {
+      process.umask(oldMask);
+      NetServer.prototype.listen = origListen;
+    }
+    seen.push(statSync(path).mode & 0o777);
+    assert.deepEqual(seen.filter((m) => m !== 0o600), [], `modes seen at ${path}: ${seen.map((m) => m.toString(8)).join(', ')}`);
+    assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith('.podnet-api-')), [], 'the private directory is gone');
+  });
+
+  it('holds requests that arrive between listen() and serve() and answers them once serving', async () => {
+    const path = sock();
+    const server = new ApiServer(path, silentLogger());
+    open.push(server);
+    await server.listen();
+    const pending = apiCall<{ ok: boolean }>(path, 'GET', '/v1/ping');
+    await sleep(50);
+    server.serve({ 'GET /v1/ping': async () => ({ status: 200, body: { ok: true } }) });
+    assert.deepEqual(await pending, { ok: true });
+  });
+
+  it('answers held and later requests with the unavailable answer after fail()', async () => {
+    const path = sock();
+    const server = new ApiServer(path, silentLogger(), undefined, () => ({ status: 503, body: { code: 11, msg: 'not serving' } }));
+    open.push(server);
+    await server.listen();
+    const pending = raw(path, 'GET', '/v1/ping');
+    await sleep(20);
+    server.fail();
+    const res = await pending;
+    assert.equal(res.status, 503);
+    assert.deepEqual(res.json, { code: 11, msg: 'not serving' });
   });
 
   it('close() returns promptly while a client is stuck in the middle of a request', async () => {

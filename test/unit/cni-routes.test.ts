@@ -52,7 +52,7 @@ function setup(opts: { ready?: boolean; defaultMtu?: number } = {}): { mgr: Fake
   const mgr = new FakeManager();
   const observed: Observed[] = [];
   const routes = cniRoutes(mgr as unknown as EndpointManager, {
-    ready: () => opts.ready ?? true,
+    readiness: () => ((opts.ready ?? true) ? { ready: true as const } : { ready: false as const, reason: 'starting' }),
     defaultMtu: opts.defaultMtu ?? 1450,
     log: silentLogger(),
     observe: (verb, code, seconds) => observed.push({ verb, code, seconds }),
@@ -203,12 +203,12 @@ describe('cniRoutes', () => {
 
   it('STATUS answers {} when ready and fails with code 50 when not', async () => {
     assert.deepEqual(await setup({ ready: true }).call('GET /v1/cni/status'), { status: 200, body: {} });
-    await rejectsCni(setup({ ready: false }).call('GET /v1/cni/status'), CniErrorCode.NotReady, /not ready/);
+    await rejectsCni(setup({ ready: false }).call('GET /v1/cni/status'), CniErrorCode.NotReady, /cannot service ADD requests: starting/);
   });
 
   it('STATUS asks readiness on every call, not once', async () => {
     let ready = false;
-    const routes = cniRoutes({} as EndpointManager, { ready: () => ready, defaultMtu: 1500, log: silentLogger() });
+    const routes = cniRoutes({} as EndpointManager, { readiness: () => (ready ? { ready: true as const } : { ready: false as const, reason: 'starting' }), defaultMtu: 1500, log: silentLogger() });
     const status = (): Promise<ApiResponse> => routes['GET /v1/cni/status']!({ method: 'GET', path: '/v1/cni/status', query: new URLSearchParams(), body: undefined });
     await rejectsCni(status(), CniErrorCode.NotReady);
     ready = true;
@@ -236,7 +236,7 @@ describe('cniRoutes', () => {
   });
 
   it('works without an observer', async () => {
-    const routes = cniRoutes(new FakeManager() as unknown as EndpointManager, { ready: () => true, defaultMtu: 1500, log: silentLogger() });
+    const routes = cniRoutes(new FakeManager() as unknown as EndpointManager, { readiness: () => ({ ready: true as const }), defaultMtu: 1500, log: silentLogger() });
     assert.deepEqual(await routes['POST /v1/cni/del']!({ method: 'POST', path: '/v1/cni/del', query: new URLSearchParams(), body: { containerId: 'c', ifName: 'eth0' } }), { status: 200, body: {} });
   });
 });

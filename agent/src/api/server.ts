@@ -4,9 +4,9 @@
  * async functions; errors they throw become JSON error bodies.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PodnetError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 
@@ -22,6 +22,8 @@ export interface ApiRequest {
 export interface ApiResponse {
   status: number;
   body: unknown;
+  /** The failure behind an error answer was logged already; the server does not log it again. */
+  logged?: boolean;
 }
 
 /** Routes keyed by "METHOD /path". */
@@ -44,29 +46,70 @@ async function socketInUse(path: string): Promise<boolean> {
 /** The HTTP server of the agent API. */
 export class ApiServer {
   private server: Server | undefined;
+  private routes: Routes | undefined;
+  /** Called after each answer (metrics count API errors from it). */
+  onAnswer: ((req: ApiRequest, status: number) => void) | undefined;
+  /** Settles when serve() or fail() is called; requests that arrive earlier wait for it. */
+  private readonly opened: Promise<void>;
+  private open!: () => void;
 
   constructor(
     private readonly socketPath: string,
-    private readonly routes: Routes,
     private readonly log: Logger,
     private readonly mapError: ErrorMapper = (err) => ({ status: 500, body: { msg: (err as Error).message } }),
-  ) {}
+    /** Answer to requests while the agent could not start (after fail()). */
+    private readonly unavailable: (req: ApiRequest) => ApiResponse = () => ({ status: 503, body: { msg: 'podnet agent is not serving' } }),
+  ) {
+    this.opened = new Promise<void>((resolve) => { this.open = resolve; });
+  }
 
-  /** Listens on the socket; refuses to steal a socket another agent is serving. */
-  async start(): Promise<void> {
+  /**
+   * Listens on the socket before the agent loads anything, so a socket in use
+   * fails start-up at once. Requests are held until serve(). Refuses to steal
+   * a socket another agent is serving. The socket is created in a private
+   * directory (0700), made 0600 and only then renamed to its path, so no
+   * other user can connect to it at any moment, whatever the umask.
+   */
+  async listen(): Promise<void> {
     mkdirSync(dirname(this.socketPath), { recursive: true, mode: 0o700 });
     if (await socketInUse(this.socketPath)) {
       throw new PodnetError('EINUSE', `listen on ${this.socketPath}: another agent is serving it`);
     }
     try { unlinkSync(this.socketPath); } catch { /* no stale socket */ }
     const server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      // umask would race with chmod; listen then chmod before anyone is told we are up.
-      server.listen(this.socketPath, () => resolve());
-    });
-    chmodSync(this.socketPath, 0o600);
+    const privDir = mkdtempSync(join(dirname(this.socketPath), '.podnet-api-'));
+    const tmp = join(privDir, 'sock');
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(tmp, () => resolve());
+      });
+      chmodSync(tmp, 0o600);
+      renameSync(tmp, this.socketPath);
+    } catch (err) {
+      server.close();
+      throw new PodnetError('EINUSE', `listen on ${this.socketPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    } finally {
+      rmSync(privDir, { recursive: true, force: true });
+    }
     this.server = server;
+  }
+
+  /** Starts answering with `routes`; held requests proceed. */
+  serve(routes: Routes): void {
+    this.routes = routes;
+    this.open();
+  }
+
+  /** The agent will not serve (start-up failed): held and later requests get the `unavailable` answer. */
+  fail(): void {
+    this.open();
+  }
+
+  /** Listens and serves at once (tests and simple users). */
+  async start(routes: Routes): Promise<void> {
+    await this.listen();
+    this.serve(routes);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -76,12 +119,19 @@ export class ApiServer {
     let out: ApiResponse;
     try {
       apiReq.body = await readJson(req);
-      const route = this.routes[`${apiReq.method} ${apiReq.path}`];
-      out = route ? await route(apiReq) : { status: 404, body: { msg: `no route ${apiReq.method} ${apiReq.path}` } };
+      await this.opened;
+      if (!this.routes) {
+        out = this.unavailable(apiReq);
+      } else {
+        const route = this.routes[`${apiReq.method} ${apiReq.path}`];
+        out = route ? await route(apiReq) : { status: 404, body: { msg: `no route ${apiReq.method} ${apiReq.path}` } };
+      }
     } catch (err) {
       out = this.mapError(err, apiReq);
-      this.log.warn({ err, method: apiReq.method, path: apiReq.path }, 'api request failed');
+      // CNI operations log their own failures, one line each.
+      if (!out.logged) this.log.warn({ err, method: apiReq.method, path: apiReq.path, status: out.status }, 'api request failed');
     }
+    this.onAnswer?.(apiReq, out.status);
     const payload = JSON.stringify(out.body ?? {});
     res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
     res.end(payload);

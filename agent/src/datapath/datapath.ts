@@ -199,19 +199,22 @@ export class Datapath implements PodAttacher {
     return existsSync(pins.ingress) || existsSync(pins.egress);
   }
 
-  /** True when both programs of this generation are attached to the interface. */
-  isAttached(hostIfName: string, ifindex: number): boolean {
+  /** What is wrong with the programs on an interface: one line per hook that is not as it should be. */
+  attachProblems(hostIfName: string, ifindex: number): string[] {
     const pins = this.linkPins(hostIfName);
-    const want = [[pins.ingress, this.fromPod.id], [pins.egress, this.toPod.id]] as const;
-    return want.every(([p, progId]) => {
-      if (!existsSync(p)) return false;
+    const want = [['ingress', pins.ingress, this.fromPod], ['egress', pins.egress, this.toPod]] as const;
+    const out: string[] = [];
+    for (const [hook, p, prog] of want) {
+      if (!existsSync(p)) { out.push(`${hook}: no ${prog.name} attachment pinned`); continue; }
       try {
         using link = openPinnedLink(p);
-        return link.ifindex === ifindex && link.programId === progId;
-      } catch {
-        return false;
+        if (link.ifindex !== ifindex) out.push(`${hook}: attachment is on ifindex ${link.ifindex}, not ${ifindex}`);
+        else if (link.programId !== prog.id) out.push(`${hook}: program ${link.programId} attached, want ${prog.name} (${prog.id})`);
+      } catch (err) {
+        out.push(`${hook}: ${(err as Error).message}`);
       }
-    });
+    }
+    return out;
   }
 
   /** Closes this process's fds; pins keep the datapath running. */

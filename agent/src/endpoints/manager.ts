@@ -14,14 +14,14 @@ import { existsSync } from 'node:fs';
 import { NetlinkError, PodnetError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { Ipam } from '../ipam/index.js';
-import { NetlinkHandle, NetNs, type Link } from '../netlink/index.js';
-import type { CniResult } from '../api/protocol.js';
+import { NetlinkHandle, NetNs, NotNetnsError, type Link } from '../netlink/index.js';
+import type { CniResult, EndpointInfo, ReconcileOutcome } from '../api/protocol.js';
 import { CniErrorCode } from '../api/protocol.js';
 import { CniError } from '../api/cni-error.js';
 import { EP_F_READY, type EndpointsTable } from '../datapath/maps/index.js';
 import { Rollback } from '../util/rollback.js';
 import { hostVethName, isHostVethName } from './naming.js';
-import type { EndpointMeta, MetaStore } from './meta-store.js';
+import type { EndpointMeta, MetaStore, PendingTeardown } from './meta-store.js';
 
 /** The pod's gateway: a link-local address answered by a permanent neighbour entry, never by ARP. */
 export const POD_GATEWAY = '169.254.1.1';
@@ -30,8 +30,8 @@ export const POD_GATEWAY = '169.254.1.1';
 export interface PodAttacher {
   attach(hostIfName: string, ifindex: number): void;
   detach(hostIfName: string, ifindex: number | undefined): void;
-  /** Both programs attached to this interface? */
-  isAttached(hostIfName: string, ifindex: number): boolean;
+  /** What is wrong with the programs on this interface; empty when both are attached as they should be. */
+  attachProblems(hostIfName: string, ifindex: number): string[];
   /** Did this agent instance attach to an interface of this name (its pins exist)? */
   owns(hostIfName: string): boolean;
 }
@@ -70,6 +70,10 @@ export interface EndpointManagerDeps {
 export const ADD_STEPS = ['ipam', 'veth', 'pod-config', 'host-config', 'attach', 'endpoint-map', 'meta'] as const;
 export type AddStep = (typeof ADD_STEPS)[number];
 
+/** The pod's "namespace/name" for log lines, when the runtime told it. */
+const podField = (r: { podNamespace?: string | undefined; podName?: string | undefined }): { pod?: string } =>
+  r.podName ? { pod: `${r.podNamespace ?? ''}/${r.podName}` } : {};
+
 const isGone = (err: unknown): boolean =>
   err instanceof NetlinkError && ['ENODEV', 'ENOENT', 'ESRCH', 'EADDRNOTAVAIL'].includes(err.errnoName);
 
@@ -80,6 +84,8 @@ export class EndpointManager {
   private readonly teardowns = new Map<string, Promise<void>>();
   /** Teardowns run one after another: the reaper handle takes one request at a time. */
   private reaperChain: Promise<void> = Promise.resolve();
+  /** Problems the last check found per host veth, for endpoints that are not healthy. */
+  private readonly health = new Map<string, string[]>();
 
   constructor(private readonly d: EndpointManagerDeps) {
     let max = 0;
@@ -91,10 +97,11 @@ export class EndpointManager {
   /** CNI ADD. @throws CniError with a spec code; on any failure nothing is left behind. */
   async add(req: AddRequest): Promise<{ result: CniResult; meta: EndpointMeta }> {
     const { containerId, ifName } = req;
-    const log = this.d.log.child({ containerId, ifName });
+    const log = this.d.log.child({ containerId, ifName, ...podField(req) });
     // A DEL of the same attachment may still be releasing its veth.
     await this.teardowns.get(hostVethName(containerId, ifName));
     const rb = new Rollback();
+    let current: AddStep | 'preflight' = 'preflight';
     const step = (s: AddStep): void => this.d.failpoint?.(s);
     let ns: NetNs | undefined;
     let pod: NetlinkHandle | undefined;
@@ -102,16 +109,20 @@ export class EndpointManager {
       try {
         ns = NetNs.open(req.netns);
       } catch (err) {
-        throw new CniError(CniErrorCode.InvalidEnvironment, `open CNI_NETNS ${req.netns}: ${(err as Error).message}`, undefined, { cause: err });
+        const why = err instanceof NotNetnsError ? err.message.replace(/^open netns [^:]*: /, '') : (err as Error).message;
+        throw new CniError(CniErrorCode.InvalidEnvironment, `open CNI_NETNS ${req.netns}: ${why}`, undefined, { cause: err });
       }
+      this.refuseLiveElsewhere(req);
       pod = NetlinkHandle.open({ netns: ns });
       if (pod.linkByName(ifName)) {
         throw new CniError(CniErrorCode.Internal, `add ${ifName} to ${req.netns}: an interface named ${ifName} already exists in the pod`);
       }
 
+      current = 'ipam';
       const ip = this.d.ipam.allocate(containerId, ifName);
       rb.push(`release ${ip}`, () => { this.d.ipam.release(containerId, ifName); });
       step('ipam');
+      current = 'veth';
 
       const hostName = hostVethName(containerId, ifName);
       const stale = this.d.host.linkByName(hostName);
@@ -125,6 +136,7 @@ export class EndpointManager {
       const hostLink = this.mustLink(this.d.host, hostName, 'host');
       rb.push(`delete veth ${hostName}`, () => this.deleteLinkQuiet(hostName));
       step('veth');
+      current = 'pod-config';
 
       const podLink = this.mustLink(pod, ifName, 'pod');
       pod.addrAdd({ index: podLink.index, address: ip, prefixLen: 32 });
@@ -133,20 +145,24 @@ export class EndpointManager {
       pod.neighAdd({ index: podLink.index, ip: POD_GATEWAY, mac: hostLink.mac, permanent: true });
       pod.routeAdd({ dstLen: 0, gateway: POD_GATEWAY, oif: podLink.index });
       step('pod-config');
+      current = 'host-config';
 
       this.d.host.setUp(hostLink.index);
       this.d.host.routeAdd({ dst: ip, dstLen: 32, oif: hostLink.index, scope: 'link' });
       this.d.host.neighAdd({ index: hostLink.index, ip, mac: podLink.mac, permanent: true });
       step('host-config');
+      current = 'attach';
 
       this.d.attacher.attach(hostName, hostLink.index);
       rb.push(`detach programs from ${hostName}`, () => this.d.attacher.detach(hostName, hostLink.index));
       step('attach');
+      current = 'endpoint-map';
 
       const endpointId = this.nextId++;
       this.d.endpoints.set(ip, { ifindex: hostLink.index, endpointId, podMac: podLink.mac, hostMac: hostLink.mac, flags: EP_F_READY });
       rb.push(`delete endpoint ${ip}`, () => { this.d.endpoints.delete(ip); });
       step('endpoint-map');
+      current = 'meta';
 
       const meta: EndpointMeta = {
         endpointId, containerId, ifName, netns: req.netns, ip,
@@ -160,6 +176,7 @@ export class EndpointManager {
       step('meta');
 
       rb.commit();
+      this.health.delete(hostName);
       log.info({ ip, hostIfName: hostName, endpointId }, 'endpoint added');
       return {
         meta,
@@ -175,9 +192,14 @@ export class EndpointManager {
         },
       };
     } catch (err) {
+      // Read the steps before unwinding empties the stack.
+      const undone = rb.steps.reverse();
       const failed = await rb.unwind();
-      for (const f of failed) log.error({ err: f.error, step: f.what }, 'rollback step failed');
-      log.warn({ err, undone: rb.steps }, 'endpoint add failed; rolled back');
+      // One line per failed ADD, with everything that was undone and what could not be.
+      log.error({
+        err, failedStep: current, undone,
+        ...(failed.length > 0 ? { undoFailures: failed.map((f) => ({ step: f.what, error: (f.error as Error)?.message ?? String(f.error) })) } : {}),
+      }, failed.length > 0 ? 'endpoint add failed; rollback incomplete' : 'endpoint add failed; rolled back');
       if (err instanceof CniError) throw err;
       if (err instanceof PodnetError && err.code === 'EPOOLEXHAUSTED') {
         throw new CniError(CniErrorCode.PoolExhausted, err.message, undefined, { cause: err });
@@ -187,6 +209,22 @@ export class EndpointManager {
       pod?.close();
       ns?.close();
     }
+  }
+
+  /**
+   * Refuses an ADD whose container id and ifname belong to a live endpoint in
+   * another network namespace: going on would hand out the same address and
+   * replace that pod's veth.
+   */
+  private refuseLiveElsewhere(req: AddRequest): void {
+    const hostName = hostVethName(req.containerId, req.ifName);
+    const live = this.d.meta.get(hostName);
+    if (!live || live.netns === req.netns || this.teardowns.has(hostName)) return;
+    if (!this.d.host.linkByName(hostName) || !existsSync(live.netns)) return; // that pod is gone: its leftovers are replaced below
+    throw new CniError(
+      CniErrorCode.InvalidEnvironment,
+      `add ${req.containerId}/${req.ifName}: CNI_NETNS ${req.netns} differs from the netns ${live.netns} of the live endpoint with this CNI_CONTAINERID and CNI_IFNAME (${live.ip}); DEL it first`,
+    );
   }
 
   /**
@@ -205,12 +243,17 @@ export class EndpointManager {
     const hostName = hostVethName(containerId, ifName);
     if (this.teardowns.has(hostName)) return;
     const meta = this.d.meta.get(hostName);
-    const ip = this.d.ipam.lookup(containerId, ifName) ?? meta?.ip;
-    let endpointId = meta?.endpointId;
+    const earlier = this.d.meta.pending(hostName);
+    const ip = this.d.ipam.lookup(containerId, ifName) ?? meta?.ip ?? earlier?.ip;
+    let endpointId = meta?.endpointId ?? earlier?.endpointId;
+    const log = this.d.log.child({ containerId, ifName, hostIfName: hostName, ...podField(meta ?? {}) });
+    // Durable before anything changes: an agent restarted after this DEL was
+    // answered finishes the teardown instead of repairing the endpoint back.
+    this.d.meta.markDeleting({ containerId, ifName, hostIfName: hostName, ...(ip !== undefined ? { ip } : {}), ...(endpointId !== undefined ? { endpointId } : {}) });
     if (ip !== undefined) {
       const e = this.d.endpoints.get(ip);
       // Only remove the entry if it still belongs to this endpoint's veth.
-      if (e && (meta === undefined || e.endpointId === meta.endpointId)) {
+      if (e && (endpointId === undefined || e.endpointId === endpointId)) {
         endpointId ??= e.endpointId;
         this.d.endpoints.delete(ip);
       }
@@ -227,18 +270,26 @@ export class EndpointManager {
       try {
         this.d.attacher.detach(hostName, link?.index);
         if (link) await this.deleteLinkInBackground(hostName, link.index);
-        if (ip !== undefined) this.d.ipam.release(containerId, ifName);
+        if (ip !== undefined && this.ownedBy(ip, containerId, ifName)) this.d.ipam.releaseIp(ip);
         if (endpointId !== undefined) this.d.counters?.deleteEndpoint(endpointId);
         this.d.meta.remove(hostName);
-        this.d.log.info({ containerId, ifName, ip, hostIfName: hostName }, 'endpoint deleted');
+        this.d.meta.clearDeleting(hostName);
+        this.health.delete(hostName);
+        log.info({ ip }, 'endpoint deleted');
       } catch (err) {
-        // Reconcile at the next start, or GC, finishes what is left.
-        this.d.log.error({ err, containerId, ifName, hostIfName: hostName }, 'endpoint teardown failed');
+        // The pending record stays: the next reconcile finishes what is left.
+        log.error({ err }, 'endpoint teardown failed; the next reconcile retries it');
       } finally {
         this.teardowns.delete(hostName);
       }
     }));
     this.teardowns.set(hostName, teardown);
+  }
+
+  /** True when `ip` is allocated to exactly this attachment (never release another pod's address). */
+  private ownedBy(ip: string, containerId: string, ifName: string): boolean {
+    const o = this.d.ipam.owner(ip);
+    return o !== undefined && o.containerId === containerId && o.ifName === ifName;
   }
 
   /** Resolves when every DEL so far has finished tearing down its veth and address. */
@@ -269,7 +320,8 @@ export class EndpointManager {
     if (!hostRoute) fail(`host route ${ip}/32 dev ${hostName} is missing`);
     const ep = this.d.endpoints.get(ip!);
     if (!ep || ep.ifindex !== hostLink.index) fail(`endpoint map entry for ${ip} is missing or points elsewhere`);
-    if (!this.d.attacher.isAttached(hostName, hostLink.index)) fail(`datapath programs are not attached to ${hostName}`);
+    const attach = this.d.attacher.attachProblems(hostName, hostLink.index);
+    if (attach.length > 0) fail(`datapath programs on ${hostName}: ${attach.join('; ')}`);
 
     let ns: NetNs;
     try {
@@ -330,15 +382,24 @@ export class EndpointManager {
   }
 
   /**
-   * Brings stored state in line with the kernel after an agent (re)start:
-   * endpoints whose netns or host veth vanished (the pod was deleted while no
-   * agent ran) are deleted; live ones get their map entry and programs back
-   * if missing; map entries and allocations that belong to no endpoint go.
+   * Brings stored state in line with the kernel, at start and then
+   * periodically: DELs whose teardown did not finish are finished; endpoints
+   * whose netns or host veth vanished (the pod was deleted while no agent
+   * ran) are deleted; live ones are checked and repaired one by one (a
+   * failure on one endpoint marks it unhealthy and never stops the others);
+   * map entries and allocations that belong to no endpoint go.
    */
-  async reconcile(): Promise<{ removed: number; repaired: number; orphans: number }> {
+  async reconcile(): Promise<Omit<ReconcileOutcome, 'at'> & { orphans: number; unhealthy: string[] }> {
     let removed = 0, repaired = 0, orphans = 0;
-    const live = new Set<string>();
+    const unhealthy: string[] = [];
+    for (const p of this.d.meta.pendingList()) {
+      if (this.teardowns.has(p.hostIfName)) continue;
+      this.del(p.containerId, p.ifName);
+      removed++;
+    }
+    await this.settled();
     for (const m of this.d.meta.list()) {
+      if (this.teardowns.has(m.hostIfName)) continue;
       const link = this.d.host.linkByName(m.hostIfName);
       // The kernel destroys a deleted netns (and the veth in it) asynchronously:
       // a missing netns path already means the pod is gone.
@@ -348,32 +409,93 @@ export class EndpointManager {
         removed++;
         continue;
       }
-      live.add(m.ip);
-      let fixed = false;
-      if (!this.d.attacher.isAttached(m.hostIfName, link.index)) {
-        this.d.attacher.attach(m.hostIfName, link.index);
-        fixed = true;
+      const found = this.problems(m, link);
+      if (found.length === 0) {
+        this.health.delete(m.hostIfName);
+        continue;
       }
-      const e = this.d.endpoints.get(m.ip);
-      if (!e || e.ifindex !== link.index || e.endpointId !== m.endpointId) {
-        this.d.endpoints.set(m.ip, { ifindex: link.index, endpointId: m.endpointId, podMac: m.podMac, hostMac: link.mac, flags: EP_F_READY });
-        fixed = true;
+      const left = this.repair(m, link, found);
+      if (left.length === 0) {
+        repaired++;
+        this.health.delete(m.hostIfName);
+        this.d.log.warn({ containerId: m.containerId, ifName: m.ifName, hostIfName: m.hostIfName, ...podField(m), fixed: found }, 'endpoint repaired');
+      } else {
+        unhealthy.push(m.hostIfName);
+        this.health.set(m.hostIfName, left);
+        this.d.log.error({ containerId: m.containerId, ifName: m.ifName, hostIfName: m.hostIfName, ...podField(m), problems: left }, 'endpoint unhealthy: repair failed');
       }
-      if (link.index !== m.hostIfIndex) this.d.meta.put({ ...m, hostIfIndex: link.index });
-      if (fixed) repaired++;
     }
+    // From here on nothing awaits: an ADD that finished during the awaits
+    // above is in the labels now and keeps its entry and address.
+    const live = new Set(this.d.meta.list().map((m) => m.ip));
     for (const [ip] of [...this.d.endpoints.entries()]) {
       if (!live.has(ip)) { this.d.endpoints.delete(ip); orphans++; }
     }
     for (const a of this.d.ipam.allocations()) {
-      if (!live.has(a.ip)) { this.d.ipam.releaseIp(a.ip); orphans++; }
+      if (!live.has(a.ip) && !this.teardowns.has(hostVethName(a.owner.containerId, a.owner.ifName))) { this.d.ipam.releaseIp(a.ip); orphans++; }
     }
-    return { removed, repaired, orphans };
+    for (const host of [...this.health.keys()]) if (!this.d.meta.get(host)) this.health.delete(host);
+    const result = unhealthy.length > 0 ? 'failed' : repaired + removed + orphans > 0 ? 'repaired' : 'ok';
+    return { result, removed, repaired, failed: unhealthy.length, orphans, unhealthy };
   }
 
-  /** Every endpoint as stored. */
-  list(): EndpointMeta[] {
-    return this.d.meta.list().filter((m) => !this.teardowns.has(m.hostIfName)).sort((a, b) => a.endpointId - b.endpointId);
+  /** What is wrong with a live endpoint: everything ADD made that is missing or different. */
+  private problems(m: EndpointMeta, link: Link): string[] {
+    const out: string[] = [];
+    if (!link.up) out.push(`host veth ${m.hostIfName} is down`);
+    try {
+      if (!this.d.host.routes({ family: 4, oif: link.index }).some((r) => r.dst === m.ip && r.dstLen === 32)) out.push(`host route ${m.ip}/32 dev ${m.hostIfName} is missing`);
+    } catch (err) {
+      out.push(`list routes of ${m.hostIfName}: ${(err as Error).message}`);
+    }
+    try {
+      out.push(...this.d.attacher.attachProblems(m.hostIfName, link.index));
+    } catch (err) {
+      out.push(`inspect programs on ${m.hostIfName}: ${(err as Error).message}`);
+    }
+    const e = this.d.endpoints.get(m.ip);
+    if (!e) out.push(`endpoint map entry for ${m.ip} is missing`);
+    else if (e.ifindex !== link.index || e.endpointId !== m.endpointId || e.podMac !== m.podMac || e.hostMac !== link.mac || !(e.flags & EP_F_READY)) {
+      out.push(`endpoint map entry for ${m.ip} differs from the endpoint`);
+    }
+    return out;
+  }
+
+  /** Repairs what `problems` found; returns what is still wrong afterwards. */
+  private repair(m: EndpointMeta, link: Link, found: string[]): string[] {
+    const errors: string[] = [];
+    const attempt = (what: string, fn: () => void): void => {
+      try { fn(); } catch (err) { errors.push(`${what}: ${(err as Error).message}`); }
+    };
+    if (!link.up) attempt(`set ${m.hostIfName} up`, () => this.d.host.setUp(link.index));
+    if (found.some((f) => f.startsWith('host route'))) {
+      attempt(`add route ${m.ip}/32`, () => this.d.host.routeAdd({ dst: m.ip, dstLen: 32, oif: link.index, scope: 'link' }));
+    }
+    if (this.d.attacher.attachProblems(m.hostIfName, link.index).length > 0) attempt(`attach programs to ${m.hostIfName}`, () => this.d.attacher.attach(m.hostIfName, link.index));
+    attempt(`write endpoint map entry for ${m.ip}`, () => {
+      this.d.endpoints.set(m.ip, { ifindex: link.index, endpointId: m.endpointId, podMac: m.podMac, hostMac: link.mac, flags: EP_F_READY });
+    });
+    if (link.index !== m.hostIfIndex || link.mac !== m.hostMac) attempt('update labels', () => this.d.meta.put({ ...m, hostIfIndex: link.index, hostMac: link.mac }));
+    const now = this.d.host.linkByName(m.hostIfName);
+    if (!now) return [...errors, `host veth ${m.hostIfName} vanished during repair`];
+    const left = this.problems({ ...m, hostIfIndex: now.index }, now);
+    return left.length === 0 ? [] : [...left, ...errors];
+  }
+
+  /** Every endpoint with its health: ready, unhealthy (with the problems found) or deleting. */
+  list(): EndpointInfo[] {
+    return this.d.meta.list()
+      .map((m): EndpointInfo => {
+        const problems = this.health.get(m.hostIfName) ?? [];
+        const state = this.teardowns.has(m.hostIfName) ? 'deleting' : problems.length > 0 ? 'unhealthy' : 'ready';
+        return { ...m, state, problems: state === 'unhealthy' ? [...problems] : [] };
+      })
+      .sort((a, b) => a.endpointId - b.endpointId);
+  }
+
+  /** Endpoints that serve traffic or should: every stored one not being deleted. */
+  active(): EndpointMeta[] {
+    return this.d.meta.list().filter((m) => !this.teardowns.has(m.hostIfName));
   }
 
   private mustLink(h: NetlinkHandle, name: string, side: string): Link {

@@ -2,25 +2,46 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { ConfigError } from '../errors/index.js';
 
 /** Serves a registry over HTTP. */
 export class MetricsServer {
   private server: Server | undefined;
+  private registry: Registry | undefined;
 
-  constructor(private readonly registry: Registry, private readonly addr: { host: string; port: number }, private readonly ready: () => boolean) {}
+  constructor(private readonly addr: { host: string; port: number }, private readonly ready: () => boolean) {}
 
   /** The bound port (useful with port 0). */
   get port(): number {
     return (this.server?.address() as AddressInfo | null)?.port ?? this.addr.port;
   }
 
-  /** Starts listening. */
-  async start(): Promise<void> {
+  /** Listens and serves `registry` at once. */
+  async start(registry: Registry): Promise<void> {
+    await this.listen();
+    this.serve(registry);
+  }
+
+  /** Serves `registry` on /metrics (before this, /metrics answers 503). */
+  serve(registry: Registry): void {
+    this.registry = registry;
+  }
+
+  /**
+   * Binds the address, before the agent loads anything, so a port in use
+   * fails start-up at once; the error names the setting.
+   */
+  async listen(): Promise<void> {
     const server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       if (path === '/metrics') {
-        this.registry.metrics().then(
-          (text) => { res.writeHead(200, { 'content-type': this.registry.contentType }); res.end(text); },
+        const registry = this.registry;
+        if (!registry) {
+          res.writeHead(503, { 'content-type': 'text/plain' }); res.end('starting\n');
+          return;
+        }
+        registry.metrics().then(
+          (text) => { res.writeHead(200, { 'content-type': registry.contentType }); res.end(text); },
           (err: Error) => { res.writeHead(500, { 'content-type': 'text/plain' }); res.end(`collect metrics: ${err.message}\n`); },
         );
       } else if (path === '/healthz') {
@@ -33,7 +54,9 @@ export class MetricsServer {
       }
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(new ConfigError('metrics-addr', `listen on ${this.addr.host}:${this.addr.port}: ${err.code ?? err.message}${err.code === 'EADDRINUSE' ? ' (another process uses the port; pick another with --metrics-addr, or "off")' : ''}`, { cause: err }));
+      });
       server.listen(this.addr.port, this.addr.host, () => resolve());
     });
     this.server = server;

@@ -234,6 +234,13 @@ export const O_CREAT = 0o100;
 export const O_EXCL = 0o200;
 /** open() flag: close on exec. */
 export const O_CLOEXEC = 0o2000000;
+/** O_NONBLOCK: opening a FIFO by mistake must not hang. */
+export const O_NONBLOCK = 0o4000;
+/** ioctl NS_GET_NSTYPE = _IO(0xb7, 0x3): the CLONE_NEW* type of an nsfs file (Linux >= 4.11). */
+export const NS_GET_NSTYPE = 0xb703;
+/** flock(2) operations. */
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
 /** mount() flag: bind mount. */
 export const MS_BIND = 0x1000;
 /** mount() flag: recursive. */

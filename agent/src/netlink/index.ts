@@ -9,7 +9,8 @@
  * strict dump checking; older kernels work with client-side filtering.
  */
 export type { Family, Scope, LinkBase, VethLink, OtherLink, Link, Addr, Route, Neigh } from './types.js';
-export { NetNs, withNetns, DEFAULT_NETNS_DIR } from './netns.js';
+export { NetNs, NotNetnsError, withNetns, DEFAULT_NETNS_DIR } from './netns.js';
+export { FileLock, LockHeldError } from './lockfile.js';
 export { NetlinkHandle, type NetlinkHandleOptions, type VethOptions } from './handle.js';
 export {
   NetlinkSocket,

@@ -25,6 +25,9 @@ export interface Libc {
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: null): number;
   umount2(target: string, flags: number): number;
   open(path: string, flags: number, mode: number): number;
+  /** ioctl(fd, request) with no argument (e.g. NS_GET_NSTYPE). */
+  ioctl0(fd: number, request: number): number;
+  flock(fd: number, op: number): number;
   unlink(path: string): number;
   getpid(): number;
   gettid(): number;
@@ -39,6 +42,7 @@ export function libc(): Libc {
   if (bound) return bound;
   const lib = koffi.load('libc.so.6');
   const open = lib.func('int open(const char *path, int flags, ...)');
+  const ioctl = lib.func('int ioctl(int fd, unsigned long request, ...)');
   const sendto = lib.func('intptr_t sendto(int fd, const void *buf, uintptr_t len, int flags, const void *addr, uint32_t addrlen)');
   bound = {
     socket: lib.func('int socket(int domain, int type, int protocol)'),
@@ -54,6 +58,8 @@ export function libc(): Libc {
     umount2: lib.func('int umount2(const char *target, int flags)'),
     // open(2) is variadic; the mode must travel as a variadic argument.
     open: (path: string, flags: number, mode: number): number => open(path, flags, 'uint32_t', mode) as number,
+    ioctl0: (fd: number, request: number): number => ioctl(fd, request) as number,
+    flock: lib.func('int flock(int fd, int op)'),
     unlink: lib.func('int unlink(const char *path)'),
     getpid: lib.func('int getpid(void)'),
     gettid: lib.func('int gettid(void)'),

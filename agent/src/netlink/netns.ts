@@ -6,12 +6,26 @@
  */
 import { fstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { errnoValue, PodnetError, SyscallError } from '../errors/index.js';
-import { CLONE_NEWNET, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, O_CLOEXEC, O_CREAT, O_EXCL, O_RDONLY } from './constants.js';
+import { errnoName, errnoValue, PodnetError, SyscallError } from '../errors/index.js';
+import { CLONE_NEWNET, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, NS_GET_NSTYPE, O_CLOEXEC, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY } from './constants.js';
 import { libc } from './libc.js';
 
 const EINVAL = errnoValue('EINVAL') ?? 22;
 const ENOENT = errnoValue('ENOENT') ?? 2;
+const ENOTTY = errnoValue('ENOTTY') ?? 25;
+
+/** CLONE_NEW* flags by namespace kind, for messages. */
+const NS_TYPES: Record<number, string> = {
+  0x00020000: 'mount', 0x02000000: 'cgroup', 0x04000000: 'uts', 0x08000000: 'ipc', 0x10000000: 'user', 0x20000000: 'pid', 0x40000000: 'network', 0x00000080: 'time',
+};
+const nsTypeName = (t: number): string => NS_TYPES[t] ?? `type 0x${t.toString(16)}`;
+
+/** A path that exists but is not a network namespace. */
+export class NotNetnsError extends PodnetError {
+  constructor(readonly path: string, what: string) {
+    super('ENOTNETNS', `open netns ${path}: ${what}`);
+  }
+}
 
 /** Where `ip netns` keeps named namespaces. */
 export const DEFAULT_NETNS_DIR = '/run/netns';
@@ -41,11 +55,23 @@ export class NetNs implements Disposable {
     return this.fdValue;
   }
 
-  /** Opens the namespace behind `path` (a bind-mounted netns file or /proc/PID/ns/net); throws SyscallError. */
+  /**
+   * Opens the namespace behind `path` (a bind-mounted netns file or
+   * /proc/PID/ns/net) and checks that it is one.
+   * @throws SyscallError when it cannot be opened; NotNetnsError when `path`
+   *   is a regular file, a directory or another kind of namespace.
+   */
   static open(path: string, name?: string): NetNs {
     const c = libc();
-    const fd = c.open(path, O_RDONLY | O_CLOEXEC, 0);
+    const fd = c.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK, 0);
     if (fd < 0) throw new SyscallError(`open netns ${path}`, c.errno());
+    const type = c.ioctl0(fd, NS_GET_NSTYPE);
+    if (type !== CLONE_NEWNET) {
+      // ENOTTY: not an nsfs file at all (regular file, directory, device).
+      const what = type < 0 ? (c.errno() === ENOTTY ? 'not a namespace file' : `NS_GET_NSTYPE: ${errnoName(c.errno())}`) : `a ${nsTypeName(type)} namespace, not a network namespace`;
+      c.close(fd);
+      throw new NotNetnsError(path, what);
+    }
     return new NetNs(fd, path, name);
   }
 

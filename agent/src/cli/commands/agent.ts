@@ -51,15 +51,15 @@ export const agentCommand: CommandModule<GlobalArgs, AgentArgs> = {
     }
     const cfg = buildAgentConfig(raw, hostname().toLowerCase());
     const log = createLogger(cfg.logLevel);
+    // Handlers first: a SIGTERM that arrives while the agent starts must stop it, not kill it.
+    let signalled: (signal: string) => void = () => {};
+    const stopped = new Promise<string>((resolve) => { signalled = resolve; });
+    const onSignal = (signal: string) => () => signalled(signal);
+    process.once('SIGTERM', onSignal('SIGTERM'));
+    process.once('SIGINT', onSignal('SIGINT'));
     const agent = await Agent.start(cfg, log);
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        log.info({ signal }, 'stopping agent; the datapath keeps running');
-        resolve();
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-    });
+    const signal = await stopped;
+    log.info({ signal }, 'stopping agent; the datapath keeps running');
     await agent.stop();
   },
 };
