@@ -5,7 +5,9 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_AGENT_SOCKET, parseNetConf } from '../../cni/src/validate.js';
 
-const file = resolve(dirname(fileURLToPath(import.meta.url)), '../../deploy/10-podnet.conflist');
+const deploy = resolve(dirname(fileURLToPath(import.meta.url)), '../../deploy');
+const file = resolve(deploy, '10-podnet.conflist');
+const chainedFile = resolve(deploy, 'examples/10-podnet-chained.conflist');
 
 interface Conflist {
   cniVersion: string;
@@ -16,17 +18,24 @@ interface Conflist {
 
 describe('deploy/10-podnet.conflist', () => {
   const list = JSON.parse(readFileSync(file, 'utf8')) as Conflist;
+  const chained = JSON.parse(readFileSync(chainedFile, 'utf8')) as Conflist;
 
-  it('is a 1.0.0 list that offers 1.1.0 to runtimes that read cniVersions, named podnet with podnet first', () => {
+  it('is a 1.0.0 list that offers 1.1.0 to runtimes that read cniVersions, with podnet alone: nothing it needs is missing where podnet is installed', () => {
     // 1.0.0 is what Debian 12's reference plugins (1.1.1) and libcni accept;
     // libcni >= 1.2 picks the highest entry of cniVersions it supports.
     assert.equal(list.cniVersion, '1.0.0');
     assert.deepEqual(list.cniVersions, ['1.0.0', '1.1.0']);
     assert.equal(list.name, 'podnet');
-    assert.deepEqual(
-      list.plugins.map((p) => p.type),
-      ['podnet', 'portmap', 'bandwidth', 'tuning'],
-    );
+    // A chained plugin that is not installed fails every ADD, and libcni
+    // stops a DEL at it before podnet's own DEL runs.
+    assert.deepEqual(list.plugins.map((p) => p.type), ['podnet']);
+  });
+
+  it('has an example that chains portmap, bandwidth and tuning after podnet, for nodes that have the reference plugins', () => {
+    assert.equal(chained.cniVersion, list.cniVersion);
+    assert.equal(chained.name, 'podnet');
+    assert.deepEqual(chained.plugins.map((p) => p.type), ['podnet', 'portmap', 'bandwidth', 'tuning']);
+    assert.deepEqual(chained.plugins[0], list.plugins[0]);
   });
 
   it('gives podnet a config the entry point accepts, as the runtime assembles it', () => {
@@ -38,7 +47,7 @@ describe('deploy/10-podnet.conflist', () => {
   });
 
   it('declares the capabilities portmap and bandwidth need, with SNAT for hairpin port mappings', () => {
-    const byType = new Map(list.plugins.map((p) => [p.type, p]));
+    const byType = new Map(chained.plugins.map((p) => [p.type, p]));
     assert.deepEqual(byType.get('portmap')?.['capabilities'], { portMappings: true });
     assert.equal(byType.get('portmap')?.['snat'], true);
     assert.deepEqual(byType.get('bandwidth')?.['capabilities'], { bandwidth: true });
