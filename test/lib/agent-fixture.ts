@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Agent, type AgentOptions } from '../../agent/src/agent.js';
 import { buildAgentConfig, type AgentConfig } from '../../agent/src/config/index.js';
-import { silentLogger } from '../../agent/src/log/index.js';
+import { silentLogger, type Logger } from '../../agent/src/log/index.js';
 
 export const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
 export const CNI_BUNDLE = join(REPO, 'build/cni/podnet.cjs');
@@ -57,8 +57,8 @@ export class TestNode {
   }
 
   /** Starts (or restarts) the agent in this process. */
-  async start(opts: AgentOptions = {}, cfg: Partial<AgentConfig> = {}): Promise<Agent> {
-    this.agent = await Agent.start({ ...this.cfg, ...cfg }, silentLogger(), opts);
+  async start(opts: AgentOptions = {}, cfg: Partial<AgentConfig> = {}, log: Logger = silentLogger()): Promise<Agent> {
+    this.agent = await Agent.start({ ...this.cfg, ...cfg }, log, opts);
     return this.agent;
   }
 
