@@ -10,7 +10,7 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentConfig } from './config/index.js';
 import type { Logger } from './log/index.js';
-import { ConfigError } from './errors/index.js';
+import { ConfigError, PodnetError } from './errors/index.js';
 import { Datapath } from './datapath/datapath.js';
 import { CountersMap, EndpointsMap, IpamMap } from './datapath/maps/index.js';
 import { Ipam } from './ipam/index.js';
@@ -18,9 +18,12 @@ import { EndpointManager, MetaStore, type EndpointManagerDeps } from './endpoint
 import { FileLock, NetlinkHandle } from './netlink/index.js';
 import { ApiServer } from './api/server.js';
 import { cniErrorResponse, cniRoutes } from './api/cni-routes.js';
-import { CniErrorCode, type AgentStatus, type EndpointInfo, type IpamInfo, type ReconcileOutcome } from './api/protocol.js';
-import type { ApiRequest, ApiResponse } from './api/server.js';
-import { delQueueDir, readDelQueue, removeFromDelQueue } from '../../cni/src/del-queue.js';
+import type { InformerOptions, KubeTransport, NodeInfo, NodeSource } from './k8s/index.js';
+import { CniError } from './api/cni-error.js';
+import { inPool, parsePool, type Pool } from './ipam/index.js';
+import { CniErrorCode, type CniDelRequest, type AgentStatus, type EndpointInfo, type IpamInfo, type ReconcileOutcome } from './api/protocol.js';
+import type { ApiRequest, ApiResponse, Routes } from './api/server.js';
+import { delQueueDir, enqueueDel, readDelQueue, removeFromDelQueue } from '../../cni/src/del-queue.js';
 import { MetricsServer, createMetrics, type AgentMetrics } from './metrics/index.js';
 import { VERSION } from './version.js';
 
@@ -55,6 +58,12 @@ export interface AgentOptions {
   failpoint?: EndpointManagerDeps['failpoint'];
   /** Period of the reconcile loop (default DEFAULT_RECONCILE_INTERVAL_MS); 0 turns it off. */
   reconcileIntervalMs?: number;
+  /** The API server connection for the kubernetes source (default: from the kubeconfig or in-cluster config). */
+  kubeTransport?: KubeTransport;
+  /** Informer knobs (backoff, watch timeout), for tests. */
+  informer?: InformerOptions;
+  /** Aborting it stops a start that is still waiting (for the Node's pod CIDR). */
+  signal?: AbortSignal;
 }
 
 /** A running agent. */
@@ -70,6 +79,12 @@ export class Agent {
   private lastReconcile: ReconcileOutcome | null = null;
   private reconciling: Promise<ReconcileOutcome> | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
+  /** This node's Node, with the kubernetes source. */
+  nodeSource: NodeSource | undefined;
+  /** Why the agent is not serving yet (waiting for its pod CIDR). */
+  private waitReason: string | undefined;
+  /** A pod CIDR change that was refused. */
+  private poolConflict: string | undefined;
 
   private constructor(readonly cfg: AgentConfig, readonly log: Logger) {}
 
@@ -87,12 +102,7 @@ export class Agent {
 
   private async startAll(opts: AgentOptions): Promise<void> {
     const { cfg, log } = this;
-    if (cfg.source.kind === 'kubernetes') {
-      // Informers (Node, Service, EndpointSlice) come with the kube-proxy replacement.
-      throw new ConfigError('source', 'the kubernetes source is not available in this version; run standalone with --source file:PATH and --pod-cidr CIDR');
-    }
-    if (!cfg.podCidr) throw new ConfigError('pod-cidr', 'required: this node\'s pod CIDR, e.g. 10.244.1.0/24');
-    const pool = cfg.podCidr;
+    if (cfg.source.kind === 'file' && !cfg.podCidr) throw new ConfigError('pod-cidr', 'required: this node\'s pod CIDR, e.g. 10.244.1.0/24');
     mkdirSync(cfg.stateDir, { recursive: true, mode: 0o700 });
 
     // One agent per state dir and bpffs: the lock is taken before anything is
@@ -111,6 +121,10 @@ export class Agent {
       this.metricsServer = ms;
       this.closers.push({ what: 'metrics', close: () => ms.close() });
     }
+
+    // The pool: from the flag in standalone mode, from this node's Node object
+    // otherwise. Until the Node has a pod CIDR the agent is live, not ready.
+    const pool = cfg.source.kind === 'kubernetes' ? await this.poolFromNode(api, cfg.source.kubeconfig, opts) : cfg.podCidr!;
 
     const pinsBefore = hasPins(cfg.bpffs);
     let dp: Datapath;
@@ -133,6 +147,7 @@ export class Agent {
     this.closers.push({ what: 'netlink reaper', close: () => reaper.close() });
 
     this.ipam = new Ipam(pool, new IpamMap(dp.maps.ipam));
+    this.nodeSource?.onChange(() => this.checkPoolChange(pool));
     const counters = new CountersMap(dp.maps.counters);
     this.endpoints = new EndpointManager({
       ipam: this.ipam,
@@ -174,6 +189,108 @@ export class Agent {
   }
 
   /**
+   * Waits until this node's Node has an IPv4 pod CIDR that holds every live
+   * endpoint's address, serving "try again later" meanwhile: ADD and CHECK
+   * answer code 11, STATUS code 50, and a DEL is queued for when the
+   * endpoints are back.
+   */
+  private async poolFromNode(api: ApiServer, kubeconfig: string | undefined, opts: AgentOptions): Promise<Pool> {
+    const { cfg, log } = this;
+    const k8s = await import('./k8s/index.js');
+    let transport: KubeTransport;
+    try {
+      transport = opts.kubeTransport ?? await k8s.clientNodeTransport(kubeconfig);
+    } catch (err) {
+      throw new ConfigError('kubeconfig', `load ${kubeconfig ?? 'the in-cluster config'}: ${(err as Error).message}`, { cause: err });
+    }
+    const src = new k8s.NodeSource(transport, cfg.nodeName, log.child({ component: 'k8s' }), opts.informer ?? {});
+    this.nodeSource = src;
+    this.closers.push({ what: 'node informer', close: () => src.stop() });
+    this.waitReason = `waiting for the first list of Node ${cfg.nodeName} from ${transport.server}`;
+    api.serve(this.waitingRoutes());
+    src.start();
+    const labels = new MetaStore(join(cfg.stateDir, 'endpoints'));
+    const pool = await new Promise<Pool>((resolve, reject) => {
+      const check = (): void => {
+        if (!src.hasSynced) return;
+        const why = this.poolProblem(src.current(), labels);
+        if (typeof why !== 'string') { resolve(why); return; }
+        if (why !== this.waitReason) log.warn({ reason: why }, 'agent not ready');
+        this.waitReason = why;
+      };
+      src.onChange(check);
+      src.synced.then(check, reject);
+      opts.signal?.addEventListener('abort', () => reject(new PodnetError('ECANCELED', `start agent: stopped while ${this.waitReason}`)), { once: true });
+    });
+    this.waitReason = undefined;
+    log.info({ podCidr: pool.cidr, node: cfg.nodeName }, 'pod CIDR from the Node object');
+    return pool;
+  }
+
+  /** The pool the Node gives, or why it cannot be used yet. */
+  private poolProblem(n: NodeInfo | undefined, labels: MetaStore): Pool | string {
+    const name = this.cfg.nodeName;
+    if (!n) return `Node ${name} does not exist in the API server (yet)`;
+    const v4 = n.podCidrs.find((c) => !c.includes(':'));
+    if (!v4) return `Node ${name} has no IPv4 spec.podCIDRs yet (the controller-manager assigns them with --allocate-node-cidrs)`;
+    let p: Pool;
+    try {
+      p = parsePool(v4, 'spec.podCIDRs');
+    } catch (err) {
+      return `Node ${name} spec.podCIDRs ${v4}: ${(err as Error).message}`;
+    }
+    const outside = labels.list().filter((m) => !inPool(p, m.ip));
+    if (outside.length > 0) {
+      return `refusing Node ${name} spec.podCIDRs ${v4}: ${outside.length} live pod(s) have addresses outside it (e.g. ${outside[0]!.ip}); delete them or restore the pod CIDR`;
+    }
+    return p;
+  }
+
+  /** A pod CIDR change while running is refused loudly: the agent turns unready and says why. */
+  private checkPoolChange(pool: Pool): void {
+    const n = this.nodeSource?.current();
+    const v4 = n?.podCidrs.find((c) => !c.includes(':'));
+    const was = this.poolConflict;
+    if (!v4 || v4 === pool.cidr) {
+      this.poolConflict = undefined;
+    } else {
+      const pods = this.endpoints.active().length;
+      this.poolConflict = pods > 0
+        ? `Node ${this.cfg.nodeName} spec.podCIDRs changed to ${v4}; refusing it while ${pods} pod(s) use ${pool.cidr}`
+        : `Node ${this.cfg.nodeName} spec.podCIDRs changed to ${v4}; restart the agent to use it (still serving ${pool.cidr})`;
+    }
+    if (this.poolConflict && this.poolConflict !== was) this.log.error({ podCidr: pool.cidr, nodePodCidr: v4 }, this.poolConflict);
+  }
+
+  /** The routes served while the agent waits for its pod CIDR. */
+  private waitingRoutes(): Routes {
+    const notReady = (): string => this.waitReason ?? 'starting';
+    const tryLater = async (): Promise<ApiResponse> => { throw new CniError(CniErrorCode.TryAgainLater, `podnet agent is not ready: ${notReady()}: try again later`); };
+    return {
+      'POST /v1/cni/add': tryLater,
+      'POST /v1/cni/check': tryLater,
+      'POST /v1/cni/gc': tryLater,
+      'GET /v1/cni/status': async () => { throw new CniError(CniErrorCode.NotReady, `podnet agent cannot service ADD requests: ${notReady()}`); },
+      'POST /v1/cni/del': async (req) => {
+        // The endpoints are not loaded yet: the DEL waits in the queue the agent drains once they are.
+        const b = req.body as CniDelRequest | undefined;
+        if (!b || typeof b.containerId !== 'string' || typeof b.ifName !== 'string') throw new CniError(CniErrorCode.InvalidEnvironment, 'decode request: containerId and ifName are required');
+        enqueueDel(delQueueDir(this.cfg.stateDir), b);
+        return { status: 200, body: {} };
+      },
+      'GET /v1/status': async () => ({ status: 200, body: this.waitingStatus() }),
+    };
+  }
+
+  private waitingStatus(): AgentStatus {
+    return {
+      version: VERSION, nodeName: this.cfg.nodeName, ready: false, notReadyReason: this.waitReason ?? 'starting',
+      datapathMode: this.cfg.attachMode === 'tcx' ? 'tcx' : 'clsact', bpffs: this.cfg.bpffs, podCidr: '', ipam: { size: 0, used: 0, free: 0 },
+      endpoints: 0, endpointsUnhealthy: 0, lastReconcile: null, uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
+    };
+  }
+
+  /**
    * One reconcile pass (see EndpointManager.reconcile); concurrent callers
    * share the pass in flight. Its outcome shows in status and metrics.
    */
@@ -197,7 +314,8 @@ export class Agent {
 
   /** Whether CNI ADDs can succeed now, and if not, why. */
   readiness(): { ready: true } | { ready: false; reason: string } {
-    if (!this.serving) return { ready: false, reason: 'starting' };
+    if (!this.serving) return { ready: false, reason: this.waitReason ?? 'starting' };
+    if (this.poolConflict) return { ready: false, reason: this.poolConflict };
     const u = this.ipam.usage();
     if (u.free === 0) return { ready: false, reason: `IP pool ${u.pool} exhausted (0 of ${u.size} addresses free)` };
     return { ready: true };

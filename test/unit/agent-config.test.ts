@@ -28,7 +28,7 @@ describe('buildAgentConfig defaults', () => {
       stateDir: DEFAULTS.stateDir,
       apiSocket: DEFAULTS.apiSocket,
       metrics: { host: '0.0.0.0', port: 9962 },
-      source: { kind: 'kubernetes' },
+      source: { kind: 'kubernetes', kubeconfig: undefined },
       uplink: undefined,
       logLevel: 'info',
       bpfDir: undefined,

@@ -10,7 +10,7 @@ import { ConfigError } from '../errors/index.js';
 import { parsePool, type Pool } from '../ipam/index.js';
 
 /** Where Services/EndpointSlices/Nodes come from. */
-export type Source = { kind: 'kubernetes' } | { kind: 'file'; path: string };
+export type Source = { kind: 'kubernetes'; kubeconfig: string | undefined } | { kind: 'file'; path: string };
 
 /** The validated agent configuration. */
 export interface AgentConfig {
@@ -56,7 +56,7 @@ export const DEFAULTS = Object.freeze({
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 const KNOWN_KEYS = new Set([
   'nodeName', 'podCidr', 'bpffs', 'stateDir', 'apiSocket', 'metricsAddr', 'source', 'uplink', 'logLevel', 'bpfDir', 'attachMode', 'mtu',
-  'metricsPodLabels',
+  'metricsPodLabels', 'kubeconfig',
 ]);
 
 const freeze = <T extends object>(v: T | undefined): T | undefined => (v === undefined ? v : Object.freeze(v));
@@ -120,7 +120,9 @@ export function buildAgentConfig(raw: Record<string, unknown>, hostname: string)
   const cidr = str(raw, 'podCidr', 'pod-cidr');
   const sourceRaw = str(raw, 'source', 'source') ?? DEFAULTS.source;
   let source: Source;
-  if (sourceRaw === 'kubernetes') source = { kind: 'kubernetes' };
+  const kubeconfig = str(raw, 'kubeconfig', 'kubeconfig');
+  if (kubeconfig !== undefined && !isAbsolute(kubeconfig)) throw new ConfigError('kubeconfig', `"${kubeconfig}" must be an absolute path`);
+  if (sourceRaw === 'kubernetes') source = { kind: 'kubernetes', kubeconfig };
   else if (sourceRaw.startsWith('file:') && sourceRaw.length > 5) source = { kind: 'file', path: sourceRaw.slice(5) };
   else throw new ConfigError('source', `"${sourceRaw}" must be "kubernetes" or "file:PATH"`);
   if (source.kind === 'file' && cidr === undefined) {

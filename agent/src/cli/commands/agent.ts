@@ -20,9 +20,10 @@ interface AgentArgs extends GlobalArgs {
   attachMode?: string;
   mtu?: number;
   metricsPodLabels?: boolean;
+  kubeconfig?: string;
 }
 
-const FLAGS = ['nodeName', 'podCidr', 'bpffs', 'stateDir', 'apiSocket', 'metricsAddr', 'source', 'uplink', 'logLevel', 'bpfDir', 'attachMode', 'mtu', 'metricsPodLabels'] as const;
+const FLAGS = ['nodeName', 'podCidr', 'bpffs', 'stateDir', 'apiSocket', 'metricsAddr', 'source', 'uplink', 'logLevel', 'bpfDir', 'attachMode', 'mtu', 'metricsPodLabels', 'kubeconfig'] as const;
 
 export const agentCommand: CommandModule<GlobalArgs, AgentArgs> = {
   command: 'agent',
@@ -36,6 +37,7 @@ export const agentCommand: CommandModule<GlobalArgs, AgentArgs> = {
       .option('state-dir', { type: 'string', describe: `DEL queue, endpoint metadata and compiled objects (default ${DEFAULTS.stateDir})` })
       .option('metrics-addr', { type: 'string', describe: `host:port for /metrics, /healthz, /readyz, or "off" (default ${DEFAULTS.metricsAddr})` })
       .option('source', { type: 'string', describe: `"kubernetes" or "file:PATH" (default ${DEFAULTS.source})` })
+      .option('kubeconfig', { type: 'string', describe: 'kubeconfig file for the kubernetes source (default: the in-cluster service account)' })
       .option('uplink', { type: 'string', describe: 'The node\'s external interface' })
       .option('log-level', { type: 'string', describe: `trace|debug|info|warn|error (default ${DEFAULTS.logLevel})` })
       .option('bpf-dir', { type: 'string', describe: 'Directory of the BPF C sources (default: shipped with podnet)' })
@@ -54,10 +56,18 @@ export const agentCommand: CommandModule<GlobalArgs, AgentArgs> = {
     // Handlers first: a SIGTERM that arrives while the agent starts must stop it, not kill it.
     let signalled: (signal: string) => void = () => {};
     const stopped = new Promise<string>((resolve) => { signalled = resolve; });
-    const onSignal = (signal: string) => () => signalled(signal);
+    const abort = new AbortController();
+    const onSignal = (signal: string) => () => { abort.abort(); signalled(signal); };
     process.once('SIGTERM', onSignal('SIGTERM'));
     process.once('SIGINT', onSignal('SIGINT'));
-    const agent = await Agent.start(cfg, log);
+    let agent: Agent;
+    try {
+      agent = await Agent.start(cfg, log, { signal: abort.signal });
+    } catch (err) {
+      // Stopped while waiting (for the Node's pod CIDR): a clean exit.
+      if (abort.signal.aborted) { log.info({ signal: await stopped }, 'stopped before the agent was ready'); return; }
+      throw err;
+    }
     const signal = await stopped;
     log.info({ signal }, 'stopping agent; the datapath keeps running');
     await agent.stop();
