@@ -91,7 +91,17 @@ export class Agent {
     log.info({ ...rec, endpoints: this.endpoints.list().length }, 'reconciled endpoints with the kernel');
     await this.drainDelQueue();
 
-    this.metrics = createMetrics({ agent: this, counters });
+    this.metrics = createMetrics({
+      ready: () => this.ready,
+      mode: () => dp.mode,
+      endpoints: () => this.endpointInfos(),
+      ipam: () => this.ipam.usage(),
+      lastReconcile: () => null,
+      delQueueDepth: () => readDelQueue(delQueueDir(cfg.stateDir)).length,
+      maps: () => Object.values(dp.maps),
+      counters: () => counters.readAll(),
+      perPodLabels: cfg.metricsPodLabels,
+    });
     const api = new ApiServer(cfg.apiSocket, {
       ...cniRoutes(this.endpoints, { ready: () => this.ready, defaultMtu: cfg.mtu, log, observe: this.metrics.observeCni }),
       'GET /v1/status': async () => ({ status: 200, body: this.status() }),
