@@ -225,6 +225,17 @@ test('process and Node.js runtime metrics are on the agent registry, unprefixed'
   assert.ok(findSamples(samples, 'nodejs_version_info').length === 1, 'nodejs_version_info is exported');
 });
 
+test('no gauge or histogram carries a counter suffix (promtool check metrics rejects them)', async () => {
+  const m = createMetrics(new FakeAgent());
+  const text = await m.registry.metrics();
+  const types = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => ({ name: x[1]!, type: x[2]! }));
+  assert.ok(types.length > 20, 'the exposition has its TYPE lines');
+  const bad = types.filter((t) => t.type !== 'counter' && t.name.endsWith('_total')).map((t) => t.name);
+  assert.deepEqual(bad, []);
+  const unsuffixed = types.filter((t) => t.type === 'counter' && !t.name.endsWith('_total')).map((t) => t.name);
+  assert.deepEqual(unsuffixed, []);
+});
+
 test('two agents in one process keep separate registries', async () => {
   const a = new FakeAgent();
   const b = new FakeAgent();
