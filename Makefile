@@ -10,6 +10,7 @@ PREFIX       ?= /usr/local
 DESTDIR      ?=
 CNI_BIN_DIR  ?= /opt/cni/bin
 CNI_CONF_DIR ?= /etc/cni/net.d
+PODNET_LIB    = $(PREFIX)/lib/podnet
 
 NODE     := node
 TSX      := $(NODE) --import tsx
@@ -29,6 +30,7 @@ NODE_TEST = $(TSX) --test --test-concurrency=1 --test-timeout=$(TEST_TIMEOUT) --
 
 .PHONY: setup build bpf ts cni gen gen-check typecheck test test-unit test-bpf test-integration test-e2e demo bench install install-cni clean
 
+## setup: install missing Debian packages, mount bpffs, npm ci (idempotent)
 setup:
 	@bash scripts/setup.sh
 
@@ -52,12 +54,15 @@ cni: build/cni/podnet.cjs
 build/cni/podnet.cjs: $(TS_SRCS) cni/build.mjs
 	$(NODE) cni/build.mjs
 
+## gen: regenerate the files derived from bpf/ (drop reasons)
 gen:
 	$(NODE) scripts/gen-drop-reasons.mjs
 
+## gen-check: fail when a generated file differs from what bpf/ gives
 gen-check:
 	@$(NODE) scripts/gen-drop-reasons.mjs --check
 
+## typecheck: tsc over the agent, the entry point and the tests
 typecheck:
 	npx tsc -p tsconfig.json --noEmit
 
@@ -68,19 +73,23 @@ build/cnidriver: $(wildcard test/e2e/tools/cnidriver/*.go) scripts/build-cnidriv
 test: setup gen-check typecheck build build/cnidriver
 	$(NODE_TEST) $(UNIT_TESTS) $(BPF_TESTS) $(INTEGRATION_TESTS) $(E2E_TESTS)
 
+## test-unit: the unit tier (no privileges)
 test-unit: build
 	$(NODE_TEST) $(UNIT_TESTS)
 
+## test-bpf: the BPF tier (packets through BPF_PROG_TEST_RUN; root)
 test-bpf: build
 	$(NODE_TEST) $(BPF_TESTS)
 
+## test-integration: the integration tier (real netns, veth, tc; root)
 test-integration: build build/cnidriver
 	$(NODE_TEST) $(INTEGRATION_TESTS)
 
+## test-e2e: the end-to-end tier (containerd, libcni, Prometheus; root)
 test-e2e: build build/cnidriver
 	$(NODE_TEST) $(E2E_TESTS)
 
-## demo: a simulated node on this machine (root; cleans up after itself)
+## demo: a simulated node on this machine (root; cleans up); DEMO_POD_CIDR=, DEMO_METRICS_PORT= override
 demo: setup build
 	bash scripts/demo.sh
 
@@ -88,18 +97,41 @@ demo: setup build
 bench: setup build build/cnidriver
 	bash scripts/bench.sh
 
-## install: the CNI entry point + conflist, and the CLI/agent under $(PREFIX)
+# install: the production dependencies come from package-lock.json through npm
+# (from npm's cache when it has them) without install scripts: koffi's prebuilt
+# binary is a package of its own, and nothing else needs a script.
+## install: agent/CLI under $(PREFIX)/lib/podnet with production dependencies only, `podnet` on the PATH, and install-cni
 install: build install-cni
-	install -d $(DESTDIR)$(PREFIX)/lib/podnet/build
-	cp -r build/podnet.mjs build/podnet.mjs.map build/bpf $(DESTDIR)$(PREFIX)/lib/podnet/build/
-	cp -r bpf package.json package-lock.json node_modules $(DESTDIR)$(PREFIX)/lib/podnet/
-	install -D -m 0755 bin/podnet $(DESTDIR)$(PREFIX)/lib/podnet/bin/podnet
-	install -d $(DESTDIR)$(PREFIX)/bin
-	ln -sf $(PREFIX)/lib/podnet/bin/podnet $(DESTDIR)$(PREFIX)/bin/podnet
+	rm -rf '$(DESTDIR)$(PODNET_LIB)'
+	install -d '$(DESTDIR)$(PODNET_LIB)/build' '$(DESTDIR)$(PODNET_LIB)/bin' '$(DESTDIR)$(PREFIX)/bin'
+	install -m 0644 -t '$(DESTDIR)$(PODNET_LIB)/build' build/podnet.mjs build/podnet.mjs.map
+	install -m 0644 -t '$(DESTDIR)$(PODNET_LIB)' package.json package-lock.json
+	cp -r bpf '$(DESTDIR)$(PODNET_LIB)/bpf'
+	install -m 0755 bin/podnet '$(DESTDIR)$(PODNET_LIB)/bin/podnet'
+	cd '$(DESTDIR)$(PODNET_LIB)' && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error
+	ln -sfn '$(PODNET_LIB)/bin/podnet' '$(DESTDIR)$(PREFIX)/bin/podnet'
 
 install-cni: cni
 	install -D -m 0755 build/cni/podnet.cjs $(DESTDIR)$(CNI_BIN_DIR)/podnet
 	install -D -m 0644 deploy/10-podnet.conflist $(DESTDIR)$(CNI_CONF_DIR)/10-podnet.conflist
 
+## clean: remove build outputs
 clean:
 	rm -rf build dist
+
+.PHONY: help uninstall uninstall-cni
+
+## help: list these targets
+help:
+	@sed -n 's/^## \([a-z][-a-z0-9]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | awk -F'\t' '{ printf "  %-18s %s\n", $$1, $$2 }'
+
+## uninstall: remove exactly what install put in place (same DESTDIR, PREFIX, CNI_BIN_DIR, CNI_CONF_DIR)
+uninstall: uninstall-cni
+	@# Only our symlink: a podnet on the PATH that install did not make stays.
+	if [ "$$(readlink '$(DESTDIR)$(PREFIX)/bin/podnet' 2>/dev/null)" = '$(PODNET_LIB)/bin/podnet' ]; then rm -f '$(DESTDIR)$(PREFIX)/bin/podnet'; fi
+	rm -rf '$(DESTDIR)$(PODNET_LIB)'
+
+## install-cni: the CNI entry point into $(CNI_BIN_DIR) and the conflist into $(CNI_CONF_DIR)
+## uninstall-cni: remove what install-cni put there
+uninstall-cni:
+	rm -f '$(DESTDIR)$(CNI_BIN_DIR)/podnet' '$(DESTDIR)$(CNI_CONF_DIR)/10-podnet.conflist'

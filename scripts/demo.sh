@@ -10,21 +10,83 @@
 #  4. deletes the pods through CNI DEL and removes everything it created
 #
 # Traffic goes only between namespaces this script creates.
+#
+# Overrides (environment or make variables; PODNET_* names belong to the agent):
+#   DEMO_POD_CIDR      the demo node's pod CIDR (default 10.244.7.0/24); must not
+#                      overlap any address or route on this host
+#   DEMO_METRICS_PORT  the agent's metrics port on 127.0.0.1 (default 29962)
+#   NO_COLOR           set (non-empty) to print no colour; none is printed
+#                      either when stdout is not a terminal
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEMO=$(mktemp -d /tmp/podnet-demo.XXXXXX)
-BPFFS=/sys/fs/bpf/podnet-demo-$$
-SOCK=$DEMO/agent.sock
-CIDR=10.244.7.0/24
-METRICS=127.0.0.1:${PODNET_DEMO_METRICS_PORT:-19962}
+CIDR=${DEMO_POD_CIDR:-10.244.7.0/24}
+PORT=${DEMO_METRICS_PORT:-29962}
+METRICS=127.0.0.1:$PORT
 PODS=(frontend backend db)
 PODNET=./bin/podnet
 AGENT_PID=
+DEMO=
+BPFFS=
 declare -A NS
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then BOLD=$'\033[1m' PLAIN=$'\033[0m'; else BOLD= PLAIN=; fi
+say() { printf '\n%s== %s%s\n' "$BOLD" "$*" "$PLAIN"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
+die() { printf 'make demo: %s\n' "$*" >&2; exit 1; }
+
+# ip4 A.B.C.D: the address as an integer; fails on anything else.
+ip4() {
+  local IFS=. a b c d
+  read -r a b c d <<<"$1"
+  for o in "$a" "$b" "$c" "$d"; do [[ $o =~ ^[0-9]{1,3}$ ]] && [ "$o" -le 255 ] || return 1; done
+  echo $(( (a << 24) | (b << 16) | (c << 8) | d ))
+}
+# range CIDR: "first last" of the prefix (a bare address is a /32).
+range() {
+  local addr=${1%/*} len=32 n mask
+  [[ $1 == */* ]] && len=${1#*/}
+  [[ $len =~ ^[0-9]{1,2}$ ]] && [ "$len" -le 32 ] || return 1
+  n=$(ip4 "$addr") || return 1
+  mask=$(( len == 0 ? 0 : (0xffffffff << (32 - len)) & 0xffffffff ))
+  echo $(( n & mask )) $(( (n & mask) | (~mask & 0xffffffff) ))
+}
+
+# The pod CIDR must be free on this host: an overlapping address or route
+# would send pod traffic (or the host's) the wrong way.
+check_cidr() {
+  local r first last f l what
+  [[ $CIDR == */* ]] && r=$(range "$CIDR") || die "DEMO_POD_CIDR=$CIDR is not an IPv4 CIDR such as 10.123.0.0/24"
+  read -r first last <<<"$r"
+  [ "${CIDR#*/}" -ge 8 ] && [ "${CIDR#*/}" -le 30 ] || die "DEMO_POD_CIDR=$CIDR: the prefix length must be between /8 and /30"
+  while read -r what; do
+    [ -n "$what" ] || continue
+    r=$(range "${what%% *}") || continue
+    read -r f l <<<"$r"
+    if [ "$f" -le "$last" ] && [ "$l" -ge "$first" ]; then
+      die "the demo pod CIDR $CIDR overlaps \"$what\" on this host; choose a free one, e.g. make demo DEMO_POD_CIDR=10.123.0.0/24"
+    fi
+  done < <(
+    # Destinations of every route in every table but the default routes,
+    # and the prefix of every address.
+    ip -4 route show table all | awk '{ sub(/ +$/, ""); for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+(\/[0-9]+)?$/) { print $i " (route: " $0 ")"; break } }'
+    ip -4 -o addr show | awk '{ for (i = 1; i < NF; i++) if ($i == "inet") print $(i + 1) " (address on " $2 ")" }'
+  )
+}
+
+check_port() {
+  [[ $PORT =~ ^[0-9]{1,5}$ ]] && [ "$PORT" -ge 1 ] && [ "$PORT" -le 65535 ] || die "DEMO_METRICS_PORT=$PORT is not a TCP port"
+  if ss -Hltn "sport = :$PORT" 2>/dev/null | grep -q .; then
+    die "port $PORT on this host is in use; choose another, e.g. make demo DEMO_METRICS_PORT=29963"
+  fi
+}
+
+say "Checking that pod CIDR $CIDR and metrics port $PORT are free on this host"
+check_cidr
+check_port
+DEMO=$(mktemp -d /tmp/podnet-demo.XXXXXX)
+BPFFS=/sys/fs/bpf/podnet-demo-$$
+SOCK=$DEMO/agent.sock
 
 cleanup() {
   set +e
@@ -39,7 +101,8 @@ cleanup() {
   fi
   # The agent leaves the datapath pinned on purpose (pods keep working across
   # agent restarts); a demo removes its own instance entirely.
-  rm -rf "$BPFFS" "$DEMO"
+  [ -z "$BPFFS" ] || rm -rf "$BPFFS"
+  [ -z "$DEMO" ] || rm -rf "$DEMO"
 }
 trap cleanup EXIT
 
@@ -108,7 +171,7 @@ run "$PODNET" maps dump pn_counters --bpffs "$BPFFS"
 say "Live metrics from http://$METRICS/metrics"
 node -e '
 fetch(process.argv[1]).then(r => r.text()).then(t => {
-  for (const l of t.split("\n")) if (/^podnet_(endpoint_packets_total|ipam_addresses|endpoints|agent_ready|datapath_drop_packets_total)/.test(l)) console.log(l);
+  for (const l of t.split("\n")) if (/^podnet_(endpoint_packets_total|ipam_addresses|endpoints|agent_ready|datapath_drop_packets_total|reconcile_runs_total|cni_del_queue_requests)\b/.test(l)) console.log(l);
 });' "http://$METRICS/metrics"
 
 say "Check: frontend sent $COUNT echo requests and got $COUNT replies; the datapath counted exactly that"

@@ -160,13 +160,24 @@ export class Agent {
       counters,
       ...(opts.failpoint ? { failpoint: opts.failpoint } : {}),
     });
+    this.metrics = createMetrics({
+      ready: () => this.readiness().ready,
+      mode: () => dp.mode,
+      endpoints: () => this.endpointInfos(),
+      ipam: () => this.ipam.usage(),
+      lastReconcile: () => this.lastReconcile,
+      delQueueDepth: () => this.delQueueDepth(),
+      maps: () => Object.values(dp.maps),
+      counters: () => counters.readAll(),
+      perPodLabels: cfg.metricsPodLabels,
+    });
+    api.onAnswer = (route, status) => { if (status >= 400) this.metrics.observeApiError(route, status); };
     // DELs first (queued while no agent ran, or answered but not finished),
     // so reconcile never repairs an endpoint that was deleted.
     await this.drainDelQueue();
     const rec = await this.reconcile();
     log.info({ ...rec, endpoints: this.endpoints.list().length }, 'reconciled endpoints with the kernel');
 
-    this.metrics = createMetrics({ agent: this, counters });
     if (this.metricsServer) this.metricsServer.serve(this.metrics.registry);
     const every = opts.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
     if (every > 0) {
@@ -296,14 +307,18 @@ export class Agent {
    */
   reconcile(): Promise<ReconcileOutcome> {
     this.reconciling ??= (async () => {
+      const t0 = process.hrtime.bigint();
+      const seconds = (): number => Number(process.hrtime.bigint() - t0) / 1e9;
       try {
         const r = await this.endpoints.reconcile();
         const outcome: ReconcileOutcome = { at: new Date().toISOString(), result: r.result, repaired: r.repaired, removed: r.removed, failed: r.failed };
         this.lastReconcile = outcome;
+        this.metrics?.observeReconcile(outcome, seconds());
         if (r.result !== 'ok') this.log.info({ ...outcome, orphans: r.orphans }, 'reconcile changed the node');
         return outcome;
       } catch (err) {
         this.lastReconcile = { at: new Date().toISOString(), result: 'failed', repaired: 0, removed: 0, failed: 0 };
+        this.metrics?.observeReconcile(this.lastReconcile, seconds());
         throw err;
       } finally {
         this.reconciling = undefined;
@@ -365,9 +380,9 @@ export class Agent {
     return this.endpoints.list();
   }
 
-  /** DELs the entry point queued and the agent has not replayed yet. */
+  /** DELs not carried out yet: queued by the entry point, or answered with their teardown pending. */
   delQueueDepth(): number {
-    return readDelQueue(delQueueDir(this.cfg.stateDir)).length;
+    return readDelQueue(delQueueDir(this.cfg.stateDir)).length + this.endpoints.pendingTeardowns();
   }
 
   /** What `podnet ipam` shows. */

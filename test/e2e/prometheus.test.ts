@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { TestNode, inNetns, rand } from '../lib/agent-fixture.js';
+import { DIRECTIONS, DROP_REASONS } from '../../agent/src/metrics/enums.js';
 import { PrometheusServer, findSamples, freePort, httpGet, parseExposition, promtoolCheckMetrics, type Sample } from '../lib/prometheus.js';
 
 const PINGS = 5;
@@ -99,9 +100,47 @@ describe('podnet metrics scraped by Prometheus', () => {
     }
     assert.equal(one(samples, 'podnet_ipam_addresses', { state: 'used' }), 2);
     assert.equal(one(samples, 'podnet_agent_ready', {}), 1);
-    assert.equal(one(samples, 'podnet_endpoints', {}), 2);
+    assert.equal(one(samples, 'podnet_endpoints', { state: 'ready' }), 2);
+    assert.equal(one(samples, 'podnet_endpoints', { state: 'unhealthy' }), 0);
     assert.equal(one(samples, 'podnet_cni_operation_duration_seconds_count', { verb: 'ADD', result: 'ok' }), 2);
     assert.equal(findSamples(samples, 'podnet_cni_operation_duration_seconds_count', { verb: 'ADD' }).length, 1, 'no failed ADD was recorded');
+  });
+
+  test('every drop reason is present for both directions, and ring buffers are reported by size, not as entries', async () => {
+    const { samples } = await scrape();
+    for (const r of DROP_REASONS.filter((x) => x.value !== 0)) {
+      for (const direction of DIRECTIONS) one(samples, 'podnet_datapath_drop_packets_total', { reason: r.name, direction });
+    }
+    assert.ok(one(samples, 'podnet_bpf_ringbuf_size_bytes', { map: 'pn_events' }) >= 4096, 'pn_events has its size in bytes');
+    assert.deepEqual(findSamples(samples, 'podnet_bpf_map_entries', { map: 'pn_events' }), []);
+    assert.deepEqual(findSamples(samples, 'podnet_bpf_map_max_entries', { map: 'pn_events' }), []);
+    assert.equal(one(samples, 'podnet_bpf_map_entries', { map: 'pn_endpoints' }), 2);
+    assert.equal(one(samples, 'podnet_cni_del_queue_requests', {}), 0);
+    assert.equal(findSamples(samples, 'process_resident_memory_bytes').length, 1, 'process metrics are exported');
+    assert.equal(findSamples(samples, 'nodejs_heap_size_used_bytes').length, 1, 'Node.js runtime metrics are exported');
+  });
+
+  test('a packet to an unused address of the pod CIDR is counted as a drop of the sending pod and of the node', async () => {
+    const [a] = pods as [Pod, Pod];
+    const labels = { namespace: POD_NAMESPACE, pod: a.name, reason: 'no_endpoint', direction: 'egress' };
+    const node0 = one((await scrape()).samples, 'podnet_datapath_drop_packets_total', { reason: 'no_endpoint', direction: 'egress' });
+    // A fresh pool hands out addresses upwards from .1 (next fit), so .254 is free with two pods;
+    // it is inside the pod CIDR, so from_pod drops the pings on this node.
+    const unused = a.ip.replace(/\.\d+$/, '.254');
+    const ping = inNetns(a.ns.name, ['ping', '-c', '3', '-i', '0.2', '-W', '1', unused], 20_000);
+    assert.notEqual(ping.code, 0, `nobody answers ${unused}`);
+    const { samples } = await scrape();
+    assert.equal(one(samples, 'podnet_endpoint_drop_packets_total', labels), 3);
+    assert.ok(one(samples, 'podnet_endpoint_drop_bytes_total', labels) >= 3 * 84, 'three IPv4 echo requests');
+    assert.equal(one(samples, 'podnet_datapath_drop_packets_total', { reason: 'no_endpoint', direction: 'egress' }), node0 + 3);
+  });
+
+  test('/metrics refuses POST with 405 and answers HEAD', async () => {
+    const post = await fetch(metricsUrl, { method: 'POST', body: 'x', signal: AbortSignal.timeout(5000) });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET, HEAD');
+    const head = await fetch(metricsUrl, { method: 'HEAD', signal: AbortSignal.timeout(5000) });
+    assert.equal(head.status, 200);
   });
 
   test('a real Prometheus server scrapes the agent and sees it up and ready', async () => {
@@ -119,6 +158,10 @@ describe('podnet metrics scraped by Prometheus', () => {
     const egress = await p.query(`podnet_endpoint_packets_total{job="podnet",namespace="${POD_NAMESPACE}",direction="egress"}`);
     assert.deepEqual(egress.map((s) => s.metric['pod']).sort(), pods.map((x) => x.name).sort());
     for (const s of egress) assert.ok(s.value >= PINGS, `Prometheus has ${s.metric['pod']} egress ${s.value} >= ${PINGS}`);
+    // Zero-valued drop series and the runtime metrics reached the TSDB too.
+    const drops = await p.query('podnet_datapath_drop_packets_total{job="podnet"}');
+    assert.equal(drops.length, DROP_REASONS.filter((x) => x.value !== 0).length * DIRECTIONS.length, 'one drop series per reason and direction');
+    assert.equal((await p.query('process_start_time_seconds{job="podnet"}')).length, 1);
   });
 
   test('DEL of a pod removes its packet series from /metrics', async () => {

@@ -179,7 +179,7 @@ describe('one agent per state dir, and clean failed starts', () => {
     await new Promise<void>((res) => busy.listen(0, '127.0.0.1', res));
     const port = (busy.address() as { port: number }).port;
     await assert.rejects(node.start({}, { metrics: { host: '127.0.0.1', port } }),
-      /invalid config metrics-addr: listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
+      /listen on 127\.0\.0\.1:\d+ for metrics \(metrics-addr\): EADDRINUSE/);
     assert.equal(existsSync(node.bpffs), false, `nothing was pinned under ${node.bpffs}`);
     assert.equal(existsSync(node.socket), false, 'the API socket is gone again');
   });

@@ -51,8 +51,10 @@ export function parseExposition(text: string): Sample[] {
       labels[l[1]!] = unescapeLabel(l[2]!);
     }
     const v = m[3]!;
-    const value = v === '+Inf' ? Infinity : v === '-Inf' ? -Infinity : Number(v);
-    if (Number.isNaN(value) && v !== 'NaN') throw new Error(`parse metrics: bad value in ${JSON.stringify(raw)}`);
+    // Prometheus reads floats as Go's ParseFloat does: NaN in any case
+    // (prom-client writes "Nan").
+    const value = v === '+Inf' ? Infinity : v === '-Inf' ? -Infinity : /^nan$/i.test(v) ? NaN : Number(v);
+    if (Number.isNaN(value) && !/^nan$/i.test(v)) throw new Error(`parse metrics: bad value in ${JSON.stringify(raw)}`);
     out.push({ name: m[1]!, labels, value });
   }
   return out;

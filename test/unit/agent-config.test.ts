@@ -27,7 +27,7 @@ describe('buildAgentConfig defaults', () => {
       bpffs: DEFAULTS.bpffs,
       stateDir: DEFAULTS.stateDir,
       apiSocket: DEFAULTS.apiSocket,
-      metrics: { host: '0.0.0.0', port: 9962 },
+      metrics: { host: '0.0.0.0', port: 19962 },
       source: { kind: 'kubernetes', kubeconfig: undefined },
       uplink: undefined,
       logLevel: 'info',

@@ -47,8 +47,8 @@ async function socketInUse(path: string): Promise<boolean> {
 export class ApiServer {
   private server: Server | undefined;
   private routes: Routes | undefined;
-  /** Called after each answer (metrics count API errors from it). */
-  onAnswer: ((req: ApiRequest, status: number) => void) | undefined;
+  /** Called after each answer with the matched route ("METHOD /path", undefined when none matched) and the status. */
+  onAnswer: ((route: string | undefined, status: number) => void) | undefined;
   /** Settles when serve() or fail() is called; requests that arrive earlier wait for it. */
   private readonly opened: Promise<void>;
   private open!: () => void;
@@ -117,13 +117,16 @@ export class ApiServer {
     const url = new URL(req.url ?? '/', 'http://agent');
     const apiReq: ApiRequest = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, body: undefined };
     let out: ApiResponse;
+    const key = `${apiReq.method} ${apiReq.path}`;
+    let matched: string | undefined;
     try {
       apiReq.body = await readJson(req);
       await this.opened;
       if (!this.routes) {
         out = this.unavailable(apiReq);
       } else {
-        const route = this.routes[`${apiReq.method} ${apiReq.path}`];
+        const route = this.routes[key];
+        if (route) matched = key;
         out = route ? await route(apiReq) : { status: 404, body: { msg: `no route ${apiReq.method} ${apiReq.path}` } };
       }
     } catch (err) {
@@ -131,7 +134,7 @@ export class ApiServer {
       // CNI operations log their own failures, one line each.
       if (!out.logged) this.log.warn({ err, method: apiReq.method, path: apiReq.path, status: out.status }, 'api request failed');
     }
-    this.onAnswer?.(apiReq, out.status);
+    this.onAnswer?.(matched ?? (this.routes?.[key] ? key : undefined), out.status);
     const payload = JSON.stringify(out.body ?? {});
     res.writeHead(out.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
     res.end(payload);

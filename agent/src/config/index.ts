@@ -45,7 +45,12 @@ export const DEFAULTS = Object.freeze({
   bpffs: '/sys/fs/bpf/podnet',
   stateDir: '/var/lib/podnet',
   apiSocket: '/run/podnet/agent.sock',
-  metricsAddr: ':9962',
+  // 19962: not Cilium's 9962-9965 (agent, operator, envoy, hubble), so both
+  // can run on one node during a migration; outside Prometheus' default
+  // exporter port range 9100-9999 (fully allocated), Kubernetes' node ports
+  // 10248-10260 and the NodePort range 30000-32767, and below Linux's
+  // ephemeral ports (32768-60999), so no outgoing connection can hold it.
+  metricsAddr: ':19962',
   source: 'kubernetes',
   logLevel: 'info',
   attachMode: 'clsact',

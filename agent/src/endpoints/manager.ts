@@ -292,6 +292,11 @@ export class EndpointManager {
     return o !== undefined && o.containerId === containerId && o.ifName === ifName;
   }
 
+  /** Answered DELs whose teardown has not finished. */
+  pendingTeardowns(): number {
+    return this.d.meta.pendingList().length;
+  }
+
   /** Resolves when every DEL so far has finished tearing down its veth and address. */
   async settled(): Promise<void> {
     while (this.teardowns.size > 0) await Promise.all([...this.teardowns.values()]);

@@ -1,38 +1,74 @@
-/** podnet's Prometheus metrics: an explicit registry, one file per metric group. */
+/**
+ * podnet's Prometheus metrics: an explicit registry, one file per metric
+ * group. The groups read narrow sources the agent passes in (functions, not
+ * the agent itself) and hand back observers for events the agent reports.
+ */
 import { Registry } from 'prom-client';
-import type { CountersMap } from '../datapath/maps/index.js';
-import type { Agent } from '../agent.js';
+import type { EndpointInfo, ReconcileOutcome } from '../api/protocol.js';
 import { VERSION } from '../version.js';
 import { agentMetrics } from './agent.js';
-import { cniMetrics } from './cni.js';
-import { datapathMetrics } from './datapath.js';
+import { apiMetrics, type ApiErrorObserver } from './api.js';
+import { cniMetrics, type CniObserver } from './cni.js';
+import { datapathMetrics, type MapStat } from './datapath.js';
+import type { EndpointCounter } from './enums.js';
+import { endpointMetrics } from './endpoints.js';
+import { reconcileMetrics, type ReconcileObserver } from './reconcile.js';
+import { runtimeMetrics } from './runtime.js';
 
 export { MetricsServer } from './server.js';
+export { ENDPOINT_STATES } from './endpoints.js';
+export { UNMATCHED_ROUTE } from './api.js';
+export type { MapStat } from './datapath.js';
 
-/** The agent's registry and the observers other modules feed. */
+/** What the metrics read from the agent; each function is called at scrape time. */
+export interface MetricsSources {
+  /** True while the agent serves CNI requests. */
+  ready(): boolean;
+  /** Datapath attach mode: tcx or clsact. */
+  mode(): string;
+  /** Every endpoint with its health, including those being deleted. */
+  endpoints(): EndpointInfo[];
+  /** Pod CIDR usage. */
+  ipam(): { used: number; free: number };
+  /** The last finished reconcile pass, or null before the first. */
+  lastReconcile(): ReconcileOutcome | null;
+  /** DEL requests recorded and not yet carried out. */
+  delQueueDepth(): number;
+  /** podnet's BPF maps (ring buffers included; they are reported apart). */
+  maps(): MapStat[];
+  /** pn_counters rows summed over CPUs. */
+  counters(): EndpointCounter[];
+  /** Label traffic and drop metrics with namespace and pod (--metrics-pod-labels). */
+  perPodLabels: boolean;
+  /** Reported in podnet_agent_info (default: this build's version). */
+  version?: string;
+}
+
+/** The agent's registry and the observers the agent feeds. */
 export interface AgentMetrics {
   registry: Registry;
-  observeCni: (verb: string, code: number, seconds: number) => void;
+  /** Call once per CNI request the agent answered. */
+  observeCni: CniObserver;
+  /** Call once per API request answered with status >= 400; route is the matched route key, undefined when none matched. */
+  observeApiError: ApiErrorObserver;
+  /** Call once per finished reconcile pass. */
+  observeReconcile: ReconcileObserver;
 }
 
 /** Builds the registry for one agent. */
-export function createMetrics(src: { agent: Agent; counters: CountersMap }): AgentMetrics {
+export function createMetrics(src: MetricsSources): AgentMetrics {
   const registry = new Registry();
-  const { agent } = src;
-  agentMetrics(registry, {
-    ready: () => agent.status().ready,
-    endpoints: () => agent.endpoints.list().length,
-    ipam: () => agent.ipam.usage(),
-    version: VERSION,
-    mode: () => agent.datapath.mode,
+  agentMetrics(registry, { ready: () => src.ready(), mode: () => src.mode(), ipam: () => src.ipam(), version: src.version ?? VERSION });
+  endpointMetrics(registry, () => src.endpoints());
+  const observeReconcile = reconcileMetrics(registry, () => src.lastReconcile());
+  const observeCni = cniMetrics(registry, () => src.delQueueDepth());
+  const observeApiError = apiMetrics(registry);
+  datapathMetrics(registry, {
+    counters: () => src.counters(),
+    owners: () => new Map(src.endpoints().filter((e) => e.state !== 'deleting').map((e) => [e.endpointId, { namespace: e.podNamespace ?? '', pod: e.podName ?? e.containerId.slice(0, 12) }])),
+    maps: () => src.maps(),
+    perPod: src.perPodLabels,
   });
-  const observeCni = cniMetrics(registry);
-  datapathMetrics(
-    registry,
-    src.counters,
-    () => new Map(agent.endpoints.list().map((m) => [m.endpointId, { namespace: m.podNamespace ?? '', pod: m.podName ?? m.containerId.slice(0, 12) }])),
-    () => Object.values(agent.datapath.maps),
-    { perPod: agent.cfg.metricsPodLabels },
-  );
-  return { registry, observeCni };
+  runtimeMetrics(registry);
+  return { registry, observeCni, observeApiError, observeReconcile };
 }
