@@ -53,10 +53,10 @@ build/cni/podnet.cjs: $(TS_SRCS) cni/build.mjs
 	$(NODE) cni/build.mjs
 
 gen:
-	$(NODE) scripts/gen-drop-reasons.mjs
+	$(NODE) scripts/gen-enums.mjs
 
 gen-check:
-	@$(NODE) scripts/gen-drop-reasons.mjs --check
+	@$(NODE) scripts/gen-enums.mjs --check
 
 typecheck:
 	npx tsc -p tsconfig.json --noEmit

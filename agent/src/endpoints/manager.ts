@@ -18,7 +18,7 @@ import { NetlinkHandle, NetNs, type Link } from '../netlink/index.js';
 import type { CniResult } from '../api/protocol.js';
 import { CniErrorCode } from '../api/protocol.js';
 import { CniError } from '../api/cni-error.js';
-import { EP_F_READY, type EndpointsTable } from '../datapath/maps/index.js';
+import { EP_F_READY, type EndpointsTable } from '../maps/index.js';
 import { Rollback } from '../util/rollback.js';
 import { hostVethName, isHostVethName } from './naming.js';
 import type { EndpointMeta, MetaStore } from './meta-store.js';
@@ -30,8 +30,8 @@ export const POD_GATEWAY = '169.254.1.1';
 export interface PodAttacher {
   attach(hostIfName: string, ifindex: number): void;
   detach(hostIfName: string, ifindex: number | undefined): void;
-  /** Both programs attached to this interface? */
-  isAttached(hostIfName: string, ifindex: number): boolean;
+  /** What is wrong with the programs on this interface, one sentence per hook ("ingress: no program attached"); empty when all is well. */
+  health(hostIfName: string, ifindex: number): string[];
   /** Did this agent instance attach to an interface of this name (its pins exist)? */
   owns(hostIfName: string): boolean;
 }
@@ -269,7 +269,8 @@ export class EndpointManager {
     if (!hostRoute) fail(`host route ${ip}/32 dev ${hostName} is missing`);
     const ep = this.d.endpoints.get(ip!);
     if (!ep || ep.ifindex !== hostLink.index) fail(`endpoint map entry for ${ip} is missing or points elsewhere`);
-    if (!this.d.attacher.isAttached(hostName, hostLink.index)) fail(`datapath programs are not attached to ${hostName}`);
+    const problems = this.d.attacher.health(hostName, hostLink.index);
+    if (problems.length > 0) fail(`datapath programs on ${hostName}: ${problems.join('; ')}`);
 
     let ns: NetNs;
     try {
@@ -350,7 +351,7 @@ export class EndpointManager {
       }
       live.add(m.ip);
       let fixed = false;
-      if (!this.d.attacher.isAttached(m.hostIfName, link.index)) {
+      if (this.d.attacher.health(m.hostIfName, link.index).length > 0) {
         this.d.attacher.attach(m.hostIfName, link.index);
         fixed = true;
       }

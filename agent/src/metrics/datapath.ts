@@ -4,8 +4,7 @@
  * in collect(); series of deleted endpoints disappear with their counters.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { CountersMap } from '../datapath/maps/index.js';
-import { dropReasonName } from '../datapath/gen/drop-reasons.js';
+import { dropReasonName, type CountersMap } from '../maps/index.js';
 import type { BpfMap } from '../libbpf/index.js';
 
 /** Who each endpoint id belongs to, for labels; called once per scrape. */

@@ -1,6 +1,6 @@
 /** podnet's Prometheus metrics: an explicit registry, one file per metric group. */
 import { Registry } from 'prom-client';
-import type { CountersMap } from '../datapath/maps/index.js';
+import type { CountersMap } from '../maps/index.js';
 import type { Agent } from '../agent.js';
 import { VERSION } from '../version.js';
 import { agentMetrics } from './agent.js';
