@@ -3,9 +3,10 @@
  * links/<ifname>_egress; programs under progs/<16 hex>/) to the current one
  * without detaching anything: each live attachment is switched to the new
  * program in place, pinned under its new name, and only then is the old
- * pin removed. Traffic never sees an empty hook.
+ * pin removed. Traffic never sees an empty hook. pn_ifcount, the map of
+ * the interface counter program that nodes no longer load, is unpinned.
  */
-import { readdirSync, rmSync, statSync, unlinkSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { openPinnedLink, type Program } from '../libbpf/index.js';
 import { SyscallError } from '../errors/index.js';
@@ -19,6 +20,9 @@ const LEGACY_PROGRAMS: Record<'ingress' | 'egress', { program: string; hook: Hoo
   egress: { program: 'to_pod', hook: 'tc_egress' },
 };
 
+/** Maps the previous layout pinned that no object declares any more. */
+const LEGACY_MAPS = ['pn_ifcount'];
+
 /** What a migration did. */
 export interface MigrationResult {
   /** Attachments moved to the new layout. */
@@ -27,6 +31,8 @@ export interface MigrationResult {
   stale: number;
   /** Previous-layout program generations removed. */
   generations: number;
+  /** Previous-layout maps unpinned. */
+  maps: string[];
 }
 
 /**
@@ -35,7 +41,7 @@ export interface MigrationResult {
  * loaded and before anything else reads links/.
  */
 export function migrateLegacyPins(bpffs: string, programs: ReadonlyMap<string, Program>, log: Logger): MigrationResult {
-  const res: MigrationResult = { moved: 0, stale: 0, generations: 0 };
+  const res: MigrationResult = { moved: 0, stale: 0, generations: 0, maps: [] };
   const links = linksDir(bpffs);
   for (const name of readdirSync(links)) {
     const old = join(links, name);
@@ -70,6 +76,11 @@ export function migrateLegacyPins(bpffs: string, programs: ReadonlyMap<string, P
     rmSync(join(progsDir(bpffs), d), { recursive: true, force: true });
     res.generations++;
   }
-  if (res.moved + res.stale + res.generations > 0) log.info({ ...res }, 'migrated datapath pins from the previous layout');
+  for (const m of LEGACY_MAPS) {
+    if (!existsSync(join(bpffs, m))) continue;
+    rmSync(join(bpffs, m), { force: true });
+    res.maps.push(m);
+  }
+  if (res.moved + res.stale + res.generations + res.maps.length > 0) log.info({ ...res }, 'migrated datapath pins from the previous layout');
   return res;
 }
