@@ -56,11 +56,11 @@ build/cni/podnet.cjs: $(TS_SRCS) cni/build.mjs
 
 ## gen: regenerate the files derived from bpf/ (drop reasons)
 gen:
-	$(NODE) scripts/gen-drop-reasons.mjs
+	$(NODE) scripts/gen-enums.mjs
 
 ## gen-check: fail when a generated file differs from what bpf/ gives
 gen-check:
-	@$(NODE) scripts/gen-drop-reasons.mjs --check
+	@$(NODE) scripts/gen-enums.mjs --check
 
 ## typecheck: tsc over the agent, the entry point and the tests
 typecheck:

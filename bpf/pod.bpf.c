@@ -8,15 +8,18 @@
  *   pod): counts it. Pod-to-pod traffic redirected by from_pod goes straight
  *   to the peer's ingress and never passes here, so nothing is counted twice.
  *
+ * Both entry programs are thin dispatchers with one exit: a handler decides
+ * and names a drop reason, the entry program alone calls the drop path.
+ * Maps: pn_endpoints, pn_counters, pn_events (lib/maps/).
  * One object per node: per-node values are load-time constants below. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-#include "maps.h"
 #include "shared/drop-reasons.h"
+#include "lib/maps/endpoints.h"
+#include "lib/maps/counters.h"
 #include "lib/parse.h"
-#include "lib/count.h"
 #include "lib/drop.h"
 #include "lib/verdict.h"
 
@@ -29,36 +32,30 @@ static __always_inline int pn_in_pod_cidr(__be32 addr)
 	return pn_pod_cidr_mask && (addr & pn_pod_cidr_mask) == pn_pod_cidr_addr;
 }
 
-SEC("tc")
-int from_pod(struct __sk_buff *skb)
+/* Decides what happens to a packet leaving a pod. Returns the drop reason
+ * (PN_DROP_NONE when not dropped) and sets *verdict otherwise. */
+static __always_inline __u8 pn_handle_from_pod(struct __sk_buff *skb, struct pn_pkt *pkt, int *verdict)
 {
 	struct pn_ip4_key skey, dkey;
 	struct pn_endpoint *src, *dst;
 	struct iphdr *ip;
-	__be32 saddr, daddr;
-	__u32 src_id;
-	__u8 proto;
 	int malformed;
-	long ret;
 
-	ip = pn_parse_ipv4(skb, &malformed);
-	if (!ip) {
-		if (malformed)
-			return pn_drop(skb, 0, PN_DIR_EGRESS, PN_DROP_MALFORMED, 0, 0, 0);
-		return PN_PASS; /* ARP, IPv6: the host stack decides */
-	}
-	saddr = ip->saddr;
-	daddr = ip->daddr;
-	proto = ip->protocol;
+	ip = pn_parse_ipv4((void *)(long)skb->data, (void *)(long)skb->data_end, &malformed);
+	if (!ip)
+		return malformed ? PN_DROP_MALFORMED : PN_DROP_NONE; /* ARP, IPv6: the host stack decides */
+	pkt->saddr = ip->saddr;
+	pkt->daddr = ip->daddr;
+	pkt->protocol = ip->protocol;
 
-	skey.addr = saddr;
+	skey.addr = pkt->saddr;
 	src = bpf_map_lookup_elem(&pn_endpoints, &skey);
+	if (src)
+		pkt->endpoint_id = src->endpoint_id;
 	if (!src || src->ifindex != skb->ifindex)
-		return pn_drop(skb, src ? src->endpoint_id : 0, PN_DIR_EGRESS,
-			       PN_DROP_SPOOFED_SOURCE, saddr, daddr, proto);
-	src_id = src->endpoint_id;
+		return PN_DROP_SPOOFED_SOURCE;
 
-	dkey.addr = daddr;
+	dkey.addr = pkt->daddr;
 	dst = bpf_map_lookup_elem(&pn_endpoints, &dkey);
 	if (dst && (dst->flags & PN_EP_F_READY)) {
 		/* Copy what is needed before the packet writes: they invalidate
@@ -69,36 +66,55 @@ int from_pod(struct __sk_buff *skb)
 		__builtin_memcpy(macs, dst->pod_mac, 6);
 		__builtin_memcpy(macs + 6, dst->host_mac, 6);
 		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
-			return pn_drop(skb, src_id, PN_DIR_EGRESS, PN_DROP_MALFORMED, saddr, daddr, proto);
-		ret = bpf_redirect_peer(dst_if, 0);
-		if (ret != TC_ACT_REDIRECT)
-			return pn_drop(skb, src_id, PN_DIR_EGRESS, PN_DROP_REDIRECT_FAILED, saddr, daddr, proto);
-		pn_ep_count(src_id, PN_DIR_EGRESS, PN_DROP_NONE, skb->len);
-		pn_ep_count(dst_id, PN_DIR_INGRESS, PN_DROP_NONE, skb->len);
-		return TC_ACT_REDIRECT;
+			return PN_DROP_MALFORMED;
+		if (bpf_redirect_peer(dst_if, 0) != TC_ACT_REDIRECT)
+			return PN_DROP_REDIRECT_FAILED;
+		pn_ep_count(pkt->endpoint_id, PN_DIR_EGRESS, PN_DROP_NONE, pkt->len);
+		pn_ep_count(dst_id, PN_DIR_INGRESS, PN_DROP_NONE, pkt->len);
+		*verdict = TC_ACT_REDIRECT;
+		return PN_DROP_NONE;
 	}
-	if (pn_in_pod_cidr(daddr))
-		return pn_drop(skb, src_id, PN_DIR_EGRESS, PN_DROP_NO_ENDPOINT, saddr, daddr, proto);
+	if (pn_in_pod_cidr(pkt->daddr))
+		return PN_DROP_NO_ENDPOINT;
 
-	pn_ep_count(src_id, PN_DIR_EGRESS, PN_DROP_NONE, skb->len);
-	return PN_PASS;
+	pn_ep_count(pkt->endpoint_id, PN_DIR_EGRESS, PN_DROP_NONE, pkt->len);
+	return PN_DROP_NONE;
 }
 
 SEC("tc")
-int to_pod(struct __sk_buff *skb)
+int from_pod(struct __sk_buff *skb)
+{
+	struct pn_pkt pkt = { .ifindex = skb->ifindex, .len = skb->len, .direction = PN_DIR_EGRESS };
+	int verdict = PN_PASS;
+	__u8 reason;
+
+	reason = pn_handle_from_pod(skb, &pkt, &verdict);
+	if (reason != PN_DROP_NONE)
+		verdict = pn_drop_tc(&pkt, reason);
+	return verdict;
+}
+
+/* Counts traffic the host stack delivers to a pod; never drops. */
+static __always_inline void pn_handle_to_pod(struct __sk_buff *skb)
 {
 	struct pn_ip4_key key;
 	struct pn_endpoint *ep;
 	struct iphdr *ip;
 	int malformed;
 
-	ip = pn_parse_ipv4(skb, &malformed);
+	ip = pn_parse_ipv4((void *)(long)skb->data, (void *)(long)skb->data_end, &malformed);
 	if (!ip)
-		return PN_PASS;
+		return;
 	key.addr = ip->daddr;
 	ep = bpf_map_lookup_elem(&pn_endpoints, &key);
 	if (ep)
 		pn_ep_count(ep->endpoint_id, PN_DIR_INGRESS, PN_DROP_NONE, skb->len);
+}
+
+SEC("tc")
+int to_pod(struct __sk_buff *skb)
+{
+	pn_handle_to_pod(skb);
 	return PN_PASS;
 }
 

@@ -12,7 +12,7 @@ import type { AgentConfig } from './config/index.js';
 import type { Logger } from './log/index.js';
 import { ConfigError, PodnetError } from './errors/index.js';
 import { Datapath } from './datapath/datapath.js';
-import { CountersMap, EndpointsMap, IpamMap } from './datapath/maps/index.js';
+import { CountersMap, EndpointsMap, IpamMap } from './maps/index.js';
 import { Ipam } from './ipam/index.js';
 import { EndpointManager, MetaStore, type EndpointManagerDeps } from './endpoints/index.js';
 import { FileLock, NetlinkHandle } from './netlink/index.js';

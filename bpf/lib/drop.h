@@ -1,31 +1,57 @@
-/* The one drop path: every drop bumps the per-CPU {endpoint, direction,
- * reason} counter and emits an event for `podnet monitor`, then returns
- * TC_ACT_SHOT. Code never returns TC_ACT_SHOT by itself. */
+/* The one drop path. Every drop bumps the per-CPU {endpoint, direction,
+ * reason} counter and emits a PN_EVENT_DROP record for `podnet monitor`.
+ * pn_drop_record() is the context-independent core; pn_drop_tc() and
+ * pn_drop_xdp() wrap it and return their hook's drop verdict. Code never
+ * returns TC_ACT_SHOT or XDP_DROP by itself. */
 #pragma once
+#include <linux/bpf.h>
 #include <linux/pkt_cls.h>
-#include "maps.h"
+#include <bpf/bpf_helpers.h>
 #include "shared/drop-reasons.h"
-#include "lib/count.h"
+#include "shared/events.h"
+#include "lib/maps/counters.h"
+#include "lib/maps/events.h"
 
-static __always_inline int pn_drop(struct __sk_buff *skb, __u32 endpoint_id, __u8 direction,
-				   __u8 reason, __be32 saddr, __be32 daddr, __u8 protocol)
+/* What the drop path records about a packet, filled in as parsing goes. */
+struct pn_pkt {
+	__u32 endpoint_id; /* 0 when the sender is not (yet) known */
+	__u32 ifindex;
+	__u32 len;
+	__be32 saddr;
+	__be32 daddr;
+	__u8 direction;    /* enum pn_direction, relative to the endpoint */
+	__u8 protocol;
+};
+
+static __always_inline void pn_drop_record(const struct pn_pkt *pkt, __u8 reason)
 {
 	struct pn_event *ev;
 
-	pn_ep_count(endpoint_id, direction, reason, skb->len);
+	pn_ep_count(pkt->endpoint_id, pkt->direction, reason, pkt->len);
 	ev = bpf_ringbuf_reserve(&pn_events, sizeof(*ev), 0);
-	if (ev) {
-		ev->timestamp_ns = bpf_ktime_get_ns();
-		ev->endpoint_id = endpoint_id;
-		ev->ifindex = skb->ifindex;
-		ev->saddr = saddr;
-		ev->daddr = daddr;
-		ev->reason = reason;
-		ev->direction = direction;
-		ev->protocol = protocol;
-		ev->pad = 0;
-		ev->len = skb->len;
-		bpf_ringbuf_submit(ev, 0);
-	}
+	if (!ev)
+		return; /* ring full: the counter above still has it */
+	ev->type = PN_EVENT_DROP;
+	ev->reason = reason;
+	ev->direction = pkt->direction;
+	ev->protocol = pkt->protocol;
+	ev->len = pkt->len;
+	ev->timestamp_ns = bpf_ktime_get_ns();
+	ev->endpoint_id = pkt->endpoint_id;
+	ev->ifindex = pkt->ifindex;
+	ev->saddr = pkt->saddr;
+	ev->daddr = pkt->daddr;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline int pn_drop_tc(const struct pn_pkt *pkt, __u8 reason)
+{
+	pn_drop_record(pkt, reason);
 	return TC_ACT_SHOT;
+}
+
+static __always_inline int pn_drop_xdp(const struct pn_pkt *pkt, __u8 reason)
+{
+	pn_drop_record(pkt, reason);
+	return XDP_DROP;
 }

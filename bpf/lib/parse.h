@@ -1,4 +1,5 @@
-/* Header parsing with the bounds checks the verifier requires. */
+/* Header parsing with the bounds checks the verifier requires. Works on a
+ * [data, data_end) range, so tc (skb->data) and XDP (ctx->data) share it. */
 #pragma once
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -7,10 +8,8 @@
 
 /* Returns the IPv4 header of an Ethernet frame, or NULL if the frame is not
  * IPv4. *malformed is set when it claims IPv4 but is truncated. */
-static __always_inline struct iphdr *pn_parse_ipv4(struct __sk_buff *skb, int *malformed)
+static __always_inline struct iphdr *pn_parse_ipv4(void *data, void *data_end, int *malformed)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip;
 

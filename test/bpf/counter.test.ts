@@ -3,8 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { BpfObject } from '../../agent/src/libbpf/index.js';
-import { compileBpf } from '../../agent/src/datapath/compile.js';
-import { IfCountMap, type InterfaceCounter } from '../../agent/src/datapath/maps/index.js';
+import { compileCounterFixture, IfCountMap, type InterfaceCounter } from '../fixtures/bpf/ifcount.js';
 import { bpffsDir, rmBpffsDir, scratchDir } from '../fixtures/bpf/fixtures.js';
 
 const TC_ACT_UNSPEC = -1, XDP_PASS = 2;
@@ -16,7 +15,7 @@ describe('counter program', () => {
   let counts: IfCountMap;
 
   before(async () => {
-    obj = BpfObject.open((await compileBpf('counter', { cacheDir: out })).path, { pinRoot: pins });
+    obj = BpfObject.open((await compileCounterFixture(out)).path, { pinRoot: pins });
     obj.load();
     counts = new IfCountMap(obj.map('pn_ifcount'));
   });

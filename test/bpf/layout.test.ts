@@ -8,10 +8,11 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { LAYOUTS } from '../../agent/src/datapath/maps/index.js';
+import { basename, join } from 'node:path';
+import { LAYOUTS } from '../../agent/src/maps/index.js';
+import '../fixtures/bpf/ifcount.js'; // registers the counter fixture's pn_if_key
 import { REPO } from '../lib/agent-fixture.js';
-import { bpfCflags } from '../../agent/src/datapath/compile.js';
+import { bpfCflags } from '../../agent/src/datapath/index.js';
 
 interface BtfType { id: number; kind: string; name?: string; size?: number; type_id?: number; nr_elems?: number; members?: Array<{ name: string; type_id: number; bits_offset: number }> }
 
@@ -36,15 +37,18 @@ function sizeOf(types: Map<number, BtfType>, id: number): number {
 // (also pn_event, which no map names) are in its BTF; compiled with the
 // datapath's own flags.
 const tmp = mkdtempSync(join(tmpdir(), 'podnet-layout-'));
-const object = join(tmp, 'layout.bpf.o');
+// The counter fixture brings the struct of its own map (pn_if_key).
+const objects = ['layout', 'counter'].map((n) => join(tmp, `${n}.bpf.o`));
 try {
   const multiarch = execFileSync('gcc', ['-dumpmachine'], { encoding: 'utf8' }).trim();
-  execFileSync('clang', [...bpfCflags(join(REPO, 'bpf')), '-I', `/usr/include/${multiarch}`, '-c', join(REPO, 'test/fixtures/bpf/layout.bpf.c'), '-o', object]);
+  for (const o of objects) {
+    const src = join(REPO, 'test/fixtures/bpf', basename(o).replace(/\.o$/, '.c'));
+    execFileSync('clang', [...bpfCflags(join(REPO, 'bpf')), '-I', `/usr/include/${multiarch}`, '-c', src, '-o', o]);
+  }
 } catch (err) {
   rmSync(tmp, { recursive: true, force: true });
   throw err;
 }
-const objects = [object];
 const structs = new Map<string, { size: number; fields: Map<string, { offset: number; size: number }> }>();
 for (const o of objects) {
   const types = btfTypes(o);

@@ -5,8 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfObject, RingBuffer, type Program } from '../../agent/src/libbpf/index.js';
-import { compileBpf } from '../../agent/src/datapath/compile.js';
-import { CountersMap, EndpointsMap, EP_F_READY, eventRecord } from '../../agent/src/datapath/maps/index.js';
+import { compileBpf } from '../../agent/src/datapath/index.js';
+import { CountersMap, EndpointsMap, EP_F_READY, EVENT_TYPE, eventRecord } from '../../agent/src/maps/index.js';
 import { bpffsDir, rmBpffsDir, scratchDir } from '../fixtures/bpf/fixtures.js';
 import { rmSync } from 'node:fs';
 
@@ -86,6 +86,7 @@ describe('pod datapath programs', () => {
         assert.equal(events.length, 1, 'one drop event');
         assert.equal(events[0]!['reason'], c.event);
         assert.equal(events[0]!['direction'], 1);
+        assert.equal(events[0]!['type'], EVENT_TYPE.drop, 'a drop event says so in its first field');
       } else {
         assert.equal(events.length, 0, 'no drop event');
       }

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { readdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TestNode, podnetHostVeths, rand, testCidr } from '../lib/agent-fixture.js';
-import { CountersMap, type EndpointCounter } from '../../agent/src/datapath/maps/index.js';
+import { CountersMap, type EndpointCounter } from '../../agent/src/maps/index.js';
 import { hostVethName } from '../../agent/src/endpoints/index.js';
 import {
   BUSYBOX_IMAGE,

@@ -65,7 +65,7 @@ describe('agent restart', () => {
     await node.start();
     assert.equal(node.agent!.ipam.lookup(id, 'eth0'), undefined);
     assert.ok(!node.agent!.endpointInfos().some((e) => e.containerId === id));
-    assert.ok(!existsSync(join(node.bpffs, 'links', `${hostVethName(id, 'eth0')}_ingress`)));
+    assert.ok(!existsSync(join(node.bpffs, 'links', hostVethName(id, 'eth0'))), 'no attachment pins are left for the vanished endpoint');
   });
 });
 

@@ -10,7 +10,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestNode, inNetns, podnetHostVeths, rand, testCidr } from '../lib/agent-fixture.js';
 import { ADD_STEPS, hostVethName } from '../../agent/src/endpoints/index.js';
-import { CountersMap } from '../../agent/src/datapath/maps/index.js';
+import { CountersMap } from '../../agent/src/maps/index.js';
 import { probeTcx } from '../../agent/src/libbpf/index.js';
 
 const ipOf = (r: { json: any }): string => String(r.json.ips[0].address).split('/')[0]!;

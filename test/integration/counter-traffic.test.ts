@@ -1,5 +1,5 @@
 /**
- * The counter program's whole path on the real kernel: compile bpf/counter.bpf.c,
+ * The counter program's whole path on the real kernel: compile test/fixtures/bpf/counter.bpf.c,
  * load it with its maps pinned in a private bpffs directory, attach it to the
  * receiving end of a veth pair between two namespaces made here (tcx, XDP
  * native, XDP generic, legacy clsact), send an exactly known number of ICMP
@@ -13,8 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statfsSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { compileBpf } from '../../agent/src/datapath/compile.js';
-import { IfCountMap, type InterfaceCounter } from '../../agent/src/datapath/maps/index.js';
+import { compileCounterFixture, IfCountMap, type InterfaceCounter } from '../fixtures/bpf/ifcount.js';
 import {
   attachTcLegacy, attachTcx, attachXdp, BpfObject, listLinks, listTcxPrograms, openPinnedLink, probeTcx, probeXdpLink, Program, queryTcLegacy,
   TcLegacyLink, TcxLink, xdpQuery, XdpLink, type Link, type LinkKind, type XdpMode,
@@ -154,7 +153,7 @@ describe('the counter program counts traffic arriving at a veth', () => {
   before(async () => {
     assert.equal(statfsSync('/sys/fs/bpf').type, BPF_FS_MAGIC, 'bpffs is mounted at /sys/fs/bpf');
     workDir = mkdtempSync(join(tmpdir(), 'pn-counter-'));
-    objectPath = (await compileBpf('counter', { cacheDir: workDir })).path;
+    objectPath = (await compileCounterFixture(workDir)).path;
   });
 
   after(() => {

@@ -46,7 +46,7 @@ describe('make install and make uninstall with DESTDIR', () => {
   test('install puts the CLI on the PATH, the agent bundle, the BPF sources and the CNI entry point and conflist in place', () => {
     for (const f of [
       'usr/local/bin/podnet', 'usr/local/lib/podnet/bin/podnet', 'usr/local/lib/podnet/build/podnet.mjs', 'usr/local/lib/podnet/package.json',
-      'usr/local/lib/podnet/package-lock.json', 'usr/local/lib/podnet/bpf/pod.bpf.c', 'usr/local/lib/podnet/bpf/maps.h', 'usr/local/lib/podnet/bpf/cflags',
+      'usr/local/lib/podnet/package-lock.json', 'usr/local/lib/podnet/bpf/pod.bpf.c', 'usr/local/lib/podnet/bpf/lib/maps/endpoints.h', 'usr/local/lib/podnet/bpf/cflags',
       'opt/cni/bin/podnet', 'etc/cni/net.d/10-podnet.conflist',
     ]) assert.ok(installed.includes(f), `${f} is installed`);
     const link = join(dest, 'usr/local/bin/podnet');

@@ -5,12 +5,15 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DROP_REASONS, dropReasonName } from '../../agent/src/datapath/gen/drop-reasons.js';
+import { DROP_REASONS, decodeDropReason, dropReasonName } from '../../agent/src/maps/gen/drop-reasons.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const SCRIPT = 'scripts/gen-drop-reasons.mjs';
+const SCRIPT = 'scripts/gen-enums.mjs';
+/** Every input the generator reads besides the drop-reason header. */
+const OTHER_HEADERS = ['bpf/include/shared/counters.h', 'bpf/include/shared/events.h', 'bpf/include/shared/endpoint.h'];
 const HEADER = 'bpf/include/shared/drop-reasons.h';
-const GEN_TS = 'agent/src/datapath/gen/drop-reasons.ts';
+const GEN_TS = 'agent/src/maps/gen/drop-reasons.ts';
+const GEN_ENUMS = 'agent/src/maps/gen/enums.ts';
 const DOC = 'docs/architecture.md';
 
 interface HeaderEntry { name: string; value: number; description: string }
@@ -68,6 +71,12 @@ describe('drop reasons', () => {
     assert.equal(dropReasonName(255), 'unknown_255');
   });
 
+  it('decodeDropReason throws a message naming the field and the value for a reason this build does not know', () => {
+    for (const e of header.entries) assert.equal(decodeDropReason(e.value, 'x'), e.name);
+    assert.throws(() => decodeDropReason(header.max, 'pn_counters key reason'), (err: Error & { code?: string }) =>
+      err.code === 'EENUM' && err.message.includes('pn_counters key reason') && err.message.includes(`${header.max} is not a pn_drop_reason`));
+  });
+
   it('the architecture doc carries one table row per reason', () => {
     const doc = readFileSync(join(ROOT, DOC), 'utf8');
     for (const e of header.entries) {
@@ -80,7 +89,7 @@ describe('drop reasons generator on a scratch copy', () => {
   let tree: string;
   before(() => {
     tree = mkdtempSync(join(tmpdir(), 'pn-drop-'));
-    for (const f of [SCRIPT, HEADER, GEN_TS, DOC]) {
+    for (const f of [SCRIPT, HEADER, GEN_TS, GEN_ENUMS, DOC, ...OTHER_HEADERS]) {
       mkdirSync(dirname(join(tree, f)), { recursive: true });
       cpSync(join(ROOT, f), join(tree, f));
     }

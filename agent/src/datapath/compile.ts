@@ -21,6 +21,12 @@ export interface CompileOptions {
   cacheDir: string;
   /** The clang binary (default "clang"). */
   clang?: string;
+  /**
+   * A source file outside srcDir, compiled with srcDir's flags and headers
+   * (test fixtures such as test/fixtures/bpf/counter.bpf.c); default
+   * <srcDir>/<name>.bpf.c.
+   */
+  source?: string;
 }
 
 /** The result of a compile: where the object is and whether it came from the cache. */
@@ -34,10 +40,10 @@ export interface CompiledObject {
 export function defaultBpfDir(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'bpf', 'maps.h'))) return join(dir, 'bpf');
+    if (existsSync(join(dir, 'bpf', 'cflags'))) return join(dir, 'bpf');
     dir = dirname(dir);
   }
-  throw new PodnetError('ENOBPFSRC', 'find bpf sources: no bpf/maps.h above the agent; pass --bpf-dir');
+  throw new PodnetError('ENOBPFSRC', 'find bpf sources: no bpf/cflags above the agent; pass --bpf-dir');
 }
 
 /** The clang flags from bpf/cflags, with include paths made absolute. */
@@ -72,13 +78,13 @@ async function clangInfo(clang: string): Promise<{ version: string; sysInclude: 
 }
 
 /**
- * Compiles bpf/<name>.bpf.c unless an object for the same inputs is cached.
+ * Compiles bpf/<name>.bpf.c (or opts.source) unless an object for the same inputs is cached.
  * @throws PodnetError ECOMPILE with clang's diagnostics when compilation fails.
  */
 export async function compileBpf(name: string, opts: CompileOptions): Promise<CompiledObject> {
   const srcDir = resolve(opts.srcDir ?? defaultBpfDir());
   const clang = opts.clang ?? 'clang';
-  const source = join(srcDir, `${name}.bpf.c`);
+  const source = opts.source ? resolve(opts.source) : join(srcDir, `${name}.bpf.c`);
   if (!existsSync(source)) throw new PodnetError('ENOBPFSRC', `compile ${name}: no source ${source}`);
   let info;
   try {
@@ -92,6 +98,7 @@ export async function compileBpf(name: string, opts: CompileOptions): Promise<Co
   for (const file of listSources(srcDir)) {
     h.update(relative(srcDir, file)).update('\0').update(readFileSync(file)).update('\0');
   }
+  if (opts.source) h.update(source).update('\0').update(readFileSync(source)).update('\0');
   const hash = h.digest('hex').slice(0, 16);
   const out = join(opts.cacheDir, `${name}-${hash}.bpf.o`);
   if (existsSync(out)) return { path: out, hash, cached: true };

@@ -1,36 +1,34 @@
 /**
- * The node's datapath: compiles and loads bpf/pod.bpf.c once per node with
- * the node's constants, keeps every map, program and link pinned under the
- * bpffs directory, and attaches the shared pod programs to host veths.
+ * The node's datapath: loads every BPF object of the node (objects.ts) once
+ * with the node's constants, keeps programs and attachments pinned under the
+ * bpffs directory (layout in pins.ts), and attaches the pod programs to
+ * host veths. The maps belong to agent/src/maps; the datapath opens them
+ * once its objects have created them.
  *
- * Pins (<bpffs> is e.g. /sys/fs/bpf/podnet):
- *   <bpffs>/pn_*                     maps (libbpf pin-by-name; shared by every object and agent generation)
- *   <bpffs>/progs/<id>/{from_pod,to_pod}  programs; <id> hashes the object and its constants
- *   <bpffs>/links/<hostif>_{ingress,egress}  tcx links, or for clsact filters a record of where they are
- *
- * A restarted agent whose object and constants are unchanged re-opens the
- * pinned programs and touches nothing. A changed one loads the new programs
- * and swaps them into every existing link atomically (BPF_LINK_UPDATE), so
- * pod traffic never stops.
+ * A restarted agent whose objects and constants are unchanged re-opens the
+ * pinned programs. A changed object is loaded as a new generation and
+ * swapped into every attachment of its programs atomically (BPF_LINK_UPDATE,
+ * or a replacing clsact filter), so pod traffic never stops; then the old
+ * generation is unpinned. Pins of the previous layout are migrated the same
+ * way on the first start.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  BpfMap, BpfObject, Program, attachTcLegacy, attachTcx, openPinnedLink, probeTcx, updateLink, type Link,
-} from '../libbpf/index.js';
-import { PodnetError } from '../errors/index.js';
+import { openPinnedLink, type Program } from '../libbpf/index.js';
+import { PodnetError, SyscallError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { Pool } from '../ipam/index.js';
 import type { PodAttacher } from '../endpoints/index.js';
-import { compileBpf } from './compile.js';
-import { COUNTERS_MAP, ENDPOINTS_MAP, EVENTS_MAP, IFCOUNT_MAP, IPAM_MAP } from './maps/index.js';
+import { createAgentMaps, openNodeMaps, type NodeMaps } from '../maps/index.js';
+import { resolveTcMode, type AttachModeOption, type TcMode } from './attach-mode.js';
+import { attachHook, detachHook, hookProblem, removeDirIfEmpty, requirePodProgram, type AttachOutcome } from './attachments.js';
+import { loadObject, type LoadedObject } from './loader.js';
+import { migrateLegacyPins } from './migrate.js';
+import { NODE_OBJECTS, type ObjectDescriptor, type ProgramDescriptor } from './objects.js';
+import { attachPin, interfaceDir, linksDir, parseAttachPin, progsDir } from './pins.js';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
-/** tc priority/handle of podnet's clsact filters (clsact mode only). */
-const TC_PRIORITY = 1;
-const TC_HANDLE = 1;
 
 /** Options of {@link Datapath.start}. */
 export interface DatapathOptions {
@@ -38,17 +36,10 @@ export interface DatapathOptions {
   cacheDir: string;
   bpfDir?: string;
   pool: Pool;
-  attachMode: 'auto' | 'tcx' | 'clsact';
+  attachMode: AttachModeOption;
   log: Logger;
-}
-
-/** The pinned maps the agent uses. */
-export interface DatapathMaps {
-  endpoints: BpfMap;
-  ipam: BpfMap;
-  counters: BpfMap;
-  ifcount: BpfMap;
-  events: BpfMap;
+  /** The objects to load (default: every node object). */
+  objects?: readonly ObjectDescriptor[];
 }
 
 /** Mounts bpffs at /sys/fs/bpf when nothing is mounted there, and creates `dir`. */
@@ -67,160 +58,180 @@ export function ensureBpffs(dir: string): void {
 /** The loaded datapath of this node. */
 export class Datapath implements PodAttacher {
   private constructor(
-    readonly mode: 'tcx' | 'clsact',
-    readonly maps: DatapathMaps,
-    private readonly fromPod: Program,
-    private readonly toPod: Program,
-    private readonly linkDir: string,
+    readonly mode: TcMode,
+    readonly maps: NodeMaps,
+    private readonly objects: readonly LoadedObject[],
+    private readonly bpffs: string,
     private readonly log: Logger,
   ) {}
 
-  /** Compiles if needed, loads or re-opens the programs, opens the pinned maps. */
+  /** Creates the agent's maps, loads or adopts every object, migrates and swaps attachments, opens the maps. */
   static async start(o: DatapathOptions): Promise<Datapath> {
     ensureBpffs(o.bpffs);
-    const mode = o.attachMode === 'auto' ? (probeTcx() ? 'tcx' : 'clsact') : o.attachMode;
-    if (mode === 'tcx' && !probeTcx()) throw new PodnetError('ENOTSUP', 'attach mode tcx: not supported by this kernel (needs Linux >= 6.6); use --attach-mode clsact or auto');
-    const compiled = await compileBpf('pod', { cacheDir: o.cacheDir, ...(o.bpfDir ? { srcDir: o.bpfDir } : {}) });
-
-    const cidr = Buffer.alloc(4);
-    cidr.writeUInt32BE(o.pool.network);
-    const mask = Buffer.alloc(4);
-    mask.writeUInt32BE(o.pool.prefixLen === 0 ? 0 : (0xffffffff << (32 - o.pool.prefixLen)) >>> 0);
-    const constants = { pn_pod_cidr_addr: new Uint8Array(cidr), pn_pod_cidr_mask: new Uint8Array(mask) };
-    const id = createHash('sha256').update(compiled.hash).update(cidr).update(mask).digest('hex').slice(0, 16);
-
-    const progRoot = join(o.bpffs, 'progs');
-    const progDir = join(progRoot, id);
-    const linkDir = join(o.bpffs, 'links');
-    mkdirSync(linkDir, { recursive: true });
-    let fromPod: Program | undefined;
-    let toPod: Program | undefined;
-    const opened: Array<{ close(): void }> = [];
+    const mode = resolveTcMode(o.attachMode);
+    mkdirSync(linksDir(o.bpffs), { recursive: true });
+    mkdirSync(progsDir(o.bpffs), { recursive: true });
+    const created = createAgentMaps(o.bpffs);
+    if (created.length > 0) o.log.info({ maps: created }, 'created agent maps');
+    const loaded: LoadedObject[] = [];
     try {
-      if (existsSync(join(progDir, 'from_pod')) && existsSync(join(progDir, 'to_pod'))) {
-        fromPod = Program.openPinned(join(progDir, 'from_pod'));
-        opened.push(fromPod);
-        toPod = Program.openPinned(join(progDir, 'to_pod'));
-        opened.push(toPod);
-        o.log.info({ id, mode }, 'adopted pinned datapath programs');
-      } else {
-        using obj = BpfObject.open(compiled.path, { pinRoot: o.bpffs });
-        obj.setConstants(constants);
-        obj.load();
-        fromPod = obj.program('from_pod').clone();
-        opened.push(fromPod);
-        toPod = obj.program('to_pod').clone();
-        opened.push(toPod);
-        mkdirSync(progDir, { recursive: true });
-        fromPod.pin(join(progDir, 'from_pod'));
-        toPod.pin(join(progDir, 'to_pod'));
-        const swapped = Datapath.swapPrograms(linkDir, fromPod, toPod);
-        o.log.info({ id, mode, cached: compiled.cached, linksUpdated: swapped }, 'loaded datapath programs');
+      for (const desc of o.objects ?? NODE_OBJECTS) {
+        loaded.push(await loadObject(desc, { bpffs: o.bpffs, cacheDir: o.cacheDir, node: { pool: o.pool }, ...(o.bpfDir ? { bpfDir: o.bpfDir } : {}) }));
       }
-      // Older program generations: no link uses them any more.
-      for (const old of readdirSync(progRoot)) if (old !== id) rmSync(join(progRoot, old), { recursive: true, force: true });
-      const maps: DatapathMaps = {
-        endpoints: BpfMap.openPinned(join(o.bpffs, ENDPOINTS_MAP)),
-        ipam: BpfMap.openPinned(join(o.bpffs, IPAM_MAP)),
-        counters: BpfMap.openPinned(join(o.bpffs, COUNTERS_MAP)),
-        ifcount: BpfMap.openPinned(join(o.bpffs, IFCOUNT_MAP)),
-        events: BpfMap.openPinned(join(o.bpffs, EVENTS_MAP)),
-      };
-      return new Datapath(mode, maps, fromPod, toPod, linkDir, o.log);
+      const programs = new Map<string, { object: string; prog: Program }>();
+      for (const obj of loaded) for (const [name, prog] of obj.programs()) programs.set(name, { object: obj.desc.name, prog });
+      migrateLegacyPins(o.bpffs, new Map([...programs].map(([n, p]) => [n, p.prog])), o.log);
+      const swapped = Datapath.swapAttachments(o.bpffs, programs);
+      for (const obj of loaded) {
+        const retired = obj.retireOtherGenerations(o.bpffs);
+        o.log.info({ object: obj.desc.name, generation: obj.generation, mode, loaded: obj.loaded, cached: obj.compileCached, linksUpdated: swapped.get(obj.desc.name) ?? 0, retired }, obj.loaded ? 'loaded datapath object' : 'adopted pinned datapath object');
+      }
+      const maps = openNodeMaps(o.bpffs);
+      return new Datapath(mode, maps, loaded, o.bpffs, o.log);
     } catch (err) {
-      for (const c of opened.reverse()) c.close();
+      for (const obj of loaded.reverse()) obj.close();
       throw err;
     }
   }
 
-  /** Points every pinned attachment at the new programs; returns how many were updated. */
-  private static swapPrograms(linkDir: string, fromPod: Program, toPod: Program): number {
-    let n = 0;
-    for (const name of readdirSync(linkDir)) {
-      using link = openPinnedLink(join(linkDir, name));
-      updateLink(link, name.endsWith('_ingress') ? fromPod : toPod);
-      n++;
-    }
-    return n;
-  }
-
-  private linkPins(hostIfName: string): { ingress: string; egress: string } {
-    // bpffs refuses names with a dot (EPERM): it reserves them for its own files.
-    return { ingress: join(this.linkDir, `${hostIfName}_ingress`), egress: join(this.linkDir, `${hostIfName}_egress`) };
-  }
-
-  private attachOne(prog: Program, ifindex: number, dir: 'ingress' | 'egress'): Link {
-    return this.mode === 'tcx'
-      ? attachTcx(prog, ifindex, dir)
-      : attachTcLegacy(prog, ifindex, dir, { priority: TC_PRIORITY, handle: TC_HANDLE });
-  }
-
-  /** Attaches from_pod (ingress) and to_pod (egress) to a host veth and pins both; all or nothing. */
-  attach(hostIfName: string, ifindex: number): void {
-    const pins = this.linkPins(hostIfName);
-    const ing = this.attachOne(this.fromPod, ifindex, 'ingress');
-    try {
-      const eg = this.attachOne(this.toPod, ifindex, 'egress');
-      try {
-        ing.pin(pins.ingress);
-        eg.pin(pins.egress);
-      } catch (err) {
-        eg.detach();
-        throw err;
+  /**
+   * Points every pinned attachment at the current program of its name
+   * (the name is in the pin); pins of programs no loaded object has are
+   * left alone. Returns the number updated per object.
+   */
+  private static swapAttachments(bpffs: string, programs: ReadonlyMap<string, { object: string; prog: Program }>): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const ifname of readdirSync(linksDir(bpffs))) {
+      const dir = interfaceDir(bpffs, ifname);
+      if (!statSync(dir).isDirectory()) continue;
+      for (const file of readdirSync(dir)) {
+        const parsed = parseAttachPin(file);
+        const want = parsed && programs.get(parsed.program);
+        if (!want) continue;
+        const { prog, object } = want;
+        let link;
+        try {
+          link = openPinnedLink(join(dir, file));
+        } catch (err) {
+          if (err instanceof SyscallError && err.is('ENOENT')) continue; // a stale clsact record: reconcile repairs it
+          throw err;
+        }
+        try {
+          if (link.programId === prog.id) continue;
+          link.update(prog);
+          counts.set(object, (counts.get(object) ?? 0) + 1);
+        } finally {
+          link.close();
+        }
       }
-      eg.close();
-    } catch (err) {
-      ing.detach();
-      throw err;
     }
-    ing.close();
+    return counts;
   }
 
-  /** Detaches both programs and removes their pins; anything already gone (veth deleted) is fine. */
-  detach(hostIfName: string, _ifindex: number | undefined): void {
-    for (const pin of Object.values(this.linkPins(hostIfName))) {
-      if (!existsSync(pin)) continue;
-      let link: Link;
-      try {
-        link = openPinnedLink(pin);
-      } catch {
-        // A clsact filter whose device is gone cannot be confirmed any more:
-        // nothing is attached, only its record is left.
-        rmSync(pin, { force: true });
-        continue;
-      }
-      link.detach();
-    }
-  }
-
-  /** True when this instance has link pins for the interface (it attached there). */
-  owns(hostIfName: string): boolean {
-    const pins = this.linkPins(hostIfName);
-    return existsSync(pins.ingress) || existsSync(pins.egress);
-  }
-
-  /** What is wrong with the programs on an interface: one line per hook that is not as it should be. */
-  attachProblems(hostIfName: string, ifindex: number): string[] {
-    const pins = this.linkPins(hostIfName);
-    const want = [['ingress', pins.ingress, this.fromPod], ['egress', pins.egress, this.toPod]] as const;
-    const out: string[] = [];
-    for (const [hook, p, prog] of want) {
-      if (!existsSync(p)) { out.push(`${hook}: no ${prog.name} attachment pinned`); continue; }
-      try {
-        using link = openPinnedLink(p);
-        if (link.ifindex !== ifindex) out.push(`${hook}: attachment is on ifindex ${link.ifindex}, not ${ifindex}`);
-        else if (link.programId !== prog.id) out.push(`${hook}: program ${link.programId} attached, want ${prog.name} (${prog.id})`);
-      } catch (err) {
-        out.push(`${hook}: ${(err as Error).message}`);
-      }
+  private podPrograms(): Array<{ desc: ProgramDescriptor; prog: Program }> {
+    const out: Array<{ desc: ProgramDescriptor; prog: Program }> = [];
+    for (const obj of this.objects) {
+      for (const desc of obj.desc.programs) if (desc.target === 'pod') out.push({ desc, prog: obj.program(desc.name) });
     }
     return out;
+  }
+
+  /** The program loaded under a name (for tests and status). */
+  program(name: string): Program {
+    for (const obj of this.objects) if (obj.desc.programs.some((p) => p.name === name)) return obj.program(name);
+    throw new PodnetError('ENOENT', `program ${name}: no loaded object has it`);
+  }
+
+  /**
+   * Attaches every pod program (from_pod on tc ingress, to_pod on tc
+   * egress) to a host veth and pins each attachment. Whatever is already
+   * there is repaired: an attachment of ours is updated in place, a stale
+   * pin or record is replaced. On failure the hooks this call attached
+   * fresh are detached again.
+   */
+  attach(hostIfName: string, ifindex: number): void {
+    mkdirSync(interfaceDir(this.bpffs, hostIfName), { recursive: true });
+    const fresh: ProgramDescriptor[] = [];
+    try {
+      for (const { desc, prog } of this.podPrograms()) {
+        requirePodProgram(desc);
+        const outcome: AttachOutcome = attachHook(attachPin(this.bpffs, hostIfName, desc.name, desc.hook), prog, desc, ifindex, hostIfName, this.mode);
+        if (outcome === 'attached') fresh.push(desc);
+        if (outcome === 'updated') this.log.info({ ifname: hostIfName, program: desc.name }, 'updated an existing attachment');
+      }
+    } catch (err) {
+      for (const desc of fresh.reverse()) {
+        try {
+          detachHook(attachPin(this.bpffs, hostIfName, desc.name, desc.hook), desc, ifindex);
+        } catch (undoErr) {
+          this.log.error({ err: undoErr, ifname: hostIfName, program: desc.name }, 'undo attach failed');
+        }
+      }
+      removeDirIfEmpty(interfaceDir(this.bpffs, hostIfName));
+      throw err;
+    }
+  }
+
+  /**
+   * Detaches every pod program and removes the pins; each hook on its own,
+   * so one already gone (veth deleted, filter removed by hand) never stops
+   * the other.
+   * @throws AggregateError of every hook that failed, after trying all of them.
+   */
+  detach(hostIfName: string, ifindex: number | undefined): void {
+    const errors: unknown[] = [];
+    const dir = interfaceDir(this.bpffs, hostIfName);
+    const known = new Set<string>();
+    for (const { desc } of this.podPrograms()) {
+      const pin = attachPin(this.bpffs, hostIfName, desc.name, desc.hook);
+      known.add(pin);
+      try {
+        detachHook(pin, desc, ifindex);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    // Pins of programs this build no longer has go too.
+    if (existsSync(dir)) {
+      for (const file of readdirSync(dir)) {
+        const pin = join(dir, file);
+        if (known.has(pin)) continue;
+        try {
+          openPinnedLink(pin).detach();
+        } catch {
+          rmSync(pin, { force: true }); // its attachment is gone already
+        }
+      }
+      removeDirIfEmpty(dir);
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `detach datapath programs from ${hostIfName}`);
+  }
+
+  /** True when this instance has attachment pins for the interface (it attached there). */
+  owns(hostIfName: string): boolean {
+    const dir = interfaceDir(this.bpffs, hostIfName);
+    return existsSync(dir) && readdirSync(dir).length > 0;
+  }
+
+  /**
+   * What is wrong with the datapath on one host veth: one sentence per
+   * hook, e.g. "ingress: no program attached", "egress: program 12
+   * attached, want 34". Empty when every pod program of this generation is
+   * attached there.
+   */
+  health(hostIfName: string, ifindex: number): string[] {
+    const problems: string[] = [];
+    for (const { desc, prog } of this.podPrograms()) {
+      const p = hookProblem(attachPin(this.bpffs, hostIfName, desc.name, desc.hook), desc, prog.id, ifindex, this.mode);
+      if (p) problems.push(p);
+    }
+    return problems;
   }
 
   /** Closes this process's fds; pins keep the datapath running. */
   close(): void {
     for (const m of Object.values(this.maps)) m.close();
-    this.fromPod.close();
-    this.toPod.close();
+    for (const obj of this.objects) obj.close();
   }
 }

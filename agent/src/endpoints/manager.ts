@@ -18,7 +18,7 @@ import { NetlinkHandle, NetNs, NotNetnsError, type Link } from '../netlink/index
 import type { CniResult, EndpointInfo, ReconcileOutcome } from '../api/protocol.js';
 import { CniErrorCode } from '../api/protocol.js';
 import { CniError } from '../api/cni-error.js';
-import { EP_F_READY, type EndpointsTable } from '../datapath/maps/index.js';
+import { EP_F_READY, type EndpointsTable } from '../maps/index.js';
 import { Rollback } from '../util/rollback.js';
 import { hostVethName, isHostVethName } from './naming.js';
 import type { EndpointMeta, MetaStore, PendingTeardown } from './meta-store.js';
@@ -30,8 +30,8 @@ export const POD_GATEWAY = '169.254.1.1';
 export interface PodAttacher {
   attach(hostIfName: string, ifindex: number): void;
   detach(hostIfName: string, ifindex: number | undefined): void;
-  /** What is wrong with the programs on this interface; empty when both are attached as they should be. */
-  attachProblems(hostIfName: string, ifindex: number): string[];
+  /** What is wrong with the programs on this interface, one sentence per hook ("ingress: no program attached"); empty when all is well. */
+  health(hostIfName: string, ifindex: number): string[];
   /** Did this agent instance attach to an interface of this name (its pins exist)? */
   owns(hostIfName: string): boolean;
 }
@@ -325,7 +325,7 @@ export class EndpointManager {
     if (!hostRoute) fail(`host route ${ip}/32 dev ${hostName} is missing`);
     const ep = this.d.endpoints.get(ip!);
     if (!ep || ep.ifindex !== hostLink.index) fail(`endpoint map entry for ${ip} is missing or points elsewhere`);
-    const attach = this.d.attacher.attachProblems(hostName, hostLink.index);
+    const attach = this.d.attacher.health(hostName, hostLink.index);
     if (attach.length > 0) fail(`datapath programs on ${hostName}: ${attach.join('; ')}`);
 
     let ns: NetNs;
@@ -454,7 +454,7 @@ export class EndpointManager {
       out.push(`list routes of ${m.hostIfName}: ${(err as Error).message}`);
     }
     try {
-      out.push(...this.d.attacher.attachProblems(m.hostIfName, link.index));
+      out.push(...this.d.attacher.health(m.hostIfName, link.index));
     } catch (err) {
       out.push(`inspect programs on ${m.hostIfName}: ${(err as Error).message}`);
     }
@@ -476,7 +476,7 @@ export class EndpointManager {
     if (found.some((f) => f.startsWith('host route'))) {
       attempt(`add route ${m.ip}/32`, () => this.d.host.routeAdd({ dst: m.ip, dstLen: 32, oif: link.index, scope: 'link' }));
     }
-    if (this.d.attacher.attachProblems(m.hostIfName, link.index).length > 0) attempt(`attach programs to ${m.hostIfName}`, () => this.d.attacher.attach(m.hostIfName, link.index));
+    if (this.d.attacher.health(m.hostIfName, link.index).length > 0) attempt(`attach programs to ${m.hostIfName}`, () => this.d.attacher.attach(m.hostIfName, link.index));
     attempt(`write endpoint map entry for ${m.ip}`, () => {
       this.d.endpoints.set(m.ip, { ifindex: link.index, endpointId: m.endpointId, podMac: m.podMac, hostMac: link.mac, flags: EP_F_READY });
     });

@@ -1,4 +1,5 @@
-/* Endpoint and IPAM records shared with agent/src/datapath. */
+/* Endpoint and IPAM records shared with agent/src/maps. enum pn_endpoint_flag
+ * is generated into agent/src/maps/gen/enums.ts by scripts/gen-enums.mjs. */
 #pragma once
 #include <linux/types.h>
 
@@ -7,14 +8,17 @@ struct pn_ip4_key {
 	__be32 addr;
 };
 
-#define PN_EP_F_READY 0x1 /* datapath fully attached; traffic may be redirected to it */
+/* Bits of pn_endpoint.flags. */
+enum pn_endpoint_flag {
+	PN_EP_F_READY = 0x1, /* datapath fully attached; traffic may be redirected to it */
+};
 
 struct pn_endpoint {
 	__u32 ifindex;      /* host-side veth */
 	__u32 endpoint_id;
 	__u8 pod_mac[6];
 	__u8 host_mac[6];
-	__u32 flags;        /* PN_EP_F_* */
+	__u32 flags;        /* enum pn_endpoint_flag bits */
 };
 
 #define PN_CONTAINER_ID_LEN 64

@@ -7,7 +7,7 @@ import { isAbsolute, join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { BpfMap, closeFd, objectKind, objGet } from '../../libbpf/index.js';
 import { DEFAULTS } from '../../config/index.js';
-import { KNOWN_MAPS } from '../../datapath/maps/index.js';
+import { KNOWN_MAPS } from '../../maps/index.js';
 import { PodnetError } from '../../errors/index.js';
 import { print, table, type OutputFormat } from '../output.js';
 import type { GlobalArgs } from '../globals.js';

@@ -3,7 +3,7 @@
  * built from a layout that names the C struct and its fields, so a test can
  * check every layout against the compiled object's BTF (test/bpf/layout.test.ts).
  */
-import { struct, type Codec, type FieldSpec, type StructValue } from '../../libbpf/index.js';
+import { struct, type Codec, type FieldSpec, type StructValue } from '../libbpf/index.js';
 
 /** One field: its C name, byte offset and codec. */
 export interface FieldLayout { readonly c: string; readonly offset: number; readonly size: number }

@@ -1,17 +1,34 @@
 /** pn_ipam: pod IPv4 -> owner. Written and read by the agent only: the allocator's whole state. */
-import { BPF_NOEXIST, cstring, u64, type BpfMap, type TypedMap } from '../../libbpf/index.js';
-import { SyscallError } from '../../errors/index.js';
-import type { IpamOwner, IpamStore } from '../../ipam/index.js';
+import { BPF_NOEXIST, cstring, u64, type BpfMap, type TypedMap } from '../libbpf/index.js';
+import { SyscallError } from '../errors/index.js';
+import type { IpamOwner, IpamStore } from '../ipam/index.js';
+import { defineMap } from './descriptor.js';
 import { cStruct } from './layout.js';
 import { ip4Key } from './endpoints.js';
-
-export const IPAM_MAP = 'pn_ipam';
 
 export const ipamValue = cStruct('pn_ipam_entry', 88, {
   containerId: ['container_id', 0, cstring(64)],
   ifName: ['ifname', 64, cstring(16)],
   created: ['created_unix_ms', 80, u64],
 });
+
+/**
+ * The pn_ipam descriptor. No BPF program uses the map, so no object carries
+ * it: the agent creates and pins it from this descriptor (registry.ts),
+ * and test/bpf/maps.test.ts checks it against bpf/lib/maps/ipam.h.
+ */
+export const IPAM = defineMap({
+  name: 'pn_ipam',
+  type: 'hash',
+  key: ip4Key,
+  value: ipamValue,
+  maxEntries: 65536,
+  perCpu: false,
+  pinned: true,
+  origin: 'agent',
+  description: 'pod IPv4 -> container id, ifname, creation time; written and read by the agent (the allocator state)',
+});
+export const IPAM_MAP = IPAM.name;
 
 /** The IPAM store on the pinned map: insertIfAbsent is BPF_NOEXIST. */
 export class IpamMap implements IpamStore {

@@ -1,0 +1,39 @@
+/**
+ * The one place that decides how a program attaches: tcx link or clsact
+ * filter for tc hooks (--attach-mode auto|tcx|clsact), an XDP link for XDP.
+ */
+import { PodnetError } from '../errors/index.js';
+import { probeTcx, type LinkKind } from '../libbpf/index.js';
+import type { Hook } from './objects.js';
+
+/** What --attach-mode asks for. */
+export type AttachModeOption = 'auto' | 'tcx' | 'clsact';
+/** How this node attaches tc programs. */
+export type TcMode = 'tcx' | 'clsact';
+
+/**
+ * Resolves --attach-mode: auto is tcx when the kernel has it, clsact
+ * otherwise. Throws PodnetError ENOTSUP for tcx on a kernel without it.
+ */
+export function resolveTcMode(option: AttachModeOption, hasTcx: () => boolean = probeTcx): TcMode {
+  if (option === 'auto') return hasTcx() ? 'tcx' : 'clsact';
+  if (option === 'tcx' && !hasTcx()) throw new PodnetError('ENOTSUP', 'attach mode tcx: not supported by this kernel (needs Linux >= 6.6); use --attach-mode clsact or auto');
+  return option;
+}
+
+/** The attachment kind a hook gets on this node. */
+export function linkKindFor(hook: Hook, mode: TcMode): LinkKind {
+  if (hook === 'xdp') return 'xdp';
+  return mode === 'tcx' ? 'tcx' : 'tc';
+}
+
+/** tcx/clsact direction of a tc hook. */
+export function tcDirection(hook: Hook): 'ingress' | 'egress' {
+  if (hook === 'xdp') throw new PodnetError('EINVAL', 'xdp is not a tc hook');
+  return hook === 'tc_ingress' ? 'ingress' : 'egress';
+}
+
+/** How a hook reads in messages: "ingress", "egress", "xdp". */
+export function hookLabel(hook: Hook): string {
+  return hook === 'xdp' ? 'xdp' : tcDirection(hook);
+}

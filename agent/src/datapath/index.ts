@@ -1,0 +1,8 @@
+/** The node's datapath: compile bpf/ objects, load or adopt them per object, attach programs to interfaces. */
+export { Datapath, ensureBpffs, type DatapathOptions } from './datapath.js';
+export { compileBpf, bpfCflags, defaultBpfDir, type CompileOptions, type CompiledObject } from './compile.js';
+export { loadObject, generationId, LoadedObject, type LoadOptions } from './loader.js';
+export { NODE_OBJECTS, POD_OBJECT, HOOKS, programDescriptor, type AttachTarget, type Hook, type NodeConstants, type ObjectDescriptor, type ProgramDescriptor } from './objects.js';
+export { resolveTcMode, linkKindFor, type AttachModeOption, type TcMode } from './attach-mode.js';
+export { attachPin, generationDir, interfaceDir, linksDir, parseAttachPin, progsDir } from './pins.js';
+export { migrateLegacyPins, type MigrationResult } from './migrate.js';
