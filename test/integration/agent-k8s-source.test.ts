@@ -45,7 +45,11 @@ describe('agent with the kubernetes source', () => {
       nodeName, bpffs: node.bpffs, stateDir: node.stateDir, apiSocket: node.socket, metricsAddr: 'off', source: 'kubernetes', logLevel: 'silent',
     }, nodeName);
     starting = Agent.start(cfg, silentLogger(), { kubeTransport: kube, reconcileIntervalMs: 0 });
-    const waiting = await until('a waiting status', () => apiCall<AgentStatus>(node.socket, 'GET', '/v1/status', undefined, 1000).catch(() => undefined));
+    // First "waiting for the first list", then the reason the Node gives.
+    const waiting = await until('a status that names the missing pod CIDR', async () => {
+      const s = await apiCall<AgentStatus>(node.socket, 'GET', '/v1/status', undefined, 1000).catch(() => undefined);
+      return s && /has no IPv4 spec\.podCIDRs yet/.test(s.notReadyReason ?? '') ? s : undefined;
+    });
     assert.equal(waiting.ready, false);
     assert.match(waiting.notReadyReason ?? '', new RegExp(`Node ${nodeName} has no IPv4 spec.podCIDRs yet`));
 
