@@ -11,7 +11,7 @@ function throwsField(fn: () => unknown, field: string, msg?: RegExp): void {
   assert.throws(fn, (err: unknown) => {
     assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
     assert.equal(err.field, field);
-    assert.equal(err.code, 'ECONFIG');
+    assert.equal(err.code, 'INVALID_CONFIG');
     assert.ok(err.message.startsWith(`invalid config ${field}: `), err.message);
     if (msg) assert.match(err.message, msg);
     return true;

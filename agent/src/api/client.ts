@@ -16,14 +16,14 @@ export async function apiCall<T>(socketPath: string, method: string, path: strin
           let parsed: unknown;
           try { parsed = text ? JSON.parse(text) : {}; } catch { parsed = { msg: text }; }
           if (res.statusCode === 200) resolve(parsed as T);
-          else reject(new PodnetError('EAPI', `${method} ${path}: agent answered ${res.statusCode}: ${(parsed as { msg?: string }).msg ?? text}`));
+          else reject(new PodnetError('API_ERROR', `${method} ${path}: agent answered ${res.statusCode}: ${(parsed as { msg?: string }).msg ?? text}`));
         });
       },
     );
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
       const why = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? `${err.code}: is the agent running?` : err.message;
-      reject(new PodnetError('EAGENTDOWN', `connect to agent at ${socketPath}: ${why}`, { cause: err }));
+      reject(new PodnetError('AGENT_UNREACHABLE', `connect to agent at ${socketPath}: ${why}`, { cause: err }));
     });
     if (payload) req.write(payload);
     req.end();

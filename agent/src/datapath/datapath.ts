@@ -60,7 +60,7 @@ export function ensureBpffs(dir: string): void {
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (statfsSync(dir).type !== BPF_FS_MAGIC) {
-    throw new PodnetError('ENOBPFFS', `use ${dir} for pins: it is not on a bpf filesystem (mount -t bpf bpf <dir>)`);
+    throw new PodnetError('NO_BPFFS', `use ${dir} for pins: it is not on a bpf filesystem (mount -t bpf bpf <dir>)`);
   }
 }
 
@@ -79,7 +79,7 @@ export class Datapath implements PodAttacher {
   static async start(o: DatapathOptions): Promise<Datapath> {
     ensureBpffs(o.bpffs);
     const mode = o.attachMode === 'auto' ? (probeTcx() ? 'tcx' : 'clsact') : o.attachMode;
-    if (mode === 'tcx' && !probeTcx()) throw new PodnetError('ENOTSUP', 'attach mode tcx: not supported by this kernel (needs Linux >= 6.6); use --attach-mode clsact or auto');
+    if (mode === 'tcx' && !probeTcx()) throw new PodnetError('NOT_SUPPORTED', 'attach mode tcx: not supported by this kernel (needs Linux >= 6.6); use --attach-mode clsact or auto');
     const compiled = await compileBpf('pod', { cacheDir: o.cacheDir, ...(o.bpfDir ? { srcDir: o.bpfDir } : {}) });
 
     const cidr = Buffer.alloc(4);

@@ -29,7 +29,7 @@ export interface IpamStore {
 /** The pool has no free address left. */
 export class PoolExhaustedError extends PodnetError {
   constructor(pool: Pool) {
-    super('EPOOLEXHAUSTED', `allocate address from ${pool.cidr}: pool exhausted (${pool.size} addresses in use)`);
+    super('POOL_EXHAUSTED', `allocate address from ${pool.cidr}: pool exhausted (${pool.size} addresses in use)`);
   }
 }
 

@@ -6,12 +6,10 @@
  */
 import { fstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { errnoValue, PodnetError, SyscallError } from '../errors/index.js';
+import { PodnetError, SyscallError } from '../errors/index.js';
 import { CLONE_NEWNET, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, O_CLOEXEC, O_CREAT, O_EXCL, O_RDONLY } from './constants.js';
 import { libc } from './libc.js';
-
-const EINVAL = errnoValue('EINVAL') ?? 22;
-const ENOENT = errnoValue('ENOENT') ?? 2;
+import { EINVAL, ENOENT } from '../errors/errno.js';
 
 /** Where `ip netns` keeps named namespaces. */
 export const DEFAULT_NETNS_DIR = '/run/netns';
@@ -20,7 +18,7 @@ const THREAD_NETNS = '/proc/thread-self/ns/net';
 
 function checkName(name: string): void {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || name.length > 255) {
-    throw new PodnetError('EINVAL', `check netns name "${name}": must be a single path component`);
+    throw new PodnetError('INVALID_ARGUMENT', `check netns name "${name}": must be a single path component`);
   }
 }
 
@@ -168,7 +166,7 @@ function switchNetns<T>(what: string, enter: () => void, fn: () => T): T {
       if (isThenable(result)) {
         // The async part would run after the switch back, in the wrong namespace.
         (result as Promise<unknown>).then(undefined, () => undefined);
-        throw new PodnetError('EINVAL', `${what}: callback returned a promise; only synchronous work runs inside the namespace`);
+        throw new PodnetError('INVALID_ARGUMENT', `${what}: callback returned a promise; only synchronous work runs inside the namespace`);
       }
       return result;
     } catch (err) {

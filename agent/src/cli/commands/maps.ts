@@ -113,7 +113,7 @@ export const mapsCommand: CommandModule<GlobalArgs, MapsArgs> = {
         const pin = argv.pin!;
         const path = isAbsolute(pin) ? pin : join(argv.bpffs ?? DEFAULTS.bpffs, pin);
         using m = BpfMap.openPinned(path);
-        if (m.type === 'ringbuf') throw new PodnetError('EINVAL', `dump ${path}: ring buffers have no entries; use podnet monitor`);
+        if (m.type === 'ringbuf') throw new PodnetError('INVALID_ARGUMENT', `dump ${path}: ring buffers have no entries; use podnet monitor`);
         const entries = dumpMap(m, argv.limit ?? 10000);
         print(argv.output as OutputFormat, { map: m.name, type: m.type, pin: path, entries }, (d) =>
           `${d.map} (${d.type}, ${d.entries.length} entries) at ${d.pin}\n` + table(['key', 'value'], d.entries.map((e) => [flat(e.key), flat(e.value)])));
