@@ -37,6 +37,16 @@ async function waitReady(socket: string, r: Running): Promise<AgentStatus> {
   }
 }
 
+/** The one JSON log line a failed start-up writes: level fatal, a code and the message. */
+function fatalLine(stderr: string): { level: string; code: string; msg: string } {
+  const lines = stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr, got: ${stderr}`);
+  const rec = JSON.parse(lines[0]!) as { level: string; code: string; msg: string };
+  assert.equal(rec.level, 'fatal');
+  assert.equal(typeof rec.code, 'string');
+  return rec;
+}
+
 describe('podnet agent process', () => {
   const dir = mkdtempSync(join(tmpdir(), 'podnet-agentproc-'));
   const bpffs = `/sys/fs/bpf/podnet-test-${rand()}`;
@@ -91,8 +101,10 @@ describe('podnet agent process', () => {
     r.child.kill('SIGTERM');
     assert.equal(await r.exited, 0);
     const lines = r.stderr().trim().split('\n');
-    const records = lines.map((l) => JSON.parse(l) as { msg: string; level: number });
+    const records = lines.map((l) => JSON.parse(l) as { msg: string; level: unknown });
     assert.ok(records.some((x) => x.msg === 'agent ready'), 'logged "agent ready"');
+    assert.deepEqual([...new Set(records.map((x) => typeof x.level))], ['string'], 'levels are names');
+    assert.ok(records.every((x) => ['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(x.level as string)), lines.join('\n'));
     assert.ok(records.some((x) => x.msg.startsWith('stopping agent')), 'logged the stop');
     for (const m of ['pn_endpoints', 'pn_ipam', 'pn_counters', 'pn_events']) assert.ok(existsSync(join(bpffs, m)), `${m} still pinned`);
     assert.equal(readdirSync(join(bpffs, 'progs')).length, 1, 'one program generation pinned');
@@ -102,10 +114,10 @@ describe('podnet agent process', () => {
   test('a bad setting stops start-up with a message naming it, and changes nothing', () => {
     const before = readdirSync(bpffs).sort();
     const r = spawnSync(PODNET, ['agent', '--config', configFile, '--pod-cidr', '10.243.0.1/24'], { encoding: 'utf8', timeout: 30_000 });
-    assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /invalid config pod-cidr: "10\.243\.0\.1\/24" has host bits set/);
+    assert.equal(r.status, 1);
+    assert.equal(fatalLine(r.stderr).msg, 'start agent: invalid config pod-cidr: "10.243.0.1/24" has host bits set (did you mean 10.243.0.0/24?)');
     const unknown = spawnSync(PODNET, ['agent', '--config', configFile, '--attach-mode', 'xdp'], { encoding: 'utf8', timeout: 30_000 });
-    assert.match(unknown.stderr, /invalid config attach-mode: "xdp" must be auto, tcx or clsact/);
+    assert.equal(fatalLine(unknown.stderr).msg, 'start agent: invalid config attach-mode: "xdp" must be auto, tcx or clsact');
     assert.deepEqual(readdirSync(bpffs).sort(), before);
   });
 });
