@@ -94,6 +94,7 @@ export const SETTINGS = Object.freeze([
   setting('nodeName', 'node-name', {
     type: 'string', default: undefined, defaultText: 'hostname',
     describe: "This node's name",
+    doc: "this node's name",
     parse: (v) => {
       const s = str('node-name', v);
       if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(s)) throw new ConfigError('node-name', `"${s}" is not a valid Kubernetes node name`);
@@ -174,6 +175,7 @@ export const SETTINGS = Object.freeze([
   setting('mtu', 'mtu', {
     type: 'number', default: 1500,
     describe: 'Pod interface MTU when the CNI config sets none',
+    doc: 'pod interface MTU when the CNI config sets none',
     parse: integer('mtu', 576, 65535),
   }),
   setting('bpfDir', 'bpf-dir', {
