@@ -10,6 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { REPO, rand, testCidr } from '../lib/agent-fixture.js';
 import { apiCall } from '../../agent/src/api/client.js';
 import type { AgentStatus } from '../../agent/src/api/protocol.js';
@@ -95,7 +96,8 @@ describe('podnet agent process', () => {
   });
 
   test('SIGTERM stops the agent with exit 0, logs JSON lines, and leaves the datapath pinned', async () => {
-    const r = startAgent(['--config', configFile, '--log-level', 'info'], {});
+    // Kubernetes injects these for a Service named podnet; they are not settings.
+    const r = startAgent(['--config', configFile, '--log-level', 'info'], { PODNET_SERVICE_HOST: '10.96.0.10', PODNET_PORT: 'tcp://10.96.0.10:9962', PODNET_SERVICE_PORT: '9962' });
     running.push(r);
     await waitReady(socket, r);
     r.child.kill('SIGTERM');
@@ -119,5 +121,36 @@ describe('podnet agent process', () => {
     const unknown = spawnSync(PODNET, ['agent', '--config', configFile, '--attach-mode', 'xdp'], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(fatalLine(unknown.stderr).msg, 'start agent: invalid config attach-mode: "xdp" must be auto, tcx or clsact');
     assert.deepEqual(readdirSync(bpffs).sort(), before);
+  });
+
+  test('without root the agent says it needs root and CAP_BPF, not libbpf\'s RLIMIT_MEMLOCK advice', () => {
+    const before = readdirSync(bpffs).sort();
+    // Settings as flags: the test's config file is in a directory only root can read.
+    const flags = ['--pod-cidr', fileCidr, '--bpffs', bpffs, '--state-dir', join(dir, 'state'), '--api-socket', socket, '--metrics-addr', 'off', '--source', 'file:/dev/null'];
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', PODNET, 'agent', ...flags], { encoding: 'utf8', timeout: 30_000, env: { PATH: '/usr/bin:/bin' } });
+    assert.equal(r.status, 1, r.stderr);
+    const rec = fatalLine(r.stderr);
+    assert.equal(rec.code, 'PERMISSION');
+    assert.match(rec.msg, /^start agent: needs root \(CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN\); uid 65534 lacks CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN$/);
+    assert.doesNotMatch(r.stderr, /RLIMIT_MEMLOCK|libbpf/);
+    assert.deepEqual(readdirSync(bpffs).sort(), before);
+  });
+
+  test('a busy metrics port stops start-up with a message naming metrics-addr, before anything is loaded', async () => {
+    const holder = createServer();
+    await new Promise<void>((res) => holder.listen({ host: '127.0.0.1', port: 0 }, res));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      const before = readdirSync(bpffs).sort();
+      const r = spawnSync(PODNET, ['agent', '--config', configFile, '--metrics-addr', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 30_000, env: { PATH: '/usr/bin:/bin' } });
+      assert.equal(r.status, 1, r.stderr);
+      const rec = fatalLine(r.stderr);
+      assert.equal(rec.code, 'IN_USE');
+      assert.equal(rec.msg, `start agent: listen on metrics-addr 127.0.0.1:${port}: EADDRINUSE: another process holds the port; set --metrics-addr (PODNET_METRICS_ADDR) to a free one or "off"`);
+      assert.deepEqual(readdirSync(bpffs).sort(), before);
+      assert.equal(existsSync(socket), false, 'no API socket was created');
+    } finally {
+      await new Promise<void>((res) => holder.close(() => res()));
+    }
   });
 });
