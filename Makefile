@@ -91,9 +91,10 @@ bench: setup build build/cnidriver
 ## install: the CNI entry point + conflist, and the CLI/agent under $(PREFIX)
 install: build install-cni
 	install -d $(DESTDIR)$(PREFIX)/lib/podnet/build
-	cp -r build/podnet.mjs build/podnet.mjs.map build/bpf $(DESTDIR)$(PREFIX)/lib/podnet/build/
+	cp -r build/podnet.cjs build/podnet.cjs.map build/podnet.mjs build/podnet.mjs.map build/podnet-chunks build/bpf $(DESTDIR)$(PREFIX)/lib/podnet/build/
 	cp -r bpf package.json package-lock.json node_modules $(DESTDIR)$(PREFIX)/lib/podnet/
 	install -D -m 0755 bin/podnet $(DESTDIR)$(PREFIX)/lib/podnet/bin/podnet
+	install -m 0644 bin/package.json $(DESTDIR)$(PREFIX)/lib/podnet/bin/package.json
 	install -d $(DESTDIR)$(PREFIX)/bin
 	ln -sf $(PREFIX)/lib/podnet/bin/podnet $(DESTDIR)$(PREFIX)/bin/podnet
 
