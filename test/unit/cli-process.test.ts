@@ -99,6 +99,13 @@ describe('podnet CLI process', () => {
     for (const r of [cmd, flag]) assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   });
 
+  it('names a repeated flag of a read command instead of failing on an array', async () => {
+    const r = await podnet(['status', '--api-socket', sock, '--api-socket', '/b']);
+    assert.deepEqual({ code: r.code, stderr: r.stderr.split('\n')[0] }, { code: 2, stderr: `podnet: --api-socket given 2 times ("${sock}", "/b"); give it once` });
+    const o = await podnet(['endpoints', '--api-socket', sock, '-o', 'json', '-o', 'table']);
+    assert.equal(o.stderr.split('\n')[0], 'podnet: --output given 2 times ("json", "table"); give it once');
+  });
+
   it('lists only the flags that apply in each command\'s help', async () => {
     const status = await podnet(['status', '--help']);
     assert.equal(status.code, 0);

@@ -60,6 +60,19 @@ const known = [
   ...new Set(['help', 'version', 'api-socket', 'output', 'state', 'namespace', 'pod', 'bpffs', 'limit', 'dry-run', 'state-dir', 'cni', 'cni-conf-dir', 'cni-bin-dir', 'config', ...SETTINGS.map((s) => s.flag)]),
 ];
 
+/**
+ * A flag given twice becomes an array in yargs, which no podnet flag takes:
+ * say so instead of failing later on an array. `podnet agent` leaves it to
+ * the settings table, which names the setting in its JSON log line.
+ */
+function refuseRepeatedFlags(argv: Record<string, unknown>): void {
+  if (argv['_'] && (argv['_'] as unknown[])[0] === 'agent') return;
+  for (const [k, v] of Object.entries(argv)) {
+    if (k === '_' || k.length === 1 || /[A-Z]/.test(k) || !Array.isArray(v)) continue;
+    throw new PodnetError('INVALID_USAGE', `--${k} given ${v.length} times (${v.map((x) => JSON.stringify(x)).join(', ')}); give it once`);
+  }
+}
+
 /** Builds the yargs parser (exported for tests: help and completion without running a command). */
 export function buildCli(args: readonly string[]): Argv<GlobalArgs> {
   let y = yargs([...args])
@@ -81,7 +94,7 @@ export function buildCli(args: readonly string[]): Argv<GlobalArgs> {
       throw new PodnetError('INVALID_USAGE', `${suggestFlags(msg, known)}\nsee podnet --help, or podnet <command> --help`);
     }) as unknown as Argv<GlobalArgs>;
   for (const c of COMMANDS) y = y.command(c);
-  return y;
+  return y.middleware(refuseRepeatedFlags, true);
 }
 
 /** Runs one command line. Usage errors exit 2, failures 1, both with one line on stderr. */
