@@ -54,9 +54,11 @@ build/cni/podnet.cjs: $(TS_SRCS) cni/build.mjs
 
 gen:
 	$(NODE) scripts/gen-drop-reasons.mjs
+	$(NODE) scripts/gen-settings.mjs
 
 gen-check:
 	@$(NODE) scripts/gen-drop-reasons.mjs --check
+	@$(NODE) scripts/gen-settings.mjs --check
 
 typecheck:
 	npx tsc -p tsconfig.json --noEmit

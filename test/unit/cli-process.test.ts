@@ -96,7 +96,10 @@ describe('podnet CLI process', () => {
     const flag = await podnet(['status', '--api-sokcet', sock]);
     assert.equal(flag.code, 2);
     assert.match(flag.stderr, /^podnet: unknown flag --api-sokcet; did you mean --api-socket\?\n/);
-    for (const r of [cmd, flag]) assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    const extra = await podnet(['status', 'now']);
+    assert.equal(extra.code, 2);
+    assert.match(extra.stderr, /^podnet: unexpected argument now\n/);
+    for (const r of [cmd, flag, extra]) assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   });
 
   it('names a repeated flag of a read command instead of failing on an array', async () => {
@@ -117,6 +120,8 @@ describe('podnet CLI process', () => {
     assert.doesNotMatch(agent.stdout, /--state(?![-\w])|--output|--dry-run/);
     const endpoints = await podnet(['endpoints', '--help']);
     for (const f of ['--state', '--namespace', '--pod']) assert.match(endpoints.stdout, new RegExp(f), f);
+    const viaHelp = await podnet(['help', 'status']);
+    assert.equal(viaHelp.stdout, status.stdout, 'podnet help status is podnet status --help');
     const cleanup = await podnet(['cleanup', '--help']);
     for (const f of ['--dry-run', '--bpffs', '--state-dir', '--api-socket', '--cni-conf-dir', '--cni-bin-dir']) assert.match(cleanup.stdout, new RegExp(f), f);
   });

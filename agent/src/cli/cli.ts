@@ -44,15 +44,24 @@ export function closest(word: string, known: readonly string[]): string | undefi
   return best !== undefined && bestD <= Math.max(1, Math.floor(word.length / 3)) ? best : undefined;
 }
 
-/** yargs' "Unknown argument(s): x, y" with a suggestion from the flags the command knows. */
-function suggestFlags(msg: string, known: readonly string[]): string {
+/** yargs' "Unknown argument(s): x, y" said of flags, with a suggestion from the flags some command knows. */
+function suggestFlags(msg: string, known: readonly string[], args: readonly string[]): string {
   const m = /^Unknown arguments?: (.+)$/.exec(msg);
   if (!m) return msg;
   // yargs lists a kebab-case flag twice, also as its camelCase expansion.
   const words = m[1]!.split(', ').filter((w) => !/[A-Z]/.test(w));
-  msg = `unknown ${words.length > 1 ? 'flags' : 'flag'} ${words.map((w) => (w.length > 1 ? `--${w}` : `-${w}`)).join(', ')}`;
-  const hints = words.map((w) => [w, closest(w, known)] as const).filter(([, k]) => k !== undefined).map(([w, k]) => (words.length > 1 ? `--${k} for --${w}` : `--${k}`));
-  return hints.length ? `${msg}; did you mean ${hints.join(', ')}?` : msg;
+  const spelled = (w: string): string | undefined =>
+    [`--${w}`, `-${w}`].find((f) => args.some((a) => a === f || a.startsWith(`${f}=`)));
+  const flags = words.filter((w) => spelled(w) !== undefined);
+  const others = words.filter((w) => spelled(w) === undefined);
+  const parts: string[] = [];
+  if (flags.length > 0) {
+    const hints = flags.map((w) => [w, closest(w, known)] as const).filter(([, k]) => k !== undefined)
+      .map(([w, k]) => (flags.length > 1 ? `--${k} for ${spelled(w)}` : `--${k}`));
+    parts.push(`unknown ${flags.length > 1 ? 'flags' : 'flag'} ${flags.map((w) => spelled(w)).join(', ')}${hints.length ? `; did you mean ${hints.join(', ')}?` : ''}`);
+  }
+  if (others.length > 0) parts.push(`unexpected ${others.length > 1 ? 'arguments' : 'argument'} ${others.join(', ')}`);
+  return parts.join('; ');
 }
 
 /** Every flag some command takes, for "did you mean". */
@@ -91,7 +100,7 @@ export function buildCli(args: readonly string[]): Argv<GlobalArgs> {
       // yargs' own parse errors (YError) are usage errors too; anything else is a failure.
       if (err && err.name !== 'YError') throw err;
       if (err) msg = err.message;
-      throw new PodnetError('INVALID_USAGE', `${suggestFlags(msg, known)}\nsee podnet --help, or podnet <command> --help`);
+      throw new PodnetError('INVALID_USAGE', `${suggestFlags(msg, known, args)}\nsee podnet --help, or podnet <command> --help`);
     }) as unknown as Argv<GlobalArgs>;
   for (const c of COMMANDS) y = y.command(c);
   return y.middleware(refuseRepeatedFlags, true);
@@ -99,6 +108,8 @@ export function buildCli(args: readonly string[]): Argv<GlobalArgs> {
 
 /** Runs one command line. Usage errors exit 2, failures 1, both with one line on stderr. */
 export async function runCli(args: readonly string[], env: Env): Promise<void> {
+  // `podnet help <command>` is `podnet <command> --help`.
+  if (args[0] === 'help' && args.length > 1) args = [...args.slice(1), '--help'];
   try {
     await buildCli(args).parseAsync([...args], { env });
   } catch (err) {
