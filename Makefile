@@ -57,10 +57,12 @@ build/cni/podnet.cjs: $(TS_SRCS) cni/build.mjs
 ## gen: regenerate the files derived from bpf/ (drop reasons)
 gen:
 	$(NODE) scripts/gen-enums.mjs
+	$(NODE) scripts/gen-settings.mjs
 
 ## gen-check: fail when a generated file differs from what bpf/ gives
 gen-check:
 	@$(NODE) scripts/gen-enums.mjs --check
+	@$(NODE) scripts/gen-settings.mjs --check
 
 ## typecheck: tsc over the agent, the entry point and the tests
 typecheck:
@@ -104,10 +106,12 @@ bench: setup build build/cnidriver
 install: build install-cni
 	rm -rf '$(DESTDIR)$(PODNET_LIB)'
 	install -d '$(DESTDIR)$(PODNET_LIB)/build' '$(DESTDIR)$(PODNET_LIB)/bin' '$(DESTDIR)$(PREFIX)/bin'
-	install -m 0644 -t '$(DESTDIR)$(PODNET_LIB)/build' build/podnet.mjs build/podnet.mjs.map
+	install -m 0644 -t '$(DESTDIR)$(PODNET_LIB)/build' build/podnet.cjs build/podnet.cjs.map build/podnet.mjs build/podnet.mjs.map
+	cp -r build/podnet-chunks '$(DESTDIR)$(PODNET_LIB)/build/podnet-chunks'
 	install -m 0644 -t '$(DESTDIR)$(PODNET_LIB)' package.json package-lock.json
 	cp -r bpf '$(DESTDIR)$(PODNET_LIB)/bpf'
 	install -m 0755 bin/podnet '$(DESTDIR)$(PODNET_LIB)/bin/podnet'
+	install -m 0644 bin/package.json '$(DESTDIR)$(PODNET_LIB)/bin/package.json'
 	cd '$(DESTDIR)$(PODNET_LIB)' && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error
 	ln -sfn '$(PODNET_LIB)/bin/podnet' '$(DESTDIR)$(PREFIX)/bin/podnet'
 

@@ -43,7 +43,7 @@ export async function buildCni(outfile = resolve(root, 'build/cni/podnet.cjs')) 
   });
   const srcDir = `cni${sep}src${sep}`;
   // The wire protocol (types and error codes, no imports) is shared with the agent.
-  const shared = new Set([`agent${sep}src${sep}api${sep}protocol.ts`]);
+  const shared = new Set([`agent${sep}src${sep}api${sep}protocol.ts`, `agent${sep}src${sep}api${sep}cni-error.ts`, `agent${sep}src${sep}errors${sep}base.ts`]);
   const strays = Object.keys(result.metafile.inputs).map((p) => p.split('/').join(sep)).filter((p) => !p.startsWith(srcDir) && !shared.has(p));
   if (strays.length > 0) throw new Error(`bundle CNI entry point: inputs outside cni/src: ${strays.join(', ')}`);
   const output = result.metafile.outputs[relative(root, outfile).split(sep).join('/')];

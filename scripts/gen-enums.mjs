@@ -73,10 +73,10 @@ export function dropReasonName(value: number): string {
   return DROP_REASONS[value]?.name ?? \`unknown_\${value}\`;
 }
 
-/** The label of a drop reason read from \`where\` (a map field); throws PodnetError EENUM for a value this build does not know. */
+/** The label of a drop reason read from \`where\` (a map field); throws PodnetError BAD_ENUM for a value this build does not know. */
 export function decodeDropReason(value: number, where: string): DropReasonName {
   const r = DROP_REASONS[value];
-  if (!r) throw new PodnetError('EENUM', \`decode \${where}: \${value} is not a ${DROP.cName} this agent knows (0..${reasons.length - 1})\`);
+  if (!r) throw new PodnetError('BAD_ENUM', \`decode \${where}: \${value} is not a ${DROP.cName} this agent knows (0..${reasons.length - 1})\`);
   return r.name;
 }
 `;
@@ -109,10 +109,10 @@ function enumTs(e) {
       `/** Every bit of ${e.cName} this build knows. */`,
       `export const ${C}_MASK = ${hex(all)};`,
       '',
-      `/** The names of the bits set in \`value\` read from \`where\`; throws PodnetError EENUM when a bit this build does not know is set. */`,
+      `/** The names of the bits set in \`value\` read from \`where\`; throws PodnetError BAD_ENUM when a bit this build does not know is set. */`,
       `export function decode${e.ts}s(value: number, where: string): ${e.ts}Name[] {`,
       `  const unknown = (value & ~${C}_MASK) >>> 0;`,
-      `  if (unknown !== 0) throw new PodnetError('EENUM', \`decode \${where}: bits 0x\${unknown.toString(16)} of 0x\${(value >>> 0).toString(16)} are not ${e.cName} bits this agent knows\`);`,
+      `  if (unknown !== 0) throw new PodnetError('BAD_ENUM', \`decode \${where}: bits 0x\${unknown.toString(16)} of 0x\${(value >>> 0).toString(16)} are not ${e.cName} bits this agent knows\`);`,
       `  return (Object.keys(${C}) as ${e.ts}Name[]).filter((n) => (value & ${C}[n]) !== 0);`,
       '}',
     );
@@ -120,10 +120,10 @@ function enumTs(e) {
     lines.push(
       `const ${C}_BY_VALUE: ReadonlyMap<number, ${e.ts}Name> = new Map([${e.entries.map((r) => `[${r.value}, '${r.name}']`).join(', ')}]);`,
       '',
-      `/** The name of a ${e.cName} value read from \`where\` (a map field); throws PodnetError EENUM for a value this build does not know. */`,
+      `/** The name of a ${e.cName} value read from \`where\` (a map field); throws PodnetError BAD_ENUM for a value this build does not know. */`,
       `export function decode${e.ts}(value: number, where: string): ${e.ts}Name {`,
       `  const n = ${C}_BY_VALUE.get(value);`,
-      `  if (n === undefined) throw new PodnetError('EENUM', \`decode \${where}: \${value} is not a ${e.cName} this agent knows (${e.entries.map((r) => `${r.value} ${r.name}`).join(', ')})\`);`,
+      `  if (n === undefined) throw new PodnetError('BAD_ENUM', \`decode \${where}: \${value} is not a ${e.cName} this agent knows (${e.entries.map((r) => `${r.value} ${r.name}`).join(', ')})\`);`,
       '  return n;',
       '}',
     );

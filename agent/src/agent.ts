@@ -231,7 +231,7 @@ export class Agent {
       };
       src.onChange(check);
       src.synced.then(check, reject);
-      opts.signal?.addEventListener('abort', () => reject(new PodnetError('ECANCELED', `start agent: stopped while ${this.waitReason}`)), { once: true });
+      opts.signal?.addEventListener('abort', () => reject(new PodnetError('CANCELED', `start agent: stopped while ${this.waitReason}`)), { once: true });
     });
     this.waitReason = undefined;
     log.info({ podCidr: pool.cidr, node: cfg.nodeName }, 'pod CIDR from the Node object');

@@ -2,6 +2,7 @@
  * CNI spec types, versions and error codes, and the conversion of results
  * between the shapes of spec 0.4.0 and 1.x. Pure data code: no I/O.
  */
+import { CniErrorCode as ErrorCode, CniError } from '../../agent/src/api/cni-error.js';
 
 /** The newest CNI spec version podnet implements; the agent answers in this shape. */
 export const CURRENT_VERSION = '1.1.0';
@@ -31,33 +32,13 @@ export const VERB_MIN_VERSION: Readonly<Record<CniCommand, CniVersion>> = {
   STATUS: '1.1.0',
 };
 
-/** CNI error codes (0-99 well known, 100+ plugin specific), shared with the agent. */
-import { CniErrorCode as ErrorCode } from '../../agent/src/api/protocol.js';
-
-export { ErrorCode };
-
 /**
- * A CNI error as the spec prints it: the entry point turns any of these into
- * `{cniVersion, code, msg, details?}` on stdout and exit status 1. This is the
- * spec's error result, not an error hierarchy: the entry point may not import
- * the agent's errors module, and every failure here ends as one of these.
+ * CNI error codes and the CNI error: one module shared with the agent, so a
+ * code means the same on both sides of the socket. The entry point turns any
+ * CniError into `{cniVersion, code, msg, details?}` on stdout and exit status
+ * 1; `err.cniCode` is the number, `err.code` the registry's "CNI".
  */
-export class CniError extends Error {
-  /** The CNI error code (see `ErrorCode`). */
-  readonly code: number;
-  /** The spec's optional long message. */
-  readonly details: string | undefined;
-  constructor(code: number, msg: string, details?: string, options?: { cause?: unknown }) {
-    super(msg, options);
-    this.name = 'CniError';
-    this.code = code;
-    this.details = details;
-  }
-  /** The JSON object the spec prints on stdout for this error. */
-  toJSON(cniVersion: string = CURRENT_VERSION): { cniVersion: string; code: number; msg: string; details?: string } {
-    return { cniVersion, code: this.code, msg: this.message, ...(this.details ? { details: this.details } : {}) };
-  }
-}
+export { CniError, CniErrorCode as ErrorCode } from '../../agent/src/api/cni-error.js';
 
 /** A result interface, with the fields spec 1.1.0 added (mtu, socketPath, pciID). */
 export interface ResultInterface {

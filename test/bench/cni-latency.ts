@@ -119,13 +119,13 @@ async function main(): Promise<void> {
     }
     const floorVariant = nodeFloor();
     const floorReason = await floorVariant.unavailable();
-    if (floorReason) throw new PodnetError('EBENCH', `set up the floor: ${floorReason}`);
+    if (floorReason) throw new PodnetError('BENCH_FAILED', `set up the floor: ${floorReason}`);
     floor = await floorVariant.setup({ workDir: work });
     const floorPrepared = floor;
 
     const floorCall = async (id: string): Promise<number> => {
       const call = await cniDriver('del', { driver, cacheDir: d.cacheDir, conflist: floorPrepared.conflist, cniPath: floorPrepared.cniPath, containerId: id, ifname: 'eth0' });
-      if (!call.ok) throw new PodnetError('EBENCH', `exec the floor: ${call.error.msg}`);
+      if (!call.ok) throw new PodnetError('BENCH_FAILED', `exec the floor: ${call.error.msg}`);
       return libcniMs(call);
     };
     const order: (PreparedVariant | typeof FLOOR)[] = [...prepared, FLOOR];
@@ -186,7 +186,7 @@ async function main(): Promise<void> {
             const res = await cniDriver('add', { driver, cacheDir: d.cacheDir, conflist: p.conflist, cniPath: p.cniPath, containerId, netns: ns.path, ifname: 'eth0' });
             // Tracked before checking, so a half-made pod is deleted too.
             pods.push({ ns, containerId, ip: '' });
-            if (!res.ok) throw new PodnetError('ECNI', `cni add ${containerId} to ${p.name}: code ${res.error.code}: ${res.error.msg}`);
+            if (!res.ok) throw new PodnetError('CNI', `cni add ${containerId} to ${p.name}: code ${res.error.code}: ${res.error.msg}`);
           });
           wall = Number(process.hrtime.bigint() - t0) / 1e6;
         } finally {

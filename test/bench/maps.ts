@@ -94,7 +94,7 @@ function parseOptions(argv: string[]): Options {
   const maxEntries = intOption('max-entries', values['max-entries'], 100_000, 1);
   const batchSizes = (values['batch-sizes'] ?? '10000,100000').split(',').map((s) => intOption('batch-sizes', s.trim(), 0, 1));
   for (const b of batchSizes) {
-    if (b > maxEntries) throw new PodnetError('EINVAL', `parse --batch-sizes: ${b} exceeds --max-entries ${maxEntries}`);
+    if (b > maxEntries) throw new PodnetError('INVALID_ARGUMENT', `parse --batch-sizes: ${b} exceeds --max-entries ${maxEntries}`);
   }
   return {
     rounds: intOption('rounds', values.rounds, 7, 1),
@@ -175,7 +175,7 @@ function updateViaKoffi(fn: RawUpdate, fd: number, key: Buffer, keyView: Uint32A
   for (; i < n; i++) {
     keyView[0] = k;
     const rc = fn(fd, key, value, 0n);
-    if (rc !== 0) throw new PodnetError('EBENCH', `update element ${k} through koffi: rc ${rc}`);
+    if (rc !== 0) throw new PodnetError('BENCH_FAILED', `update element ${k} through koffi: rc ${rc}`);
     if (++k === range) k = 0;
     if ((i & 1023) === 1023 && hrNow() >= end) return i + 1;
   }
@@ -187,7 +187,7 @@ function lookupIntoViaBindings(map: BpfMap, key: Buffer, keyView: Uint32Array, o
   let i = 0;
   for (; i < n; i++) {
     keyView[0] = k;
-    if (!map.lookupInto(key, out)) throw new PodnetError('EBENCH', `look up element ${k}: missing`);
+    if (!map.lookupInto(key, out)) throw new PodnetError('BENCH_FAILED', `look up element ${k}: missing`);
     if (++k === range) k = 0;
     if ((i & 1023) === 1023 && hrNow() >= end) return i + 1;
   }
@@ -199,7 +199,7 @@ function lookupViaBindings(map: BpfMap, key: Buffer, keyView: Uint32Array, n: nu
   let i = 0;
   for (; i < n; i++) {
     keyView[0] = k;
-    if (map.lookup(key) === undefined) throw new PodnetError('EBENCH', `look up element ${k}: missing`);
+    if (map.lookup(key) === undefined) throw new PodnetError('BENCH_FAILED', `look up element ${k}: missing`);
     if (++k === range) k = 0;
     if ((i & 1023) === 1023 && hrNow() >= end) return i + 1;
   }
@@ -212,7 +212,7 @@ function lookupViaKoffi(fn: RawLookup, fd: number, key: Buffer, keyView: Uint32A
   for (; i < n; i++) {
     keyView[0] = k;
     const rc = fn(fd, key, out);
-    if (rc !== 0) throw new PodnetError('EBENCH', `look up element ${k} through koffi: rc ${rc}`);
+    if (rc !== 0) throw new PodnetError('BENCH_FAILED', `look up element ${k} through koffi: rc ${rc}`);
     if (++k === range) k = 0;
     if ((i & 1023) === 1023 && hrNow() >= end) return i + 1;
   }
@@ -232,7 +232,7 @@ function batchViaRaw(map: BpfMap, batches: readonly PackedBatch[], n: number, en
   while (done < n) {
     const b = batches[j]!;
     const w = map.updateBatchRaw(b.keys, b.values, b.count);
-    if (w !== b.count) throw new PodnetError('EBENCH', `update batch: wrote ${w} of ${b.count}`);
+    if (w !== b.count) throw new PodnetError('BENCH_FAILED', `update batch: wrote ${w} of ${b.count}`);
     done += w;
     if (++j === batches.length) j = 0;
     if (hrNow() >= end) break;
@@ -246,7 +246,7 @@ function batchViaArrays(map: BpfMap, batches: readonly { keys: Buffer[]; values:
   while (done < n) {
     const b = batches[j]!;
     const w = map.updateBatch(b.keys, b.values);
-    if (w !== b.keys.length) throw new PodnetError('EBENCH', `update batch: wrote ${w} of ${b.keys.length}`);
+    if (w !== b.keys.length) throw new PodnetError('BENCH_FAILED', `update batch: wrote ${w} of ${b.keys.length}`);
     done += w;
     if (++j === batches.length) j = 0;
     if (hrNow() >= end) break;
@@ -279,7 +279,7 @@ function runChild(file: string, args: string[], timeoutMs: number): Promise<Samp
     execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       const what = `run ${[file, ...args].join(' ')}`;
       if (err) {
-        reject(new PodnetError('EBENCH', `${what}: ${err.killed ? `killed after ${timeoutMs} ms` : err.message.trim()}${stderr ? `: ${stderr.trim()}` : ''}`, { cause: err }));
+        reject(new PodnetError('BENCH_FAILED', `${what}: ${err.killed ? `killed after ${timeoutMs} ms` : err.message.trim()}${stderr ? `: ${stderr.trim()}` : ''}`, { cause: err }));
         return;
       }
       const line = stdout.trim().split('\n').pop() ?? '';
@@ -287,12 +287,12 @@ function runChild(file: string, args: string[], timeoutMs: number): Promise<Samp
       try {
         parsed = JSON.parse(line);
       } catch (e) {
-        reject(new PodnetError('EBENCH', `${what}: output is not JSON: ${line.slice(0, 200)}`, { cause: e }));
+        reject(new PodnetError('BENCH_FAILED', `${what}: output is not JSON: ${line.slice(0, 200)}`, { cause: e }));
         return;
       }
       const o = parsed as Record<string, unknown>;
       if (typeof o.ops !== 'number' || typeof o.ns !== 'number' || !(o.ops > 0) || !(o.ns > 0)) {
-        reject(new PodnetError('EBENCH', `${what}: no timed operations in ${line.slice(0, 200)}`));
+        reject(new PodnetError('BENCH_FAILED', `${what}: no timed operations in ${line.slice(0, 200)}`));
         return;
       }
       resolve(o as Sample & Record<string, unknown>);
@@ -305,7 +305,7 @@ function runFile(file: string, args: readonly string[]): Promise<void> {
     execFile(file, [...args], { timeout: 120_000 }, (err, _stdout, stderr) => {
       if (err) {
         const cause = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `${file} not found (install gcc and libbpf-dev)` : `${err.message.trim()} ${stderr.trim()}`;
-        reject(new PodnetError('EBENCH', `compile C baseline: ${cause}`, { cause: err }));
+        reject(new PodnetError('BENCH_FAILED', `compile C baseline: ${cause}`, { cause: err }));
       } else {
         resolve();
       }
@@ -466,10 +466,10 @@ async function main(): Promise<void> {
     // existing elements and the map never changes shape between samples.
     const allKeys = Buffer.alloc(range * KEY_SIZE);
     for (let i = 0; i < range; i++) allKeys.writeUInt32LE(i, i * KEY_SIZE);
-    if (m.updateBatchRaw(allKeys, Buffer.alloc(range * VALUE_SIZE), range) !== range) throw new PodnetError('EBENCH', 'fill map: short batch');
-    if (!m.batchOps) throw new PodnetError('EBENCH', 'fill map: the kernel refused BPF_MAP_UPDATE_BATCH, so the batch figures would measure the element fallback');
+    if (m.updateBatchRaw(allKeys, Buffer.alloc(range * VALUE_SIZE), range) !== range) throw new PodnetError('BENCH_FAILED', 'fill map: short batch');
+    if (!m.batchOps) throw new PodnetError('BENCH_FAILED', 'fill map: the kernel refused BPF_MAP_UPDATE_BATCH, so the batch figures would measure the element fallback');
     const count = m.count();
-    if (count !== range) throw new PodnetError('EBENCH', `fill map: holds ${count} elements, expected ${range}`);
+    if (count !== range) throw new PodnetError('BENCH_FAILED', `fill map: holds ${count} elements, expected ${range}`);
 
     const lib = koffi.load('libbpf.so.1');
     const rawUpdate = lib.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)') as RawUpdate;
@@ -557,11 +557,11 @@ async function main(): Promise<void> {
         if (interrupted || deadline.expired) break rounds;
         gc();
         const s = await v.run();
-        if (!(s.ops > 0)) throw new PodnetError('EBENCH', `run ${v.id}: no operations timed`);
+        if (!(s.ops > 0)) throw new PodnetError('BENCH_FAILED', `run ${v.id}: no operations timed`);
         if (v.marker !== undefined) {
           // Key 0 is the first key every write variant touches in a sample.
           if (!m.lookupInto(zero, marker) || marker[0] !== v.marker || marker[VALUE_SIZE - 1] !== v.marker) {
-            throw new PodnetError('EBENCH', `run ${v.id}: key 0 holds ${marker.toString('hex')}, not the variant's marker ${v.marker.toString(16)}`);
+            throw new PodnetError('BENCH_FAILED', `run ${v.id}: key 0 holds ${marker.toString('hex')}, not the variant's marker ${v.marker.toString(16)}`);
           }
         }
         samples.get(v.id)!.push(s);
@@ -570,7 +570,7 @@ async function main(): Promise<void> {
       console.log(`round ${r + 1}/${opts.rounds}: ${line.join(' ')}`);
     }
     const cutShort = interrupted || deadline.expired;
-    if (!m.batchOps) throw new PodnetError('EBENCH', 'update batch: the kernel refused BPF_MAP_UPDATE_BATCH part-way; the batch figures measured the element fallback');
+    if (!m.batchOps) throw new PodnetError('BENCH_FAILED', 'update batch: the kernel refused BPF_MAP_UPDATE_BATCH part-way; the batch figures measured the element fallback');
 
     // -- report ------------------------------------------------------------
     const groups: Group[] = ['update', 'lookup', ...opts.batchSizes.map((s): Group => `batch-${s}`)];

@@ -133,7 +133,7 @@ async function waitListening(ns: Netns, ip: string, port: number, server: Backgr
   await waitFor(
     `${server.command} to listen on ${ip}:${port}`,
     async () => {
-      if (server.done) throw new PodnetError('ECOMMAND', `${server.command} exited: ${(await server.exited).stderr.trim().slice(-300)}`);
+      if (server.done) throw new PodnetError('COMMAND_FAILED', `${server.command} exited: ${(await server.exited).stderr.trim().slice(-300)}`);
       const res = await ns.exec('ss', ['-Hltn', `src ${ip}:${port}`]);
       return res.stdout.includes(`${ip}:${port}`) ? true : undefined;
     },
@@ -154,7 +154,7 @@ async function iperfGbps(pair: PodPair, seconds: number): Promise<number> {
   });
   const out = JSON.parse(res.stdout || '{}') as { error?: string; end?: { sum_received?: { bits_per_second?: number } } };
   const bps = out.end?.sum_received?.bits_per_second;
-  if (res.code !== 0 || bps === undefined) throw new PodnetError('ECOMMAND', `run iperf3 over ${pair.name}: ${out.error ?? res.stderr.trim()}`);
+  if (res.code !== 0 || bps === undefined) throw new PodnetError('COMMAND_FAILED', `run iperf3 over ${pair.name}: ${out.error ?? res.stderr.trim()}`);
   return bps / 1e9;
 }
 
@@ -165,7 +165,7 @@ async function sockperfP50Us(pair: PodPair, seconds: number): Promise<number> {
     { timeoutMs: (seconds + 20) * 1000 },
   );
   const m = stripAnsi(res.stdout + res.stderr).match(/percentile 50\.000 =\s*([\d.]+)/);
-  if (res.code !== 0 || !m?.[1]) throw new PodnetError('ECOMMAND', `run sockperf over ${pair.name}: exit ${res.code}: ${stripAnsi(res.stderr).trim().slice(-300)}`);
+  if (res.code !== 0 || !m?.[1]) throw new PodnetError('COMMAND_FAILED', `run sockperf over ${pair.name}: exit ${res.code}: ${stripAnsi(res.stderr).trim().slice(-300)}`);
   return Number(m[1]);
 }
 

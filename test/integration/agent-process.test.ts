@@ -10,6 +10,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type AddressInfo } from 'node:net';
 import { REPO, rand, testCidr } from '../lib/agent-fixture.js';
 import { apiCall } from '../../agent/src/api/client.js';
 import type { AgentStatus } from '../../agent/src/api/protocol.js';
@@ -35,6 +36,16 @@ async function waitReady(socket: string, r: Running): Promise<AgentStatus> {
     if (Date.now() > deadline) throw new Error(`agent not ready within 30 s: ${r.stderr()}`);
     await new Promise((res) => setTimeout(res, 50));
   }
+}
+
+/** The one JSON log line a failed start-up writes: level fatal, a code and the message. */
+function fatalLine(stderr: string): { level: string; code: string; msg: string } {
+  const lines = stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `one line on stderr, got: ${stderr}`);
+  const rec = JSON.parse(lines[0]!) as { level: string; code: string; msg: string };
+  assert.equal(rec.level, 'fatal');
+  assert.equal(typeof rec.code, 'string');
+  return rec;
 }
 
 describe('podnet agent process', () => {
@@ -85,14 +96,17 @@ describe('podnet agent process', () => {
   });
 
   test('SIGTERM stops the agent with exit 0, logs JSON lines, and leaves the datapath pinned', async () => {
-    const r = startAgent(['--config', configFile, '--log-level', 'info'], {});
+    // Kubernetes injects these for a Service named podnet; they are not settings.
+    const r = startAgent(['--config', configFile, '--log-level', 'info'], { PODNET_SERVICE_HOST: '10.96.0.10', PODNET_PORT: 'tcp://10.96.0.10:9962', PODNET_SERVICE_PORT: '9962' });
     running.push(r);
     await waitReady(socket, r);
     r.child.kill('SIGTERM');
     assert.equal(await r.exited, 0);
     const lines = r.stderr().trim().split('\n');
-    const records = lines.map((l) => JSON.parse(l) as { msg: string; level: number });
+    const records = lines.map((l) => JSON.parse(l) as { msg: string; level: unknown });
     assert.ok(records.some((x) => x.msg === 'agent ready'), 'logged "agent ready"');
+    assert.deepEqual([...new Set(records.map((x) => typeof x.level))], ['string'], 'levels are names');
+    assert.ok(records.every((x) => ['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(x.level as string)), lines.join('\n'));
     assert.ok(records.some((x) => x.msg.startsWith('stopping agent')), 'logged the stop');
     for (const m of ['pn_endpoints', 'pn_ipam', 'pn_counters', 'pn_events']) assert.ok(existsSync(join(bpffs, m)), `${m} still pinned`);
     assert.equal(readdirSync(join(bpffs, 'progs')).length, 1, 'one program generation pinned');
@@ -102,10 +116,41 @@ describe('podnet agent process', () => {
   test('a bad setting stops start-up with a message naming it, and changes nothing', () => {
     const before = readdirSync(bpffs).sort();
     const r = spawnSync(PODNET, ['agent', '--config', configFile, '--pod-cidr', '10.243.0.1/24'], { encoding: 'utf8', timeout: 30_000 });
-    assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /invalid config pod-cidr: "10\.243\.0\.1\/24" has host bits set/);
+    assert.equal(r.status, 1);
+    assert.equal(fatalLine(r.stderr).msg, 'start agent: invalid config pod-cidr: "10.243.0.1/24" has host bits set (did you mean 10.243.0.0/24?)');
     const unknown = spawnSync(PODNET, ['agent', '--config', configFile, '--attach-mode', 'xdp'], { encoding: 'utf8', timeout: 30_000 });
-    assert.match(unknown.stderr, /invalid config attach-mode: "xdp" must be auto, tcx or clsact/);
+    assert.equal(fatalLine(unknown.stderr).msg, 'start agent: invalid config attach-mode: "xdp" must be auto, tcx or clsact');
     assert.deepEqual(readdirSync(bpffs).sort(), before);
+  });
+
+  test('without root the agent says it needs root and CAP_BPF, not libbpf\'s RLIMIT_MEMLOCK advice', () => {
+    const before = readdirSync(bpffs).sort();
+    // Settings as flags: the test's config file is in a directory only root can read.
+    const flags = ['--pod-cidr', fileCidr, '--bpffs', bpffs, '--state-dir', join(dir, 'state'), '--api-socket', socket, '--metrics-addr', 'off', '--source', 'file:/dev/null'];
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', PODNET, 'agent', ...flags], { encoding: 'utf8', timeout: 30_000, env: { PATH: '/usr/bin:/bin' } });
+    assert.equal(r.status, 1, r.stderr);
+    const rec = fatalLine(r.stderr);
+    assert.equal(rec.code, 'PERMISSION');
+    assert.match(rec.msg, /^start agent: needs root \(CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN\); uid 65534 lacks CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN$/);
+    assert.doesNotMatch(r.stderr, /RLIMIT_MEMLOCK|libbpf/);
+    assert.deepEqual(readdirSync(bpffs).sort(), before);
+  });
+
+  test('a busy metrics port stops start-up with a message naming metrics-addr, before anything is loaded', async () => {
+    const holder = createServer();
+    await new Promise<void>((res) => holder.listen({ host: '127.0.0.1', port: 0 }, res));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      const before = readdirSync(bpffs).sort();
+      const r = spawnSync(PODNET, ['agent', '--config', configFile, '--metrics-addr', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 30_000, env: { PATH: '/usr/bin:/bin' } });
+      assert.equal(r.status, 1, r.stderr);
+      const rec = fatalLine(r.stderr);
+      assert.equal(rec.code, 'IN_USE');
+      assert.equal(rec.msg, `start agent: listen on metrics-addr 127.0.0.1:${port}: EADDRINUSE: another process holds the port; set --metrics-addr (PODNET_METRICS_ADDR) to a free one or "off"`);
+      assert.deepEqual(readdirSync(bpffs).sort(), before);
+      assert.equal(existsSync(socket), false, 'no API socket was created');
+    } finally {
+      await new Promise<void>((res) => holder.close(() => res()));
+    }
   });
 });

@@ -97,7 +97,7 @@ test('create refuses a name that is already taken with EEXIST and leaves the exi
 
 test('create refuses a name that is not a single path component', () => {
   for (const bad of ['', '..', 'a/b']) {
-    assert.throws(() => NetNs.create(bad), (e: unknown) => e instanceof PodnetError && e.code === 'EINVAL', JSON.stringify(bad));
+    assert.throws(() => NetNs.create(bad), (e: unknown) => e instanceof PodnetError && e.code === 'INVALID_ARGUMENT', JSON.stringify(bad));
   }
 });
 
@@ -152,7 +152,7 @@ test('withNetns refuses an async callback and still returns the thread home', ()
   const before = track(NetNs.current()).inode();
   assert.throws(
     () => withNetns(ns, async () => 1),
-    (e: unknown) => e instanceof PodnetError && e.code === 'EINVAL' && /returned a promise/.test(e.message),
+    (e: unknown) => e instanceof PodnetError && e.code === 'INVALID_ARGUMENT' && /returned a promise/.test(e.message),
   );
   assert.equal(track(NetNs.current()).inode(), before);
 });

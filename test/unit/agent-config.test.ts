@@ -1,17 +1,21 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULTS, buildAgentConfig, parseListenAddr, readConfigFile } from '../../agent/src/config/index.js';
+import { fileURLToPath } from 'node:url';
+import { DEFAULTS, KNOWN_KEYS, SETTINGS, buildAgentConfig, parseListenAddr, readConfigFile, settingsFromEnv } from '../../agent/src/config/index.js';
+import { settingsTable, withSettingsTable } from '../../agent/src/config/readme.js';
 import { ConfigError } from '../../agent/src/errors/index.js';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Asserts that `fn` throws a ConfigError naming `field`, with a message that says so. */
 function throwsField(fn: () => unknown, field: string, msg?: RegExp): void {
   assert.throws(fn, (err: unknown) => {
     assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
     assert.equal(err.field, field);
-    assert.equal(err.code, 'ECONFIG');
+    assert.equal(err.code, 'INVALID_CONFIG');
     assert.ok(err.message.startsWith(`invalid config ${field}: `), err.message);
     if (msg) assert.match(err.message, msg);
     return true;
@@ -151,7 +155,7 @@ describe('buildAgentConfig validation names the field as the flag is spelled', (
   });
 
   it('rejects an MTU out of range, fractional, or not a number', () => {
-    for (const mtu of [575, 65536, 1500.5, 0, -1, 'abc', '1400.0', true, '']) {
+    for (const mtu of [575, 65536, 1500.5, 0, -1, 'abc', '1400.0', true, NaN]) {
       throwsField(() => buildAgentConfig({ mtu }, 'n'), 'mtu', /between 576 and 65535/);
     }
   });
@@ -169,7 +173,7 @@ describe('buildAgentConfig validation names the field as the flag is spelled', (
   });
 
   it('rejects a non-string bpf dir and a bad metrics address', () => {
-    throwsField(() => buildAgentConfig({ bpfDir: ['/a'] }, 'n'), 'bpf-dir', /expected a string, got object/);
+    throwsField(() => buildAgentConfig({ bpfDir: { a: 1 } }, 'n'), 'bpf-dir', /expected a string, got a mapping/);
     throwsField(() => buildAgentConfig({ metricsAddr: '9962' }, 'n'), 'metrics-addr');
     throwsField(() => buildAgentConfig({ metricsAddr: 9962 }, 'n'), 'metrics-addr', /expected a string/);
   });
@@ -302,5 +306,52 @@ describe('readConfigFile', () => {
     } catch (err) {
       assert.equal(((err as Error).cause as NodeJS.ErrnoException).code, 'ENOENT');
     }
+  });
+});
+
+describe('the settings table', () => {
+  it('spells every setting\'s env and file key from its flag', () => {
+    for (const s of SETTINGS) {
+      assert.equal(s.env, `PODNET_${s.flag.toUpperCase().replace(/-/g, '_')}`);
+      assert.equal(s.key, s.flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()));
+      assert.ok(s.describe.length > 5 && s.describe.length < 100, `${s.flag}: a one-line description`);
+    }
+    assert.deepEqual([...KNOWN_KEYS].sort(), SETTINGS.map((s) => s.key).sort());
+  });
+
+  it('is where DEFAULTS come from', () => {
+    assert.deepEqual({ ...DEFAULTS }, Object.fromEntries(SETTINGS.filter((s) => s.default !== undefined).map((s) => [s.key, s.default])));
+    for (const s of SETTINGS) if (s.default !== undefined) assert.doesNotThrow(() => s.parse(s.default), `${s.flag} accepts its own default`);
+  });
+
+  it('generates the README\'s configuration table, and the README holds the current one', () => {
+    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+    assert.equal(withSettingsTable(readme), readme, 'README.md is stale: run node scripts/gen-settings.mjs');
+    for (const s of SETTINGS) assert.match(settingsTable(), new RegExp(`\\| \`--${s.flag}\` \\| \`${s.env}\` \\| \`${s.key}\` \\|`));
+  });
+});
+
+describe('settingsFromEnv', () => {
+  it('reads PODNET_<SETTING> variables only, and ignores the ones Kubernetes service links inject', () => {
+    const env = {
+      PODNET_POD_CIDR: '10.244.1.0/24', PODNET_MTU: '1400', PODNET_METRICS_POD_LABELS: 'false',
+      PODNET_SERVICE_HOST: '10.96.0.10', PODNET_SERVICE_PORT: '9962', PODNET_PORT: 'tcp://10.96.0.10:9962', PODNET_PORT_9962_TCP_ADDR: '10.96.0.10',
+      PODNET_DEMO_METRICS_PORT: '29963', PODNET_LOG_LEVEL: '', HOME: '/root',
+    };
+    assert.deepEqual(settingsFromEnv(env), { podCidr: '10.244.1.0/24', mtu: '1400', metricsPodLabels: 'false' });
+    const cfg = buildAgentConfig({ ...settingsFromEnv(env), source: 'file:/dev/null' }, 'n');
+    assert.equal(cfg.mtu, 1400);
+    assert.equal(cfg.metricsPodLabels, false);
+  });
+});
+
+describe('buildAgentConfig with values from the command line', () => {
+  it('names a repeated flag instead of reading an array', () => {
+    throwsField(() => buildAgentConfig({ mtu: ['1400', '1500'] }, 'n'), 'mtu', /^invalid config mtu: given 2 times \("1400", "1500"\); give it once$/);
+    throwsField(() => buildAgentConfig({ podCidr: ['10.0.0.0/24', '10.0.1.0/24'] }, 'n'), 'pod-cidr', /given 2 times/);
+  });
+
+  it('names a non-numeric MTU as given, not as NaN or null', () => {
+    throwsField(() => buildAgentConfig({ mtu: 'abc' }, 'n'), 'mtu', /^invalid config mtu: "abc" must be an integer between 576 and 65535$/);
   });
 });

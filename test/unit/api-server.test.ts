@@ -103,7 +103,7 @@ describe('ApiServer', () => {
   });
 
   it('maps a thrown error through a custom ErrorMapper, which sees the error and the request', async () => {
-    class Teapot extends PodnetError { constructor() { super('ETEAPOT', 'brew coffee: I am a teapot'); } }
+    class Teapot extends PodnetError { constructor() { super('ETEAPOT' as never, 'brew coffee: I am a teapot'); } }
     const thrown = new Teapot();
     const mapped: Array<[unknown, ApiRequest]> = [];
     const mapper: ErrorMapper = (err, req) => {
@@ -120,7 +120,7 @@ describe('ApiServer', () => {
     assert.deepEqual(mapped[0]![1].body, { kind: 'coffee' });
     await assert.rejects(apiCall(path, 'POST', '/v1/brew', {}), (err: unknown) => {
       assert.equal(err instanceof PodnetError, true);
-      assert.equal((err as PodnetError).code, 'EAPI');
+      assert.equal((err as PodnetError).code, 'API_ERROR');
       assert.equal((err as Error).message, 'POST /v1/brew: agent answered 418: brew coffee: I am a teapot');
       return true;
     });
@@ -142,7 +142,7 @@ describe('ApiServer', () => {
     );
     const res = await raw(path, 'POST', '/v1/x', '{"containerId": ');
     assert.equal(res.status, 400);
-    assert.equal((res.json as { code: string }).code, 'EBADJSON');
+    assert.equal((res.json as { code: string }).code, 'BAD_JSON');
     assert.match((res.json as { msg: string }).msg, /^parse request body: /);
     assert.equal(called, 0);
     assert.equal(errs[0] instanceof PodnetError, true);
@@ -161,7 +161,7 @@ describe('ApiServer', () => {
     );
     const res = await raw(path, 'POST', '/v1/x', Buffer.alloc((1 << 20) + 1, 0x20));
     assert.equal(res.status, 413);
-    assert.deepEqual(res.json, { code: 'ETOOBIG' });
+    assert.deepEqual(res.json, { code: 'TOO_BIG' });
     const ok = await raw(path, 'POST', '/v1/x', `${' '.repeat((1 << 20) - 2)}{}`);
     assert.equal(ok.status, 200);
   });
@@ -185,7 +185,7 @@ describe('ApiServer', () => {
     open.push(second);
     await assert.rejects(second.start({}), (err: unknown) => {
       assert.equal(err instanceof PodnetError, true);
-      assert.equal((err as PodnetError).code, 'EINUSE');
+      assert.equal((err as PodnetError).code, 'IN_USE');
       assert.equal((err as Error).message, `listen on ${path}: another agent is serving it`);
       return true;
     });
@@ -211,7 +211,7 @@ describe('ApiServer', () => {
     assert.equal(existsSync(path), false);
     await server.close();
     await assert.rejects(apiCall(path, 'GET', '/v1/ping'), (err: unknown) => {
-      assert.equal((err as PodnetError).code, 'EAGENTDOWN');
+      assert.equal((err as PodnetError).code, 'AGENT_UNREACHABLE');
       assert.equal((err as Error).message, `connect to agent at ${path}: ENOENT: is the agent running?`);
       assert.equal(((err as Error).cause as NodeJS.ErrnoException).code, 'ENOENT');
       return true;
@@ -304,7 +304,7 @@ describe('apiCall', () => {
     const path = join(dir, 'absent.sock');
     await assert.rejects(apiCall(path, 'GET', '/v1/status'), (err: unknown) => {
       assert.equal(err instanceof PodnetError, true);
-      assert.equal((err as PodnetError).code, 'EAGENTDOWN');
+      assert.equal((err as PodnetError).code, 'AGENT_UNREACHABLE');
       assert.equal((err as Error).message, `connect to agent at ${path}: ENOENT: is the agent running?`);
       return true;
     });
@@ -314,7 +314,7 @@ describe('apiCall', () => {
     const path = join(dir, 'stale.sock');
     makeStaleSocket(path);
     await assert.rejects(apiCall(path, 'GET', '/v1/status'), (err: unknown) => {
-      assert.equal((err as PodnetError).code, 'EAGENTDOWN');
+      assert.equal((err as PodnetError).code, 'AGENT_UNREACHABLE');
       assert.equal((err as Error).message, `connect to agent at ${path}: ECONNREFUSED: is the agent running?`);
       return true;
     });
@@ -327,7 +327,7 @@ describe('apiCall', () => {
     try {
       const t0 = Date.now();
       await assert.rejects(apiCall(path, 'GET', '/v1/status', undefined, 150), (err: unknown) => {
-        assert.equal((err as PodnetError).code, 'EAGENTDOWN');
+        assert.equal((err as PodnetError).code, 'AGENT_UNREACHABLE');
         assert.equal((err as Error).message, `connect to agent at ${path}: no answer within 150 ms`);
         return true;
       });
@@ -365,7 +365,7 @@ describe('apiCall', () => {
     const close = await plainServer(path, (_req, res) => { res.writeHead(502).end('upstream broke'); });
     try {
       await assert.rejects(apiCall(path, 'GET', '/v1/status'), (err: unknown) => {
-        assert.equal((err as PodnetError).code, 'EAPI');
+        assert.equal((err as PodnetError).code, 'API_ERROR');
         assert.equal((err as Error).message, 'GET /v1/status: agent answered 502: upstream broke');
         return true;
       });

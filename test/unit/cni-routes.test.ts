@@ -255,7 +255,7 @@ describe('cniErrorResponse', () => {
 
   it('maps an internal CniError and any other error to 500 with code 999 and the message', () => {
     assert.deepEqual(cniErrorResponse(new CniError(CniErrorCode.Internal, 'check c/eth0: veth missing')), { status: 500, body: { code: 999, msg: 'check c/eth0: veth missing' } });
-    assert.deepEqual(cniErrorResponse(new PodnetError('ESYSCALL', 'create veth: EPERM')), { status: 500, body: { code: 999, msg: 'create veth: EPERM' } });
+    assert.deepEqual(cniErrorResponse(new PodnetError('SYSCALL', 'create veth: EPERM')), { status: 500, body: { code: 999, msg: 'create veth: EPERM' } });
     assert.deepEqual(cniErrorResponse(new TypeError('x is undefined')), { status: 500, body: { code: 999, msg: 'x is undefined' } });
   });
 

@@ -134,14 +134,14 @@ describe('normaliseResult', () => {
     for (const [raw, msg] of cases) {
       assert.throws(
         () => normaliseResult(raw, 'prevResult'),
-        (e: unknown) => e instanceof CniError && e.code === 7 && msg.test(e.message),
+        (e: unknown) => e instanceof CniError && e.cniCode === 7 && msg.test(e.message),
         JSON.stringify(raw),
       );
     }
   });
 
   it('uses the code it is given for a malformed agent answer', () => {
-    assert.throws(() => normaliseResult([], 'agent result', 999), (e: unknown) => e instanceof CniError && e.code === 999 && /agent result/.test(e.message));
+    assert.throws(() => normaliseResult([], 'agent result', 999), (e: unknown) => e instanceof CniError && e.cniCode === 999 && /agent result/.test(e.message));
   });
 });
 

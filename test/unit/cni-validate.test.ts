@@ -17,7 +17,7 @@ function throwsCni(fn: () => unknown, code: number, msg: RegExp, label?: string)
     fn,
     (e: unknown) => {
       assert.ok(e instanceof CniError, `expected a CniError, got ${String(e)}`);
-      assert.equal(e.code, code, `${label ?? ''} code of "${e.message}"`);
+      assert.equal(e.cniCode, code, `${label ?? ''} code of "${e.message}"`);
       assert.match(e.message, msg, label);
       return true;
     },

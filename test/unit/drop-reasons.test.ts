@@ -74,7 +74,7 @@ describe('drop reasons', () => {
   it('decodeDropReason throws a message naming the field and the value for a reason this build does not know', () => {
     for (const e of header.entries) assert.equal(decodeDropReason(e.value, 'x'), e.name);
     assert.throws(() => decodeDropReason(header.max, 'pn_counters key reason'), (err: Error & { code?: string }) =>
-      err.code === 'EENUM' && err.message.includes('pn_counters key reason') && err.message.includes(`${header.max} is not a pn_drop_reason`));
+      err.code === 'BAD_ENUM' && err.message.includes('pn_counters key reason') && err.message.includes(`${header.max} is not a pn_drop_reason`));
   });
 
   it('the architecture doc carries one table row per reason', () => {

@@ -82,7 +82,7 @@ describe('MetricsServer', () => {
     const other = new MetricsServer({ host: '127.0.0.1', port: server.port }, () => true);
     await assert.rejects(other.start(registry), (err: unknown) => {
       assert.ok(err instanceof PodnetError, String(err));
-      assert.equal(err.code, 'EADDRINUSE');
+      assert.equal(err.code, 'IN_USE');
       assert.match(err.message, new RegExp(`^listen on 127\\.0\\.0\\.1:${server.port} for metrics \\(metrics-addr\\): EADDRINUSE`));
       return true;
     });

@@ -179,7 +179,7 @@ test('a route replace creates or replaces and a table above 255 goes in RTA_TABL
 });
 
 test('a route whose addresses mix families is refused before anything is sent', () => {
-  assert.throws(() => encodeRoute('add', { dst: '10.0.0.0', dstLen: 8, gateway: 'fe80::1' }), (e: unknown) => e instanceof PodnetError && e.code === 'EINVAL');
+  assert.throws(() => encodeRoute('add', { dst: '10.0.0.0', dstLen: 8, gateway: 'fe80::1' }), (e: unknown) => e instanceof PodnetError && e.code === 'INVALID_ARGUMENT');
   assert.throws(() => encodeRoute('add', { dstLen: 8 }), /prefix length 8 without a destination/);
 });
 
@@ -301,7 +301,7 @@ test('nested attributes decode with the NLA_F_NESTED bit masked off and a trunca
 test('a message whose length overruns the datagram is refused as EBADMSG', () => {
   const bad = Buffer.alloc(20);
   bad.writeUInt32LE(40, 0);
-  assert.throws(() => decodeMessages(bad), (e: unknown) => e instanceof PodnetError && e.code === 'EBADMSG');
+  assert.throws(() => decodeMessages(bad), (e: unknown) => e instanceof PodnetError && e.code === 'BAD_MESSAGE');
 });
 
 test('addresses and MACs convert to and from wire bytes', () => {
@@ -315,10 +315,10 @@ test('addresses and MACs convert to and from wire bytes', () => {
   assert.equal(macToBytes('AA:bb:0c:0d:0e:ff').toString('hex'), 'aabb0c0d0eff');
   assert.equal(bytesToMac(Buffer.from('02000000000a', 'hex')), '02:00:00:00:00:0a');
   for (const bad of ['10.1.2', '10.1.2.256', 'fe80::1%eth0', 'host', '']) {
-    assert.throws(() => ipToBytes(bad), (e: unknown) => e instanceof PodnetError && e.code === 'EINVAL', bad);
+    assert.throws(() => ipToBytes(bad), (e: unknown) => e instanceof PodnetError && e.code === 'INVALID_ARGUMENT', bad);
   }
   for (const bad of ['02:00:00:00:00', '02-00-00-00-00-01', '0g:00:00:00:00:01']) {
-    assert.throws(() => macToBytes(bad), (e: unknown) => e instanceof PodnetError && e.code === 'EINVAL', bad);
+    assert.throws(() => macToBytes(bad), (e: unknown) => e instanceof PodnetError && e.code === 'INVALID_ARGUMENT', bad);
   }
 });
 

@@ -32,7 +32,7 @@ function cEnum(header: string, name: string, prefix: string): Record<string, num
 }
 
 const isEnumError = (where: string, value: string) => (err: Error & { code?: string }) =>
-  err.code === 'EENUM' && err.message.includes(where) && err.message.includes(value);
+  err.code === 'BAD_ENUM' && err.message.includes(where) && err.message.includes(value);
 
 describe('shared enums', () => {
   it('the generated names and values equal the C headers', () => {

@@ -88,7 +88,7 @@ export function cniRoutes(mgr: EndpointManager, opts: { readiness: () => Readine
 /** Maps any error to the CNI error body the entry point prints. */
 export function cniErrorResponse(err: unknown, req?: ApiRequest): ApiResponse {
   // A request body that is not JSON is the spec's "failed to decode content".
-  const code = err instanceof PodnetError && err.code === 'EBADJSON' ? CniErrorCode.DecodeFailure : cniCodeOf(err);
+  const code = err instanceof PodnetError && err.code === 'BAD_JSON' ? CniErrorCode.DecodeFailure : cniCodeOf(err);
   const body: CniErrorBody = { code, msg: err instanceof Error ? err.message : String(err) };
   if (err instanceof CniError && err.details) body.details = err.details;
   const status = code === CniErrorCode.Internal ? 500 : code === CniErrorCode.NotReady || code === CniErrorCode.TryAgainLater ? 503 : 400;

@@ -1,8 +1,9 @@
 /**
  * The wire protocol between the CNI entry point / CLI and the agent:
- * JSON over HTTP/1.1 on the agent's unix socket. Types only, so the thin
- * CNI entry point can import it without pulling in any agent code (its
- * bundle admits this one file from outside cni/src, see cni/build.mjs).
+ * JSON over HTTP/1.1 on the agent's unix socket. Types only (plus the CNI
+ * codes from cni-error.ts), so the thin CNI entry point can import it without
+ * pulling in any agent code (its bundle admits these shared files from
+ * outside cni/src, see cni/build.mjs).
  *
  * Routes (all JSON bodies, `Content-Type: application/json`):
  *   POST /v1/cni/add    CniAddRequest     -> 200 CniResult | 4xx/5xx CniErrorBody
@@ -65,22 +66,8 @@ export interface CniErrorBody {
   details?: string;
 }
 
-/** CNI spec error codes used by podnet. */
-export const CniErrorCode = {
-  IncompatibleVersion: 1,
-  UnsupportedField: 2,
-  UnknownContainer: 3,
-  InvalidEnvironment: 4,
-  IoFailure: 5,
-  DecodeFailure: 6,
-  InvalidConfig: 7,
-  TryAgainLater: 11,
-  NotReady: 50,
-  LimitedConnectivity: 51,
-  /** Plugin-specific (>= 100). */
-  PoolExhausted: 100,
-  Internal: 999,
-} as const;
+/** CNI error codes: defined with the CNI error in the shared cni-error.ts. */
+export { CniErrorCode } from './cni-error.js';
 
 /** The outcome of the last reconcile pass (at start and then periodically). */
 export interface ReconcileOutcome {

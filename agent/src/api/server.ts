@@ -73,7 +73,7 @@ export class ApiServer {
   async listen(): Promise<void> {
     mkdirSync(dirname(this.socketPath), { recursive: true, mode: 0o700 });
     if (await socketInUse(this.socketPath)) {
-      throw new PodnetError('EINUSE', `listen on ${this.socketPath}: another agent is serving it`);
+      throw new PodnetError('IN_USE', `listen on ${this.socketPath}: another agent is serving it`);
     }
     try { unlinkSync(this.socketPath); } catch { /* no stale socket */ }
     const server = createServer((req, res) => void this.handle(req, res));
@@ -88,7 +88,7 @@ export class ApiServer {
       renameSync(tmp, this.socketPath);
     } catch (err) {
       server.close();
-      throw new PodnetError('EINUSE', `listen on ${this.socketPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+      throw new PodnetError('IN_USE', `listen on ${this.socketPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
     } finally {
       rmSync(privDir, { recursive: true, force: true });
     }
@@ -160,13 +160,13 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new PodnetError('ETOOBIG', `read request body: larger than ${MAX_BODY} bytes`);
+    if (size > MAX_BODY) throw new PodnetError('TOO_BIG', `read request body: larger than ${MAX_BODY} bytes`);
     chunks.push(chunk as Buffer);
   }
   if (size === 0) return undefined;
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8'));
   } catch (err) {
-    throw new PodnetError('EBADJSON', `parse request body: ${(err as Error).message}`, { cause: err });
+    throw new PodnetError('BAD_JSON', `parse request body: ${(err as Error).message}`, { cause: err });
   }
 }

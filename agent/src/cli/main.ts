@@ -1,41 +1,42 @@
-/** The `podnet` command line: the agent and the commands that read its state. */
-import yargs, { type Argv, type CommandModule } from 'yargs';
-import { DEFAULTS } from '../config/index.js';
-import { PodnetError } from '../errors/index.js';
-import { OUTPUT_FORMATS } from './output.js';
-import type { GlobalArgs } from './globals.js';
-import { agentCommand } from './commands/agent.js';
-import { statusCommand } from './commands/status.js';
-import { endpointsCommand } from './commands/endpoints.js';
-import { ipamCommand } from './commands/ipam.js';
-import { mapsCommand } from './commands/maps.js';
-import { versionCommand } from './commands/version.js';
+/**
+ * The `podnet` command line: the bundle's entry. Plain read commands run on
+ * the hand-parsed fast path (fast.ts, read.ts); everything else loads the
+ * yargs CLI (cli.ts) on demand, and the agent, maps and cleanup commands load
+ * their heavy modules (FFI, logger, metrics) only when they run.
+ */
+import { parseFast, type FastInvocation } from './fast.js';
+import { reportFailure } from './fail.js';
+import { runEndpoints, runIpam, runStatus, runVersion } from './read.js';
+import { VERSION } from '../version.js';
+import { writeStdout } from './output.js';
 
-// The explicit list of commands; each lives in commands/<name>.ts.
-const COMMANDS: Array<CommandModule<GlobalArgs, any>> = [agentCommand, statusCommand, endpointsCommand, ipamCommand, mapsCommand, versionCommand];
+type Env = Readonly<Record<string, string | undefined>>;
 
-/** Runs the CLI with `args` (process.argv without node and script). */
-export async function main(args: string[]): Promise<void> {
-  let y = yargs(args)
-    .scriptName('podnet')
-    .env('PODNET')
-    .option('api-socket', { type: 'string', describe: `The agent's API socket (default ${DEFAULTS.apiSocket})` })
-    .option('output', { alias: 'o', choices: OUTPUT_FORMATS, default: 'table' as const, describe: 'Output format of read commands' })
-    .demandCommand(1, 'give a command; see --help')
-    .strict()
-    .help()
-    .version(false)
-    .fail((msg, err) => {
-      if (err) throw err;
-      process.stderr.write(`podnet: ${msg}\n`);
-      process.exit(2);
-    }) as unknown as Argv<GlobalArgs>;
-  for (const c of COMMANDS) y = y.command(c);
-  try {
-    await y.parseAsync();
-  } catch (err) {
-    const msg = err instanceof PodnetError ? err.message : (err as Error).stack ?? String(err);
-    process.stderr.write(`podnet: ${msg}\n`);
-    process.exitCode = 1;
+async function runFast(f: FastInvocation): Promise<void> {
+  switch (f.command) {
+    case '--version': writeStdout(`${VERSION}\n`); return;
+    case 'status': await runStatus(f); return;
+    case 'endpoints': await runEndpoints(f); return;
+    case 'ipam': await runIpam(f); return;
+    case 'version': await runVersion(f); return;
   }
 }
+
+/** Runs the CLI with `args` (process.argv without node and script) and the process environment. */
+export async function main(args: string[], env: Env = process.env): Promise<void> {
+  const fast = parseFast(args, env);
+  if (!fast) {
+    // The full CLI reports its own failures (it is a bundle of its own).
+    const { runCli } = await import('./cli.js');
+    return runCli(args, env);
+  }
+  try {
+    await runFast(fast);
+  } catch (err) {
+    reportFailure(err);
+  }
+}
+
+// Run when this file is the bundle's entry (build/podnet.cjs), not when imported.
+declare const PODNET_BUNDLE_ENTRY: boolean | undefined;
+if (typeof PODNET_BUNDLE_ENTRY !== 'undefined' && PODNET_BUNDLE_ENTRY) void main(process.argv.slice(2));

@@ -17,7 +17,7 @@ export type TcMode = 'tcx' | 'clsact';
  */
 export function resolveTcMode(option: AttachModeOption, hasTcx: () => boolean = probeTcx): TcMode {
   if (option === 'auto') return hasTcx() ? 'tcx' : 'clsact';
-  if (option === 'tcx' && !hasTcx()) throw new PodnetError('ENOTSUP', 'attach mode tcx: not supported by this kernel (needs Linux >= 6.6); use --attach-mode clsact or auto');
+  if (option === 'tcx' && !hasTcx()) throw new PodnetError('NOT_SUPPORTED', 'attach mode tcx: not supported by this kernel (needs Linux >= 6.6); use --attach-mode clsact or auto');
   return option;
 }
 
@@ -29,7 +29,7 @@ export function linkKindFor(hook: Hook, mode: TcMode): LinkKind {
 
 /** tcx/clsact direction of a tc hook. */
 export function tcDirection(hook: Hook): 'ingress' | 'egress' {
-  if (hook === 'xdp') throw new PodnetError('EINVAL', 'xdp is not a tc hook');
+  if (hook === 'xdp') throw new PodnetError('INVALID_ARGUMENT', 'xdp is not a tc hook');
   return hook === 'tc_ingress' ? 'ingress' : 'egress';
 }
 

@@ -167,5 +167,5 @@ export function hookProblem(pin: string, desc: ProgramDescriptor, wantProgramId:
 
 /** Checks a descriptor's target before attaching it to a pod. */
 export function requirePodProgram(desc: ProgramDescriptor): void {
-  if (desc.target !== 'pod') throw new PodnetError('EINVAL', `attach ${desc.name}: it is an ${desc.target} program, not a pod program`);
+  if (desc.target !== 'pod') throw new PodnetError('INVALID_ARGUMENT', `attach ${desc.name}: it is an ${desc.target} program, not a pod program`);
 }

@@ -43,7 +43,7 @@ export function defaultBpfDir(): string {
     if (existsSync(join(dir, 'bpf', 'cflags'))) return join(dir, 'bpf');
     dir = dirname(dir);
   }
-  throw new PodnetError('ENOBPFSRC', 'find bpf sources: no bpf/cflags above the agent; pass --bpf-dir');
+  throw new PodnetError('NO_BPF_SOURCE', 'find bpf sources: no bpf/cflags above the agent; pass --bpf-dir');
 }
 
 /** The clang flags from bpf/cflags, with include paths made absolute. */
@@ -85,12 +85,12 @@ export async function compileBpf(name: string, opts: CompileOptions): Promise<Co
   const srcDir = resolve(opts.srcDir ?? defaultBpfDir());
   const clang = opts.clang ?? 'clang';
   const source = opts.source ? resolve(opts.source) : join(srcDir, `${name}.bpf.c`);
-  if (!existsSync(source)) throw new PodnetError('ENOBPFSRC', `compile ${name}: no source ${source}`);
+  if (!existsSync(source)) throw new PodnetError('NO_BPF_SOURCE', `compile ${name}: no source ${source}`);
   let info;
   try {
     info = await clangInfo(clang);
   } catch (err) {
-    throw new PodnetError('ECOMPILE', `compile ${name}: run ${clang}: ${(err as Error).message}`, { cause: err });
+    throw new PodnetError('COMPILE_FAILED', `compile ${name}: run ${clang}: ${(err as Error).message}`, { cause: err });
   }
   const flags = [...bpfCflags(srcDir), '-I', info.sysInclude];
   const h = createHash('sha256');
@@ -109,7 +109,7 @@ export async function compileBpf(name: string, opts: CompileOptions): Promise<Co
     await run(clang, [...flags, '-c', source, '-o', tmp], { maxBuffer: 16 << 20 });
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr ?? '';
-    throw new PodnetError('ECOMPILE', `compile ${name}: clang failed:\n${stderr.trim().split('\n').slice(-20).join('\n')}`, { cause: err });
+    throw new PodnetError('COMPILE_FAILED', `compile ${name}: clang failed:\n${stderr.trim().split('\n').slice(-20).join('\n')}`, { cause: err });
   }
   // rename is atomic: a concurrent agent never sees a half-written object.
   renameSync(tmp, out);

@@ -51,7 +51,7 @@ export function ensureBpffs(dir: string): void {
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   if (statfsSync(dir).type !== BPF_FS_MAGIC) {
-    throw new PodnetError('ENOBPFFS', `use ${dir} for pins: it is not on a bpf filesystem (mount -t bpf bpf <dir>)`);
+    throw new PodnetError('NO_BPFFS', `use ${dir} for pins: it is not on a bpf filesystem (mount -t bpf bpf <dir>)`);
   }
 }
 
@@ -139,7 +139,7 @@ export class Datapath implements PodAttacher {
   /** The program loaded under a name (for tests and status). */
   program(name: string): Program {
     for (const obj of this.objects) if (obj.desc.programs.some((p) => p.name === name)) return obj.program(name);
-    throw new PodnetError('ENOENT', `program ${name}: no loaded object has it`);
+    throw new PodnetError('NOT_FOUND', `program ${name}: no loaded object has it`);
   }
 
   /**

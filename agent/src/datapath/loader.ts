@@ -41,7 +41,7 @@ export class LoadedObject implements Disposable {
   /** A program of this object. Throws PodnetError ENOENT for a name the object does not have. */
   program(name: string): Program {
     const p = this.progs.get(name);
-    if (!p) throw new PodnetError('ENOENT', `program ${name}: not in object ${this.desc.name}`);
+    if (!p) throw new PodnetError('NOT_FOUND', `program ${name}: not in object ${this.desc.name}`);
     return p;
   }
 

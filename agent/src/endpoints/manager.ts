@@ -201,7 +201,7 @@ export class EndpointManager {
         ...(failed.length > 0 ? { undoFailures: failed.map((f) => ({ step: f.what, error: (f.error as Error)?.message ?? String(f.error) })) } : {}),
       }, failed.length > 0 ? 'endpoint add failed; rollback incomplete' : 'endpoint add failed; rolled back');
       if (err instanceof CniError) throw err;
-      if (err instanceof PodnetError && err.code === 'EPOOLEXHAUSTED') {
+      if (err instanceof PodnetError && err.code === 'POOL_EXHAUSTED') {
         throw new CniError(CniErrorCode.PoolExhausted, err.message, undefined, { cause: err });
       }
       throw new CniError(CniErrorCode.Internal, `add endpoint ${containerId}/${ifName}: ${(err as Error).message}`, undefined, { cause: err });
@@ -505,7 +505,7 @@ export class EndpointManager {
 
   private mustLink(h: NetlinkHandle, name: string, side: string): Link {
     const l = h.linkByName(name);
-    if (!l) throw new PodnetError('ENOLINK', `find ${side} interface ${name}: not found right after creating it`);
+    if (!l) throw new PodnetError('NO_LINK', `find ${side} interface ${name}: not found right after creating it`);
     return l;
   }
 

@@ -6,30 +6,14 @@
  */
 import { PodnetError } from '../errors/index.js';
 import { fromNumber, inPool, toNumber, type Pool } from './pool.js';
+import type { IpamOwner, IpamStore } from '../maps/index.js';
 
-/** Who holds an address. */
-export interface IpamOwner {
-  containerId: string;
-  ifName: string;
-  /** Unix milliseconds of the allocation. */
-  createdMs: number;
-}
-
-/** The storage the allocator needs; the BPF map module implements it, tests fake it. */
-export interface IpamStore {
-  /** Inserts only if absent (BPF_NOEXIST); false when the address is taken. */
-  insertIfAbsent(ip: string, owner: IpamOwner): boolean;
-  get(ip: string): IpamOwner | undefined;
-  /** False when the address was not allocated. */
-  delete(ip: string): boolean;
-  entries(): Iterable<[string, IpamOwner]>;
-  readonly capacity: number;
-}
+export type { IpamOwner, IpamStore };
 
 /** The pool has no free address left. */
 export class PoolExhaustedError extends PodnetError {
   constructor(pool: Pool) {
-    super('EPOOLEXHAUSTED', `allocate address from ${pool.cidr}: pool exhausted (${pool.size} addresses in use)`);
+    super('POOL_EXHAUSTED', `allocate address from ${pool.cidr}: pool exhausted (${pool.size} addresses in use)`);
   }
 }
 

@@ -9,6 +9,7 @@ import { SyscallError } from '../errors/index.js';
 import { libbpfError } from './fail.js';
 import { closeFd, ffi } from './ffi.js';
 import { linkTypeName, mapTypeName, programTypeName, type LinkType, type MapType, type ProgramType } from './types.js';
+import { ENOENT } from '../errors/errno.js';
 
 /** What the kernel reports about a map (struct bpf_map_info). */
 export interface MapInfo {
@@ -155,7 +156,7 @@ export function* walkIds(kind: 'map' | 'program' | 'link'): Generator<number> {
   for (;;) {
     const rc = next(id, out);
     if (rc < 0) {
-      if (rc === -2) return;
+      if (rc === -ENOENT) return;
       throw libbpfError(`list ${kind} ids after ${id}`, rc);
     }
     id = out[0]!;
@@ -168,7 +169,7 @@ export function fdById(kind: 'map' | 'program' | 'link', id: number): number | u
   const n = ffi();
   const fd = kind === 'map' ? n.bpf_map_get_fd_by_id(id) : kind === 'program' ? n.bpf_prog_get_fd_by_id(id) : n.bpf_link_get_fd_by_id(id);
   if (fd >= 0) return fd;
-  if (fd === -2) return undefined;
+  if (fd === -ENOENT) return undefined;
   throw libbpfError(`open ${kind} id ${id}`, fd);
 }
 

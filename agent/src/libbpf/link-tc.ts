@@ -16,11 +16,8 @@ import type { Link } from './link.js';
 import { device, unpinPath, type TcDirection } from './link-tcx.js';
 import { BpfMap } from './map.js';
 import type { Program } from './program.js';
+import { ENOENT, ENODEV, EEXIST, EINVAL } from '../errors/errno.js';
 
-const ENOENT = 2;
-const ENODEV = 19;
-const EEXIST = 17;
-const EINVAL = 22;
 const BPF_TC_INGRESS = 1;
 const BPF_TC_EGRESS = 2;
 const BPF_TC_F_REPLACE = 1;
@@ -86,7 +83,7 @@ export class TcLegacyLink implements Link {
     const rec = Buffer.alloc(RECORD_SIZE);
     const rc = ffi().bpf_map_lookup_elem(fd, Buffer.alloc(4), rec);
     if (rc !== 0) throw libbpfError(`open pinned link ${path}: read tc record`, rc);
-    if (rec.readUInt32LE(0) !== RECORD_MAGIC) throw new PodnetError('EINVAL', `open pinned link ${path}: the tc record is not podnet's`);
+    if (rec.readUInt32LE(0) !== RECORD_MAGIC) throw new PodnetError('INVALID_ARGUMENT', `open pinned link ${path}: the tc record is not podnet's`);
     const ifindex = rec.readUInt32LE(4);
     const direction: TcDirection = rec.readUInt32LE(8) === BPF_TC_EGRESS ? 'egress' : 'ingress';
     const handle = rec.readUInt32LE(12);

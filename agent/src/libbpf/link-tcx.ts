@@ -12,11 +12,7 @@ import type { Link } from './link.js';
 import { notSupported, probeTcx } from './probe.js';
 import type { Program } from './program.js';
 import { AttachType } from './types.js';
-
-const EINVAL = 22;
-const ENOENT = 2;
-const ENODEV = 19;
-const ENOLINK = 67;
+import { EINVAL, ENOENT, ENODEV, ENOLINK } from '../errors/errno.js';
 
 /** Which tc hook: packets arriving at (ingress) or leaving (egress) the device. */
 export type TcDirection = 'ingress' | 'egress';

@@ -7,11 +7,8 @@ import { device, unpinPath, updateLinkFd } from './link-tcx.js';
 import { notSupported, probeXdpLink } from './probe.js';
 import type { Program } from './program.js';
 import { AttachType } from './types.js';
+import { EINVAL, ENOENT, ENODEV, ENOLINK } from '../errors/errno.js';
 
-const EINVAL = 22;
-const ENOENT = 2;
-const ENODEV = 19;
-const ENOLINK = 67;
 const XDP_FLAGS_SKB_MODE = 1 << 1;
 const XDP_FLAGS_DRV_MODE = 1 << 2;
 

@@ -49,7 +49,7 @@ export function openPinnedLink(path: string): Link {
       const info = linkInfoByFd(fd);
       if (info.type === 'tcx') return TcxLink.fromFd(fd, info, path);
       if (info.type === 'xdp') return XdpLink.fromFd(fd, info, path);
-      throw new PodnetError('EINVAL', `open pinned link ${path}: it is a ${info.type} link; podnet handles tcx and xdp links`);
+      throw new PodnetError('INVALID_ARGUMENT', `open pinned link ${path}: it is a ${info.type} link; podnet handles tcx and xdp links`);
     }
     if (kind === 'map' && isTcLinkRecord(fd)) {
       // The record is only read; the filter itself needs no fd.
@@ -57,7 +57,7 @@ export function openPinnedLink(path: string): Link {
       closeFd(fd);
       return link;
     }
-    throw new PodnetError('EINVAL', `open pinned link ${path}: it is a pinned ${kind}, not a link`);
+    throw new PodnetError('INVALID_ARGUMENT', `open pinned link ${path}: it is a pinned ${kind}, not a link`);
   } catch (err) {
     closeFd(fd);
     throw err;

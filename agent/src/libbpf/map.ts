@@ -14,12 +14,7 @@ import { fdByIdOrThrow, listObjects, mapInfoByFd, objGet, objPin, type MapInfo }
 import { mapBatchSupported, numPossibleCpus } from './probe.js';
 import { TypedMap } from './typed-map.js';
 import { BPF_ANY, BPF_F_LOCK, isPerCpuMapType, mapTypeId, MapFlags, type MapType } from './types.js';
-
-const ENOENT = 2;
-const EINVAL = 22;
-const ENOSPC = 28;
-const EOPNOTSUPP = 95;
-const ENOTSUPP = 524;
+import { ENOENT, EINVAL, ENOSPC, EOPNOTSUPP, ENOTSUPP } from '../errors/errno.js';
 
 /** Options of BpfMap.create. */
 export interface MapCreateOptions {

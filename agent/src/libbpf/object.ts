@@ -134,7 +134,7 @@ export class BpfObject implements Disposable {
   setConstants(values: Record<string, ConstantValue>): void {
     const obj = this.requireOpen('set constants of');
     if (Object.keys(values).length === 0) return;
-    if (this.loaded) throw new PodnetError('EINVAL', `set constants of object ${this.name}: already loaded`);
+    if (this.loaded) throw new PodnetError('INVALID_ARGUMENT', `set constants of object ${this.name}: already loaded`);
     const n = ffi();
     const btf = n.bpf_object__btf(obj);
     const vars = btf === null ? [] : sectionVariables(btf, '.rodata');
@@ -142,11 +142,11 @@ export class BpfObject implements Disposable {
     const available = vars.map((v) => v.name).sort();
     const unknown = Object.keys(values).filter((k) => !available.includes(k));
     if (unknown.length || map === undefined) {
-      throw new PodnetError('EINVAL', `set constants of object ${this.name}: unknown constant ${unknown.join(', ')} (the object's .rodata has: ${available.join(', ') || 'nothing'})`);
+      throw new PodnetError('INVALID_ARGUMENT', `set constants of object ${this.name}: unknown constant ${unknown.join(', ')} (the object's .rodata has: ${available.join(', ') || 'nothing'})`);
     }
     const size = new BigUint64Array(1);
     const ptr = n.bpf_map__initial_value(map, size);
-    if (ptr === null) throw new PodnetError('EINVAL', `set constants of object ${this.name}: .rodata has no initial value`);
+    if (ptr === null) throw new PodnetError('INVALID_ARGUMENT', `set constants of object ${this.name}: .rodata has no initial value`);
     const data = readMemory(ptr, Number(size[0]));
     for (const [name, value] of Object.entries(values)) {
       const v = vars.find((x) => x.name === name)!;
@@ -178,7 +178,7 @@ export class BpfObject implements Disposable {
    */
   load(): void {
     const obj = this.requireOpen('load');
-    if (this.loaded) throw new PodnetError('EINVAL', `load object ${this.name}: already loaded`);
+    if (this.loaded) throw new PodnetError('INVALID_ARGUMENT', `load object ${this.name}: already loaded`);
     const n = ffi();
     if (this.pinRoot !== undefined && this.mapSpecs().some((m) => m.pinPath !== undefined)) {
       mkdirSync(this.pinRoot, { recursive: true });
@@ -223,7 +223,7 @@ export class BpfObject implements Disposable {
     if (prog === undefined) {
       const p = this.rawProgram(name, 'get program');
       const fd = ffi().bpf_program__fd(p);
-      if (fd < 0) throw new PodnetError('ENOENT', `get program ${name} of object ${this.name}: not loaded (autoload is off)`);
+      if (fd < 0) throw new PodnetError('NOT_FOUND', `get program ${name} of object ${this.name}: not loaded (autoload is off)`);
       prog = Program.fromFd(this.dup(fd, `program ${name}`), { name });
       this.programs_.set(name, prog);
     }
@@ -238,7 +238,7 @@ export class BpfObject implements Disposable {
       const m = this.rawMap(name, 'get map');
       const n = ffi();
       const fd = n.bpf_map__fd(m);
-      if (fd < 0) throw new PodnetError('ENOENT', `get map ${name} of object ${this.name}: not created`);
+      if (fd < 0) throw new PodnetError('NOT_FOUND', `get map ${name} of object ${this.name}: not created`);
       const pin = n.bpf_map__is_pinned(m) ? n.bpf_map__pin_path(m) ?? undefined : undefined;
       map = BpfMap.fromFd(this.dup(fd, `map ${name}`), pin === undefined ? { name } : { name, pinnedPath: pin });
       this.maps_.set(name, map);
@@ -274,13 +274,13 @@ export class BpfObject implements Disposable {
   }
 
   private requireOpen(verb: string): Ptr {
-    if (this.obj === null) throw new PodnetError('EBADF', `${verb} object ${this.name}: it is closed`);
+    if (this.obj === null) throw new PodnetError('CLOSED', `${verb} object ${this.name}: it is closed`);
     return this.obj;
   }
 
   private requireLoaded(verb: string, what: string): void {
     this.requireOpen(verb);
-    if (!this.loaded) throw new PodnetError('EINVAL', `${verb} ${what} of object ${this.name}: load() it first`);
+    if (!this.loaded) throw new PodnetError('INVALID_ARGUMENT', `${verb} ${what} of object ${this.name}: load() it first`);
   }
 
   private dup(fd: number, what: string): number {
@@ -311,7 +311,7 @@ export class BpfObject implements Disposable {
     const p = all.find((x) => n.bpf_program__name(x) === name);
     if (p === undefined) {
       const names = all.map((x) => n.bpf_program__name(x)).sort();
-      throw new PodnetError('ENOENT', `${verb} ${name}: object ${this.name} has no such program (it has: ${names.join(', ') || 'none'})`);
+      throw new PodnetError('NOT_FOUND', `${verb} ${name}: object ${this.name} has no such program (it has: ${names.join(', ') || 'none'})`);
     }
     return p;
   }
@@ -322,7 +322,7 @@ export class BpfObject implements Disposable {
     const m = all.find((x) => n.bpf_map__name(x) === name);
     if (m === undefined) {
       const names = all.map((x) => n.bpf_map__name(x)).sort();
-      throw new PodnetError('ENOENT', `${verb} ${name}: object ${this.name} has no such map (it has: ${names.join(', ') || 'none'})`);
+      throw new PodnetError('NOT_FOUND', `${verb} ${name}: object ${this.name} has no such map (it has: ${names.join(', ') || 'none'})`);
     }
     return m;
   }
@@ -344,7 +344,7 @@ function openOpts(opts: ObjectOpenOptions): ObjectOpenOpts {
 
 function encodeConstant(obj: string, name: string, value: ConstantValue, data: Buffer, off: number, size: number): void {
   const fail = (why: string): never => {
-    throw new PodnetError('EINVAL', `set constant ${name} of object ${obj}: ${why}`);
+    throw new PodnetError('INVALID_ARGUMENT', `set constant ${name} of object ${obj}: ${why}`);
   };
   if (value instanceof Uint8Array) {
     if (value.length !== size) fail(`got ${value.length} bytes, the variable has ${size}`);

@@ -7,12 +7,7 @@ import { NotSupportedError, SyscallError } from '../errors/index.js';
 import { libbpfError } from './fail.js';
 import { closeFd, ffi } from './ffi.js';
 import { AttachType, mapTypeId, programTypeId, type ProgramType } from './types.js';
-
-const ENODEV = 19;
-const EINVAL = 22;
-const ENOENT = 2;
-const EOPNOTSUPP = 95;
-const ENOTSUPP = 524;
+import { ENODEV, EINVAL, ENOENT, EOPNOTSUPP, ENOTSUPP } from '../errors/errno.js';
 
 /** The features podnet probes for, with the first Linux release that has each. */
 export const FEATURES = {

@@ -6,11 +6,7 @@ import { closeFd, dupFd, ffi } from './ffi.js';
 import { fdByIdOrThrow, listObjects, objGet, objPin, programInfoByFd, type ProgramInfo } from './info.js';
 import { notSupported, probeProgTestRun } from './probe.js';
 import type { ProgramType } from './types.js';
-
-const EINVAL = 22;
-const ENOSPC = 28;
-const EOPNOTSUPP = 95;
-const ENOTSUPP = 524;
+import { EINVAL, ENOSPC, EOPNOTSUPP, ENOTSUPP } from '../errors/errno.js';
 
 /** Input of Program.testRun. */
 export interface TestRunOptions {

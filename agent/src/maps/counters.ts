@@ -56,7 +56,7 @@ export class CountersMap {
   constructor(readonly map: BpfMap) {
     this.t = map.typed(counterKey, traffic as Codec<Traffic>);
   }
-  /** Every counter, summed over CPUs. Throws PodnetError EENUM on a direction this build does not know. */
+  /** Every counter, summed over CPUs. Throws PodnetError BAD_ENUM on a direction this build does not know. */
   readAll(): EndpointCounter[] {
     const out: EndpointCounter[] = [];
     for (const [k, perCpu] of this.t.entriesPerCpu()) {

@@ -38,9 +38,9 @@ export interface MapDescriptor<K = unknown, V = unknown> {
  */
 export function defineMap<K, V>(d: MapDescriptor<K, V>): MapDescriptor<K, V> {
   // The kernel keeps 16 bytes of name, NUL included.
-  if (!/^pn_[a-z0-9_]{1,12}$/.test(d.name)) throw new PodnetError('EINVAL', `define map ${d.name}: the name must be pn_ and at most 15 characters of [a-z0-9_]`);
+  if (!/^pn_[a-z0-9_]{1,12}$/.test(d.name)) throw new PodnetError('INVALID_ARGUMENT', `define map ${d.name}: the name must be pn_ and at most 15 characters of [a-z0-9_]`);
   mapTypeId(d.type);
-  if (isPerCpuMapType(d.type) !== d.perCpu) throw new PodnetError('EINVAL', `define map ${d.name}: perCpu ${d.perCpu} contradicts type ${d.type}`);
-  if ((d.key === undefined) !== (d.type === 'ringbuf')) throw new PodnetError('EINVAL', `define map ${d.name}: only a ring buffer has no key codec`);
+  if (isPerCpuMapType(d.type) !== d.perCpu) throw new PodnetError('INVALID_ARGUMENT', `define map ${d.name}: perCpu ${d.perCpu} contradicts type ${d.type}`);
+  if ((d.key === undefined) !== (d.type === 'ringbuf')) throw new PodnetError('INVALID_ARGUMENT', `define map ${d.name}: only a ring buffer has no key codec`);
   return Object.freeze({ ...d });
 }

@@ -48,7 +48,7 @@ function checked(ip: string, e: EndpointEntry): EndpointEntry {
   return e;
 }
 
-/** The BPF-backed endpoints table. Reads throw PodnetError EENUM on flag bits this build does not know. */
+/** The BPF-backed endpoints table. Reads throw PodnetError BAD_ENUM on flag bits this build does not know. */
 export class EndpointsMap implements EndpointsTable {
   private readonly t: TypedMap<{ addr: string }, EndpointEntry>;
   constructor(readonly map: BpfMap) {

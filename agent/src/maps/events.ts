@@ -36,7 +36,7 @@ export type DatapathEvent = {
   timestampNs: bigint; endpointId: number; ifindex: number; saddr: string; daddr: string;
 };
 
-/** Decodes one ring-buffer record. Throws PodnetError EENUM on a type, reason or direction this build does not know. */
+/** Decodes one ring-buffer record. Throws PodnetError BAD_ENUM on a type, reason or direction this build does not know. */
 export function decodeEvent(data: Buffer): DatapathEvent {
   const r = eventRecord.decode(data, 0);
   const type: EventTypeName = decodeEventType(r.type, 'pn_events record type');

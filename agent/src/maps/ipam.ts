@@ -1,10 +1,29 @@
 /** pn_ipam: pod IPv4 -> owner. Written and read by the agent only: the allocator's whole state. */
 import { BPF_NOEXIST, cstring, u64, type BpfMap, type TypedMap } from '../libbpf/index.js';
 import { SyscallError } from '../errors/index.js';
-import type { IpamOwner, IpamStore } from '../ipam/index.js';
 import { defineMap } from './descriptor.js';
 import { cStruct } from './layout.js';
 import { ip4Key } from './endpoints.js';
+
+/* The allocator (agent/src/ipam) keeps its whole state in this map through IpamStore. */
+/** Who holds an address. */
+export interface IpamOwner {
+  containerId: string;
+  ifName: string;
+  /** Unix milliseconds of the allocation. */
+  createdMs: number;
+}
+
+/** The storage the allocator needs; IpamMap implements it, tests fake it. */
+export interface IpamStore {
+  /** Inserts only if absent (BPF_NOEXIST); false when the address is taken. */
+  insertIfAbsent(ip: string, owner: IpamOwner): boolean;
+  get(ip: string): IpamOwner | undefined;
+  /** False when the address was not allocated. */
+  delete(ip: string): boolean;
+  entries(): Iterable<[string, IpamOwner]>;
+  readonly capacity: number;
+}
 
 export const ipamValue = cStruct('pn_ipam_entry', 88, {
   containerId: ['container_id', 0, cstring(64)],

@@ -44,7 +44,7 @@ export const PINNED_MAPS: readonly string[] = Object.freeze(ALL_MAPS.filter((d) 
 /**
  * Opens `<bpffs>/<name>` of a pinned map and checks it is the map the
  * descriptor describes.
- * @throws SyscallError when nothing is pinned there; PodnetError EMAPMISMATCH when the pinned map differs.
+ * @throws SyscallError when nothing is pinned there; PodnetError MAP_MISMATCH when the pinned map differs.
  */
 export function openPinnedMap(bpffs: string, d: MapDescriptor<any, any>): BpfMap {
   const path = join(bpffs, d.name);
@@ -53,7 +53,7 @@ export function openPinnedMap(bpffs: string, d: MapDescriptor<any, any>): BpfMap
   const have = { type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries };
   if (JSON.stringify(want) !== JSON.stringify(have)) {
     m.close();
-    throw new PodnetError('EMAPMISMATCH', `open map ${path}: pinned map is ${JSON.stringify(have)}, this agent needs ${JSON.stringify(want)}; remove the pin only if its contents can be lost`);
+    throw new PodnetError('MAP_MISMATCH', `open map ${path}: pinned map is ${JSON.stringify(have)}, this agent needs ${JSON.stringify(want)}; remove the pin only if its contents can be lost`);
   }
   return m;
 }

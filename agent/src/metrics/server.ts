@@ -66,7 +66,7 @@ export class MetricsServer {
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
         const code = err.code ?? 'EIO';
-        reject(new PodnetError(code, `listen on ${where} for metrics (metrics-addr): ${code}${code === 'EADDRINUSE' ? ': another process has this port; pick another --metrics-addr or "off"' : ''}`, { cause: err }));
+        reject(new PodnetError(code === 'EADDRINUSE' ? 'IN_USE' : 'INVALID_CONFIG', `listen on ${where} for metrics (metrics-addr): ${code}${code === 'EADDRINUSE' ? ': another process has this port; pick another --metrics-addr or "off"' : ''}`, { cause: err }));
       });
       server.listen(this.addr.port, this.addr.host, () => resolve());
     });

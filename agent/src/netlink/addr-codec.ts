@@ -92,7 +92,7 @@ export function encodeAddrDump(filter: { family?: Family; index?: number } = {},
 /** Decodes an RTM_NEWADDR; undefined for families other than IPv4/IPv6. */
 export function decodeAddr(msg: NetlinkMessage): Addr | undefined {
   const p = msg.payload;
-  if (p.length < IFADDRMSG_LEN) throw new PodnetError('EBADMSG', `decode address: payload of ${p.length} bytes is shorter than ifaddrmsg`);
+  if (p.length < IFADDRMSG_LEN) throw new PodnetError('BAD_MESSAGE', `decode address: payload of ${p.length} bytes is shorter than ifaddrmsg`);
   const family = familyOf(p.readUInt8(0));
   if (!family) return undefined;
   const attrs = decodeAttrs(p, IFADDRMSG_LEN);

@@ -10,7 +10,7 @@ export function ipFamily(address: string): Family {
   if (isIPv4(address)) return 4;
   // Zone suffixes ("fe80::1%eth0") have no meaning in netlink payloads.
   if (isIPv6(address) && !address.includes('%')) return 6;
-  throw new PodnetError('EINVAL', `parse address "${address}": not an IPv4 or IPv6 address`);
+  throw new PodnetError('INVALID_ARGUMENT', `parse address "${address}": not an IPv4 or IPv6 address`);
 }
 
 /** The AF_* constant of a family. */
@@ -45,14 +45,14 @@ export function bytesToIp(bytes: Uint8Array): string {
     if (v6.isIPv4MappedAddress()) return `::ffff:${v6.toIPv4Address().toString()}`;
     return v6.toString();
   }
-  throw new PodnetError('EINVAL', `format address: ${bytes.length} bytes is neither IPv4 nor IPv6`);
+  throw new PodnetError('INVALID_ARGUMENT', `format address: ${bytes.length} bytes is neither IPv4 nor IPv6`);
 }
 
 const macRe = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 
 /** The 6 bytes of a MAC written 'aa:bb:cc:dd:ee:ff'; throws PodnetError EINVAL on bad input. */
 export function macToBytes(mac: string): Buffer {
-  if (!macRe.test(mac)) throw new PodnetError('EINVAL', `parse MAC "${mac}": want six hex octets separated by ':'`);
+  if (!macRe.test(mac)) throw new PodnetError('INVALID_ARGUMENT', `parse MAC "${mac}": want six hex octets separated by ':'`);
   return Buffer.from(mac.replaceAll(':', ''), 'hex');
 }
 

@@ -181,7 +181,7 @@ export function decodeMessages(buf: Buffer): NetlinkMessage[] {
   while (off + NLMSG_HDRLEN <= buf.length) {
     const len = buf.readUInt32LE(off);
     if (len < NLMSG_HDRLEN || off + len > buf.length) {
-      throw new PodnetError('EBADMSG', `decode netlink message at offset ${off}: length ${len} does not fit ${buf.length - off} remaining bytes`);
+      throw new PodnetError('BAD_MESSAGE', `decode netlink message at offset ${off}: length ${len} does not fit ${buf.length - off} remaining bytes`);
     }
     out.push({
       type: buf.readUInt16LE(off + 4),
@@ -265,7 +265,7 @@ function decodeExtAck(buf: Buffer, offset: number, status: NetlinkStatus): Netli
  */
 export function decodeError(msg: NetlinkMessage): NetlinkStatus {
   const p = msg.payload;
-  if (p.length < 4) throw new PodnetError('EBADMSG', `decode netlink error: payload of ${p.length} bytes is shorter than an errno`);
+  if (p.length < 4) throw new PodnetError('BAD_MESSAGE', `decode netlink error: payload of ${p.length} bytes is shorter than an errno`);
   const status: NetlinkStatus = { errno: -p.readInt32LE(0) };
   if (p.length < 4 + NLMSG_HDRLEN) return status;
   const origLen = p.readUInt32LE(4);

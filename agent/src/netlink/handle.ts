@@ -1,5 +1,6 @@
 /** NetlinkHandle: typed rtnetlink operations over one socket bound to one network namespace. */
-import { errnoValue, NetlinkError } from '../errors/index.js';
+import { NetlinkError } from '../errors/index.js';
+import { ENODEV } from '../errors/errno.js';
 import { decodeAddr, encodeAddr, encodeAddrDump, type AddrRequest } from './addr-codec.js';
 import { MessageWriter } from './codec.js';
 import { RT_TABLE_MAIN, RTM_DELADDR, RTM_NEWADDR } from './constants.js';
@@ -103,7 +104,7 @@ export class NetlinkHandle implements Disposable {
       ),
     );
     const link = this.linkByName(opts.name);
-    if (!link) throw new NetlinkError(`${opText(op)}: find it after creation`, errnoValue('ENODEV') ?? 19);
+    if (!link) throw new NetlinkError(`${opText(op)}: find it after creation`, ENODEV);
     return { index: link.index, ...(link.kind === 'veth' && link.peerIndex !== undefined ? { peerIndex: link.peerIndex } : {}) };
   }
 

@@ -141,7 +141,7 @@ const operStates = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing'
 /** Decodes an RTM_NEWLINK into a Link; throws PodnetError EBADMSG when the header is short. */
 export function decodeLink(msg: NetlinkMessage): Link {
   const p = msg.payload;
-  if (p.length < IFINFOMSG_LEN) throw new PodnetError('EBADMSG', `decode link: payload of ${p.length} bytes is shorter than ifinfomsg`);
+  if (p.length < IFINFOMSG_LEN) throw new PodnetError('BAD_MESSAGE', `decode link: payload of ${p.length} bytes is shorter than ifinfomsg`);
   const type = p.readUInt16LE(2);
   const index = p.readInt32LE(4);
   const flags = p.readUInt32LE(8);

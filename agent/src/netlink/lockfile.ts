@@ -5,17 +5,17 @@
  * lock. It lives beside the other libc bindings of this layer.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { PodnetError, SyscallError, errnoValue } from '../errors/index.js';
+import { PodnetError, SyscallError } from '../errors/index.js';
+import { EAGAIN } from '../errors/errno.js';
 import { LOCK_EX, LOCK_NB, O_CLOEXEC, O_CREAT } from './constants.js';
 import { libc } from './libc.js';
 
 const O_RDWR = 2;
-const EWOULDBLOCK = errnoValue('EWOULDBLOCK') ?? 11;
 
 /** Another process holds the lock. */
 export class LockHeldError extends PodnetError {
   constructor(readonly path: string, readonly holder: number | undefined) {
-    super('ELOCKED', `lock ${path}: held by ${holder ? `process ${holder}` : 'another process'} (another podnet agent uses this state dir)`);
+    super('LOCKED', `lock ${path}: held by ${holder ? `process ${holder}` : 'another process'} (another podnet agent uses this state dir)`);
   }
 }
 
@@ -36,7 +36,7 @@ export class FileLock implements Disposable {
     if (c.flock(fd, LOCK_EX | LOCK_NB) !== 0) {
       const errno = c.errno();
       c.close(fd);
-      if (errno === EWOULDBLOCK) throw new LockHeldError(path, readHolder(path));
+      if (errno === EAGAIN) throw new LockHeldError(path, readHolder(path));
       throw new SyscallError(`lock ${path}: flock`, errno);
     }
     writeFileSync(path, `${process.pid}\n`);
@@ -49,8 +49,9 @@ export class FileLock implements Disposable {
     const fd = c.open(path, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) return false;
     try {
-      if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) return false; // closing the fd drops it again
-      return c.errno() === EWOULDBLOCK;
+      // EWOULDBLOCK is EAGAIN on Linux. Closing the fd drops a lock taken here again.
+      if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) return false;
+      return c.errno() === EAGAIN;
     } finally {
       c.close(fd);
     }

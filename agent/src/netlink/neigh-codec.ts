@@ -92,7 +92,7 @@ export function neighStateName(state: number): string {
 /** Decodes an RTM_NEWNEIGH; undefined for families other than IPv4/IPv6 (bridge FDB entries). */
 export function decodeNeigh(msg: NetlinkMessage): Neigh | undefined {
   const p = msg.payload;
-  if (p.length < NDMSG_LEN) throw new PodnetError('EBADMSG', `decode neighbour: payload of ${p.length} bytes is shorter than ndmsg`);
+  if (p.length < NDMSG_LEN) throw new PodnetError('BAD_MESSAGE', `decode neighbour: payload of ${p.length} bytes is shorter than ndmsg`);
   const family = familyOf(p.readUInt8(0));
   if (!family) return undefined;
   const attrs = decodeAttrs(p, NDMSG_LEN);

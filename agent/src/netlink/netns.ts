@@ -6,13 +6,11 @@
  */
 import { fstatSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { errnoName, errnoValue, PodnetError, SyscallError } from '../errors/index.js';
+import { errnoName, PodnetError, SyscallError } from '../errors/index.js';
+import { EINVAL, ENOENT, ENOTTY } from '../errors/errno.js';
 import { CLONE_NEWNET, MNT_DETACH, MS_BIND, MS_REC, MS_SHARED, NS_GET_NSTYPE, O_CLOEXEC, O_CREAT, O_EXCL, O_NONBLOCK, O_RDONLY } from './constants.js';
 import { libc } from './libc.js';
 
-const EINVAL = errnoValue('EINVAL') ?? 22;
-const ENOENT = errnoValue('ENOENT') ?? 2;
-const ENOTTY = errnoValue('ENOTTY') ?? 25;
 
 /** CLONE_NEW* flags by namespace kind, for messages. */
 const NS_TYPES: Record<number, string> = {
@@ -23,7 +21,7 @@ const nsTypeName = (t: number): string => NS_TYPES[t] ?? `type 0x${t.toString(16
 /** A path that exists but is not a network namespace. */
 export class NotNetnsError extends PodnetError {
   constructor(readonly path: string, what: string) {
-    super('ENOTNETNS', `open netns ${path}: ${what}`);
+    super('NOT_NETNS', `open netns ${path}: ${what}`);
   }
 }
 
@@ -34,7 +32,7 @@ const THREAD_NETNS = '/proc/thread-self/ns/net';
 
 function checkName(name: string): void {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0') || name.length > 255) {
-    throw new PodnetError('EINVAL', `check netns name "${name}": must be a single path component`);
+    throw new PodnetError('INVALID_ARGUMENT', `check netns name "${name}": must be a single path component`);
   }
 }
 
@@ -194,7 +192,7 @@ function switchNetns<T>(what: string, enter: () => void, fn: () => T): T {
       if (isThenable(result)) {
         // The async part would run after the switch back, in the wrong namespace.
         (result as Promise<unknown>).then(undefined, () => undefined);
-        throw new PodnetError('EINVAL', `${what}: callback returned a promise; only synchronous work runs inside the namespace`);
+        throw new PodnetError('INVALID_ARGUMENT', `${what}: callback returned a promise; only synchronous work runs inside the namespace`);
       }
       return result;
     } catch (err) {

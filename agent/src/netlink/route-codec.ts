@@ -43,11 +43,11 @@ function routeFamily(r: RouteRequest): Family {
   const family = named !== undefined ? ipFamily(named) : (r.family ?? 4);
   for (const a of [r.dst, r.gateway, r.src]) {
     if (a !== undefined && ipFamily(a) !== family) {
-      throw new PodnetError('EINVAL', `encode route: ${a} is not IPv${family} like the rest of the route`);
+      throw new PodnetError('INVALID_ARGUMENT', `encode route: ${a} is not IPv${family} like the rest of the route`);
     }
   }
   if (r.family !== undefined && r.family !== family) {
-    throw new PodnetError('EINVAL', `encode route: family ${r.family} does not match its addresses (IPv${family})`);
+    throw new PodnetError('INVALID_ARGUMENT', `encode route: family ${r.family} does not match its addresses (IPv${family})`);
   }
   return family;
 }
@@ -61,7 +61,7 @@ function routeFamily(r: RouteRequest): Family {
  */
 export function encodeRoute(op: RouteOp, r: RouteRequest, w = new MessageWriter()): Buffer {
   const family = routeFamily(r);
-  if (r.dst === undefined && r.dstLen !== 0) throw new PodnetError('EINVAL', `encode route: prefix length ${r.dstLen} without a destination`);
+  if (r.dst === undefined && r.dstLen !== 0) throw new PodnetError('INVALID_ARGUMENT', `encode route: prefix length ${r.dstLen} without a destination`);
   const del = op === 'del';
   const table = r.table ?? RT_TABLE_MAIN;
   let flags = NLM_F_REQUEST | NLM_F_ACK;
@@ -107,7 +107,7 @@ export function encodeRouteDump(filter: RouteFilter = {}, w = new MessageWriter(
 /** Decodes an RTM_NEWROUTE; undefined for families other than IPv4/IPv6. */
 export function decodeRoute(msg: NetlinkMessage): Route | undefined {
   const p = msg.payload;
-  if (p.length < RTMSG_LEN) throw new PodnetError('EBADMSG', `decode route: payload of ${p.length} bytes is shorter than rtmsg`);
+  if (p.length < RTMSG_LEN) throw new PodnetError('BAD_MESSAGE', `decode route: payload of ${p.length} bytes is shorter than rtmsg`);
   const family = familyOf(p.readUInt8(0));
   if (!family) return undefined;
   const attrs = decodeAttrs(p, RTMSG_LEN);

@@ -3,7 +3,8 @@
  * numbers, port-id checks, acknowledgements, multi-part dumps and their
  * retry when the kernel flags them interrupted.
  */
-import { errnoValue, NetlinkError, PodnetError, SyscallError } from '../errors/index.js';
+import { NetlinkError, PodnetError, SyscallError } from '../errors/index.js';
+import { EINTR, EAGAIN, ENOPROTOOPT, EMSGSIZE, EPROTO, ETIMEDOUT, EBADF, ENOBUFS } from '../errors/errno.js';
 import { decodeDone, decodeError, decodeMessages, type NetlinkMessage } from './codec.js';
 import {
   AF_NETLINK,
@@ -26,15 +27,6 @@ import {
   SOL_SOCKET,
 } from './constants.js';
 import { libc } from './libc.js';
-
-const EINTR = errnoValue('EINTR') ?? 4;
-const EAGAIN = errnoValue('EAGAIN') ?? 11;
-const ENOPROTOOPT = errnoValue('ENOPROTOOPT') ?? 92;
-const EMSGSIZE = errnoValue('EMSGSIZE') ?? 90;
-const EPROTO = errnoValue('EPROTO') ?? 71;
-const ETIMEDOUT = errnoValue('ETIMEDOUT') ?? 110;
-const EBADF = errnoValue('EBADF') ?? 9;
-const ENOBUFS = errnoValue('ENOBUFS') ?? 105;
 
 /**
  * Moves datagrams between a NetlinkConn and the kernel. Methods return a

@@ -5,6 +5,6 @@ import { PodnetError } from '../../../agent/src/errors/index.js';
 export function intOption(name: string, v: string | undefined, dflt: number, min = 1): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < min) throw new PodnetError('EINVAL', `parse --${name}: ${v} is not an integer >= ${min}`);
+  if (!Number.isSafeInteger(n) || n < min) throw new PodnetError('INVALID_ARGUMENT', `parse --${name}: ${v} is not an integer >= ${min}`);
   return n;
 }

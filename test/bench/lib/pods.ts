@@ -19,7 +19,7 @@ export interface BenchPod {
 
 /** Nanoseconds inside libcni as milliseconds; throws when the driver did not report them. */
 export function libcniMs(call: CniCall): number {
-  if (call.libcniNs === undefined) throw new PodnetError('ECNI', `time cni ${call.verb}: the driver printed no timing line`);
+  if (call.libcniNs === undefined) throw new PodnetError('CNI', `time cni ${call.verb}: the driver printed no timing line`);
   return call.libcniNs / 1e6;
 }
 
@@ -40,7 +40,7 @@ export async function addPod(v: PreparedVariant, d: DriverContext, containerId: 
 export async function delPod(v: PreparedVariant, d: DriverContext, pod: BenchPod): Promise<CniCall> {
   try {
     const call = await cniDriver('del', { driver: d.driver, cacheDir: d.cacheDir, conflist: v.conflist, cniPath: v.cniPath, containerId: pod.containerId, netns: pod.ns.path, ifname: 'eth0' });
-    if (!call.ok) throw new PodnetError('ECNI', `cni del ${pod.containerId} from ${v.name}: code ${call.error.code}: ${call.error.msg}`);
+    if (!call.ok) throw new PodnetError('CNI', `cni del ${pod.containerId} from ${v.name}: code ${call.error.code}: ${call.error.msg}`);
     return call;
   } finally {
     await pod.ns.close();

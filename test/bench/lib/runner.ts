@@ -55,7 +55,7 @@ export function rotation<T>(items: readonly T[], round: number): T[] {
 
 /** Maps `items` through `fn` with at most `limit` calls in flight; results keep input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  if (!(limit >= 1)) throw new PodnetError('EINVAL', `run in parallel: limit ${limit} must be at least 1`);
+  if (!(limit >= 1)) throw new PodnetError('INVALID_ARGUMENT', `run in parallel: limit ${limit} must be at least 1`);
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {

@@ -7,8 +7,8 @@ import { PodnetError } from '../../../agent/src/errors/index.js';
  * Throws on an empty sample.
  */
 export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) throw new PodnetError('EINVAL', `compute percentile ${p}: no samples`);
-  if (!(p >= 0 && p <= 100)) throw new PodnetError('EINVAL', `compute percentile ${p}: must be within 0..100`);
+  if (values.length === 0) throw new PodnetError('INVALID_ARGUMENT', `compute percentile ${p}: no samples`);
+  if (!(p >= 0 && p <= 100)) throw new PodnetError('INVALID_ARGUMENT', `compute percentile ${p}: must be within 0..100`);
   const sorted = [...values].sort((a, b) => a - b);
   const rank = (p / 100) * (sorted.length - 1);
   const lo = Math.floor(rank);

@@ -77,7 +77,7 @@ async function acquireLock(path: string, timeoutMs: number): Promise<() => Promi
       continue;
     }
     if (Date.now() > deadline) {
-      throw new PodnetError('EBUSY', `lock ${path}: held by pid ${owner || 'unknown'} for more than ${timeoutMs} ms`);
+      throw new PodnetError('BUSY', `lock ${path}: held by pid ${owner || 'unknown'} for more than ${timeoutMs} ms`);
     }
     await sleep(100);
   }
@@ -139,7 +139,7 @@ async function runUndo(undo: readonly Undo[], unlock: () => Promise<void>): Prom
     }
   }
   await unlock();
-  if (failures.length > 0) throw new PodnetError('ERESTORE', `restore CNI directories: ${failures.join('; ')}`);
+  if (failures.length > 0) throw new PodnetError('RESTORE_FAILED', `restore CNI directories: ${failures.join('; ')}`);
 }
 
 /**
@@ -190,7 +190,7 @@ export async function installCniPaths(opts: CniPathsOptions): Promise<InstalledC
     }
     const conflists: string[] = [];
     for (const [name, conf] of Object.entries(opts.conflists ?? {})) {
-      if (name.includes('/')) throw new PodnetError('EINVAL', `install conflist ${name}: not a plain file name`);
+      if (name.includes('/')) throw new PodnetError('INVALID_ARGUMENT', `install conflist ${name}: not a plain file name`);
       const target = join(confDir, name);
       await place(target, () => writeFile(target, typeof conf === 'string' ? conf : JSON.stringify(conf, null, 2) + '\n', { mode: 0o644 }));
       conflists.push(target);

@@ -173,14 +173,14 @@ export async function cniDriver(verb: CniVerb, opts: CniDriverOptions): Promise<
 /** Describes a failed call: "cni add c1: code 7: msg (details)". */
 function callError(call: CniCall & { ok: false }, what: string): PodnetError {
   const e = call.error;
-  return new PodnetError('ECNI', `cni ${call.verb} ${what}: code ${e.code}: ${e.msg}${e.details ? ` (${e.details})` : ''}`, { cause: e });
+  return new PodnetError('CNI', `cni ${call.verb} ${what}: code ${e.code}: ${e.msg}${e.details ? ` (${e.details})` : ''}`, { cause: e });
 }
 
 /** ADD that must succeed; resolves with the result and the libcni time. */
 export async function cniAdd(opts: CniDriverOptions): Promise<{ result: CniResult; call: CniCall }> {
   const call = await cniDriver('add', opts);
   if (!call.ok) throw callError(call, opts.containerId ?? '');
-  if (!isCniResult(call.output)) throw new PodnetError('ECNI', `cni add ${opts.containerId ?? ''}: output is not a CNI result`);
+  if (!isCniResult(call.output)) throw new PodnetError('CNI', `cni add ${opts.containerId ?? ''}: output is not a CNI result`);
   return { result: call.output, call };
 }
 
@@ -198,7 +198,7 @@ function isCniResult(v: unknown): v is CniResult {
 /** The first IPv4 address of a result, without its prefix length. */
 export function resultIPv4(result: CniResult): string {
   const addr = result.ips?.find((ip) => /^\d+\.\d+\.\d+\.\d+\//.test(ip.address))?.address;
-  if (!addr) throw new PodnetError('ECNI', `read pod address: result has no IPv4 address: ${JSON.stringify(result)}`);
+  if (!addr) throw new PodnetError('CNI', `read pod address: result has no IPv4 address: ${JSON.stringify(result)}`);
   return addr.slice(0, addr.indexOf('/'));
 }
 

@@ -143,7 +143,7 @@ export class PrivateContainerd {
         async () => {
           if (proc.done) {
             const res = await proc.exited;
-            throw new PodnetError('ECOMMAND', `start containerd: exited ${res.code ?? res.signal}: ${res.stderr.trim().slice(-600)}`);
+            throw new PodnetError('COMMAND_FAILED', `start containerd: exited ${res.code ?? res.signal}: ${res.stderr.trim().slice(-600)}`);
           }
           const v = await run('ctr', ['-a', ctd.socket, 'version'], { timeoutMs: 5_000 });
           return v.code === 0 ? true : undefined;
@@ -240,7 +240,7 @@ export class PrivateContainerd {
     await attempt('unmount', async () => {
       for (const m of await mountsUnder(this.dir)) await run('umount', ['-l', m], { timeoutMs: 10_000 });
       const left = await mountsUnder(this.dir);
-      if (left.length > 0) throw new PodnetError('EBUSY', `still mounted: ${left.join(', ')}`);
+      if (left.length > 0) throw new PodnetError('BUSY', `still mounted: ${left.join(', ')}`);
       await rm(this.dir, { recursive: true, force: true });
     });
     await attempt('remove cgroups', async () => {
@@ -256,7 +256,7 @@ export class PrivateContainerd {
         if (!this.#sharedDirsBefore.has(d)) await rmdir(d).catch(() => undefined);
       }
     });
-    if (failures.length > 0) throw new PodnetError('ECLEANUP', `stop containerd ${this.dir}: ${failures.join('; ')}`);
+    if (failures.length > 0) throw new PodnetError('CLEANUP_FAILED', `stop containerd ${this.dir}: ${failures.join('; ')}`);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

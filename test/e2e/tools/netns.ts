@@ -70,7 +70,7 @@ export class Netns {
     if (this.#closed) return;
     const res = await run('ip', ['netns', 'del', this.name], { timeoutMs: 10_000 });
     if (res.code !== 0 && (await listNetns()).includes(this.name)) {
-      throw new PodnetError('ECOMMAND', `delete netns ${this.name}: ${res.stderr.trim()}`);
+      throw new PodnetError('COMMAND_FAILED', `delete netns ${this.name}: ${res.stderr.trim()}`);
     }
     this.#closed = true;
   }
@@ -124,7 +124,7 @@ export async function freeSubnet24(base = '10.250'): Promise<{ subnet: string; p
   const re = new RegExp(`\\b${base.replaceAll('.', '\\.')}\\.(\\d+)\\.`, 'g');
   for (const m of (res.stdout + addrs.stdout).matchAll(re)) used.add(Number(m[1]));
   const free = [...Array(254).keys()].map((i) => i + 1).filter((i) => !used.has(i));
-  if (free.length === 0) throw new PodnetError('EBUSY', `pick a free /24 under ${base}.0.0/16: all in use`);
+  if (free.length === 0) throw new PodnetError('BUSY', `pick a free /24 under ${base}.0.0/16: all in use`);
   const third = free[Math.floor(Math.random() * free.length)];
   return { subnet: `${base}.${third}.0/24`, prefix: `${base}.${third}` };
 }

@@ -56,7 +56,7 @@ function collect(child: ChildProcess, command: string, timeoutMs: number): Promi
   return new Promise((resolve, reject) => {
     child.once('error', (e) => {
       clearTimeout(timer);
-      reject(new PodnetError('ESPAWN', `run ${command}: ${e.message}`, { cause: e }));
+      reject(new PodnetError('SPAWN_FAILED', `run ${command}: ${e.message}`, { cause: e }));
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
@@ -95,7 +95,7 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
 export function commandError(res: RunResult): PodnetError {
   const how = res.timedOut ? 'timed out' : res.signal ? `killed by ${res.signal}` : `exit ${res.code}`;
   const tail = (res.stderr.trim() || res.stdout.trim()).split('\n').slice(-5).join('\n');
-  return new PodnetError('ECOMMAND', `run ${res.command}: ${how}${tail ? `: ${tail}` : ''}`);
+  return new PodnetError('COMMAND_FAILED', `run ${res.command}: ${how}${tail ? `: ${tail}` : ''}`);
 }
 
 /** Runs a command and rejects unless it exits 0. */
@@ -117,7 +117,7 @@ export class Background {
 
   /** @internal use `startBackground` */
   constructor(child: ChildProcess, command: string, timeoutMs: number) {
-    if (child.pid === undefined) throw new PodnetError('ESPAWN', `start ${command}: no pid`);
+    if (child.pid === undefined) throw new PodnetError('SPAWN_FAILED', `start ${command}: no pid`);
     this.pid = child.pid;
     this.command = command;
     this.#child = child;
@@ -147,9 +147,9 @@ export class Background {
       if (m) return m;
       if (this.#done) {
         const res = await this.exited;
-        throw new PodnetError('ECOMMAND', `wait for ${pattern} from ${this.command}: exited first (${res.code ?? res.signal}): ${res.stderr.trim().slice(-400)}`);
+        throw new PodnetError('COMMAND_FAILED', `wait for ${pattern} from ${this.command}: exited first (${res.code ?? res.signal}): ${res.stderr.trim().slice(-400)}`);
       }
-      if (Date.now() > deadline) throw new PodnetError('ETIMEDOUT', `wait for ${pattern} from ${this.command}: timed out after ${timeoutMs} ms`);
+      if (Date.now() > deadline) throw new PodnetError('TIMEOUT', `wait for ${pattern} from ${this.command}: timed out after ${timeoutMs} ms`);
       await sleep(20);
     }
   }
@@ -195,7 +195,7 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
       last = e;
     }
     if (Date.now() > deadline) {
-      throw new PodnetError('ETIMEDOUT', `wait for ${what}: timed out after ${timeoutMs} ms${last instanceof Error ? `: ${last.message}` : ''}`, { cause: last });
+      throw new PodnetError('TIMEOUT', `wait for ${what}: timed out after ${timeoutMs} ms${last instanceof Error ? `: ${last.message}` : ''}`, { cause: last });
     }
     await sleep(intervalMs);
   }

@@ -1,17 +1,23 @@
-/** `podnet endpoints`: every pod endpoint on this node. */
-import type { CommandModule } from 'yargs';
-import { apiCall } from '../../api/client.js';
-import type { EndpointInfo } from '../../api/protocol.js';
-import { print, table, type OutputFormat } from '../output.js';
-import { apiSocketOf, type GlobalArgs } from '../globals.js';
+/** `podnet endpoints`: every pod endpoint on this node, with its health. */
+import type { Argv, CommandModule } from 'yargs';
+import { ENDPOINT_STATES, runEndpoints } from '../read.js';
+import { apiSocketOf, withReadOptions, type GlobalArgs, type ReadArgs } from '../globals.js';
 
-export const endpointsCommand: CommandModule<GlobalArgs, GlobalArgs> = {
+interface EndpointsArgs extends ReadArgs {
+  state?: string;
+  namespace?: string;
+  pod?: string;
+}
+
+export const endpointsCommand: CommandModule<GlobalArgs, EndpointsArgs> = {
   command: 'endpoints',
-  describe: 'List pod endpoints: address, pod, host interface, MACs',
+  describe: 'List pod endpoints: state, address, pod, host interface, MACs',
+  builder: (y) =>
+    withReadOptions(y)
+      .option('state', { choices: ENDPOINT_STATES, requiresArg: true, describe: 'Only endpoints in this state' })
+      .option('namespace', { alias: 'n', type: 'string', requiresArg: true, describe: 'Only pods of this namespace' })
+      .option('pod', { type: 'string', requiresArg: true, describe: 'Only the pod with this name' }) as unknown as Argv<EndpointsArgs>,
   handler: async (argv) => {
-    const eps = await apiCall<EndpointInfo[]>(apiSocketOf(argv), 'GET', '/v1/endpoints');
-    print(argv.output as OutputFormat, eps, (d) =>
-      table(['id', 'ip', 'pod', 'container', 'ifname', 'host-if', 'ifindex', 'pod-mac'],
-        d.map((e) => [e.endpointId, e.ip, e.podName ? `${e.podNamespace ?? ''}/${e.podName}` : undefined, e.containerId.slice(0, 12), e.ifName, e.hostIfName, e.hostIfIndex, e.podMac])));
+    await runEndpoints({ apiSocket: apiSocketOf(argv), output: argv.output, state: argv.state, namespace: argv.namespace, pod: argv.pod });
   },
 };

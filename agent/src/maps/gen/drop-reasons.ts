@@ -18,9 +18,9 @@ export function dropReasonName(value: number): string {
   return DROP_REASONS[value]?.name ?? `unknown_${value}`;
 }
 
-/** The label of a drop reason read from `where` (a map field); throws PodnetError EENUM for a value this build does not know. */
+/** The label of a drop reason read from `where` (a map field); throws PodnetError BAD_ENUM for a value this build does not know. */
 export function decodeDropReason(value: number, where: string): DropReasonName {
   const r = DROP_REASONS[value];
-  if (!r) throw new PodnetError('EENUM', `decode ${where}: ${value} is not a pn_drop_reason this agent knows (0..4)`);
+  if (!r) throw new PodnetError('BAD_ENUM', `decode ${where}: ${value} is not a pn_drop_reason this agent knows (0..4)`);
   return r.name;
 }

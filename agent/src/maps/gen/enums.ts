@@ -14,10 +14,10 @@ export type DirectionName = keyof typeof DIRECTION;
 
 const DIRECTION_BY_VALUE: ReadonlyMap<number, DirectionName> = new Map([[0, 'ingress'], [1, 'egress']]);
 
-/** The name of a pn_direction value read from `where` (a map field); throws PodnetError EENUM for a value this build does not know. */
+/** The name of a pn_direction value read from `where` (a map field); throws PodnetError BAD_ENUM for a value this build does not know. */
 export function decodeDirection(value: number, where: string): DirectionName {
   const n = DIRECTION_BY_VALUE.get(value);
-  if (n === undefined) throw new PodnetError('EENUM', `decode ${where}: ${value} is not a pn_direction this agent knows (0 ingress, 1 egress)`);
+  if (n === undefined) throw new PodnetError('BAD_ENUM', `decode ${where}: ${value} is not a pn_direction this agent knows (0 ingress, 1 egress)`);
   return n;
 }
 
@@ -32,10 +32,10 @@ export type EventTypeName = keyof typeof EVENT_TYPE;
 
 const EVENT_TYPE_BY_VALUE: ReadonlyMap<number, EventTypeName> = new Map([[1, 'drop']]);
 
-/** The name of a pn_event_type value read from `where` (a map field); throws PodnetError EENUM for a value this build does not know. */
+/** The name of a pn_event_type value read from `where` (a map field); throws PodnetError BAD_ENUM for a value this build does not know. */
 export function decodeEventType(value: number, where: string): EventTypeName {
   const n = EVENT_TYPE_BY_VALUE.get(value);
-  if (n === undefined) throw new PodnetError('EENUM', `decode ${where}: ${value} is not a pn_event_type this agent knows (1 drop)`);
+  if (n === undefined) throw new PodnetError('BAD_ENUM', `decode ${where}: ${value} is not a pn_event_type this agent knows (1 drop)`);
   return n;
 }
 
@@ -51,9 +51,9 @@ export type EndpointFlagName = keyof typeof ENDPOINT_FLAG;
 /** Every bit of pn_endpoint_flag this build knows. */
 export const ENDPOINT_FLAG_MASK = 0x1;
 
-/** The names of the bits set in `value` read from `where`; throws PodnetError EENUM when a bit this build does not know is set. */
+/** The names of the bits set in `value` read from `where`; throws PodnetError BAD_ENUM when a bit this build does not know is set. */
 export function decodeEndpointFlags(value: number, where: string): EndpointFlagName[] {
   const unknown = (value & ~ENDPOINT_FLAG_MASK) >>> 0;
-  if (unknown !== 0) throw new PodnetError('EENUM', `decode ${where}: bits 0x${unknown.toString(16)} of 0x${(value >>> 0).toString(16)} are not pn_endpoint_flag bits this agent knows`);
+  if (unknown !== 0) throw new PodnetError('BAD_ENUM', `decode ${where}: bits 0x${unknown.toString(16)} of 0x${(value >>> 0).toString(16)} are not pn_endpoint_flag bits this agent knows`);
   return (Object.keys(ENDPOINT_FLAG) as EndpointFlagName[]).filter((n) => (value & ENDPOINT_FLAG[n]) !== 0);
 }

@@ -1,0 +1,163 @@
+/**
+ * The read commands (status, endpoints, ipam, version): ask the agent's API
+ * and print a table or JSON. Light on purpose: node:http and the API types
+ * only, so `podnet status` starts about as fast as node itself (the bundle
+ * test checks that this code pulls in no FFI, logger, metrics or yargs).
+ *
+ * JSON output has a stable shape: every field is always present with one
+ * type, null where there is no value.
+ */
+import { apiCall } from '../api/client.js';
+import type { AgentStatus, EndpointInfo, EndpointState, IpamInfo, ReconcileOutcome } from '../api/protocol.js';
+import { VERSION } from '../version.js';
+import { print, table, type OutputFormat } from './output.js';
+
+/** Where a read command writes (stdout in the CLI, a buffer in tests). */
+export type Out = (s: string) => void;
+
+/** What every read command needs. */
+export interface ReadOptions {
+  apiSocket: string;
+  output: OutputFormat;
+  out?: Out;
+}
+
+/** The states `--state` accepts (the agent's endpoint states). */
+export const ENDPOINT_STATES: readonly EndpointState[] = ['ready', 'unhealthy', 'deleting'];
+
+/** `podnet status` in JSON: every field always present. */
+export interface StatusJson {
+  version: string;
+  nodeName: string;
+  ready: boolean;
+  notReadyReason: string | null;
+  datapathMode: string;
+  bpffs: string;
+  podCidr: string;
+  ipam: { size: number; used: number; free: number };
+  endpoints: number;
+  endpointsUnhealthy: number;
+  lastReconcile: ReconcileOutcome | null;
+  uptimeSeconds: number;
+}
+
+/** One endpoint in `podnet endpoints -o json`: every field always present, full container ID. */
+export interface EndpointJson {
+  endpointId: number;
+  containerId: string;
+  ifName: string;
+  podNamespace: string | null;
+  podName: string | null;
+  ip: string;
+  hostIfName: string;
+  hostIfIndex: number;
+  podMac: string;
+  hostMac: string;
+  netns: string;
+  created: string;
+  /** The agent's state; "unknown" when an older agent does not report it. */
+  state: EndpointState | 'unknown';
+  problems: string[];
+}
+
+/** Normalises the agent's status into the stable JSON shape. */
+export function statusJson(s: AgentStatus): StatusJson {
+  return {
+    version: s.version,
+    nodeName: s.nodeName,
+    ready: s.ready,
+    notReadyReason: s.ready ? null : s.notReadyReason ?? null,
+    datapathMode: s.datapathMode,
+    bpffs: s.bpffs,
+    podCidr: s.podCidr,
+    ipam: { size: s.ipam.size, used: s.ipam.used, free: s.ipam.free },
+    endpoints: s.endpoints,
+    endpointsUnhealthy: s.endpointsUnhealthy ?? 0,
+    lastReconcile: s.lastReconcile ?? null,
+    uptimeSeconds: s.uptimeSeconds,
+  };
+}
+
+/** The text `podnet status` prints. */
+export function statusText(d: StatusJson): string {
+  const r = d.lastReconcile;
+  return [
+    `Agent:     ${d.ready ? 'ready' : `NOT READY${d.notReadyReason ? `: ${d.notReadyReason}` : ''}`} (podnet ${d.version}, node ${d.nodeName}, up ${d.uptimeSeconds}s)`,
+    `Datapath:  ${d.datapathMode}, pins in ${d.bpffs}`,
+    `IPAM:      ${d.podCidr}: ${d.ipam.used}/${d.ipam.size} used, ${d.ipam.free} free`,
+    `Endpoints: ${d.endpoints}${d.endpointsUnhealthy > 0 ? `, ${d.endpointsUnhealthy} UNHEALTHY (see podnet endpoints --state unhealthy)` : ', all healthy'}`,
+    `Reconcile: ${r ? `${r.result} at ${r.at} (repaired ${r.repaired}, removed ${r.removed}, failed ${r.failed})` : 'not run yet'}`,
+    '',
+  ].join('\n');
+}
+
+/** `podnet status`. */
+export async function runStatus(o: ReadOptions): Promise<StatusJson> {
+  const d = statusJson(await apiCall<AgentStatus>(o.apiSocket, 'GET', '/v1/status'));
+  print(o.output, d, statusText, o.out);
+  return d;
+}
+
+/** Normalises one endpoint into the stable JSON shape. */
+export function endpointJson(e: EndpointInfo): EndpointJson {
+  return {
+    endpointId: e.endpointId,
+    containerId: e.containerId,
+    ifName: e.ifName,
+    podNamespace: e.podNamespace ?? null,
+    podName: e.podName ?? null,
+    ip: e.ip,
+    hostIfName: e.hostIfName,
+    hostIfIndex: e.hostIfIndex,
+    podMac: e.podMac,
+    hostMac: e.hostMac,
+    netns: e.netns,
+    created: e.created,
+    state: e.state ?? 'unknown',
+    problems: e.problems ?? [],
+  };
+}
+
+/** Filters of `podnet endpoints`; each one given narrows the list. */
+export interface EndpointFilters {
+  state?: string | undefined;
+  namespace?: string | undefined;
+  pod?: string | undefined;
+}
+
+/** The endpoints that pass every given filter. */
+export function filterEndpoints(eps: EndpointJson[], f: EndpointFilters): EndpointJson[] {
+  return eps.filter((e) => (f.state === undefined || e.state === f.state) && (f.namespace === undefined || e.podNamespace === f.namespace) && (f.pod === undefined || e.podName === f.pod));
+}
+
+/** The table `podnet endpoints` prints (container IDs shortened to 12; JSON keeps them whole). */
+export function endpointsText(d: EndpointJson[]): string {
+  return table(['id', 'state', 'ip', 'pod', 'container', 'ifname', 'host-if', 'ifindex', 'pod-mac', 'problems'],
+    d.map((e) => [e.endpointId, e.state, e.ip, e.podName ? `${e.podNamespace ?? ''}/${e.podName}` : undefined, e.containerId.slice(0, 12), e.ifName, e.hostIfName, e.hostIfIndex, e.podMac, e.problems.length ? e.problems.join('; ') : undefined]));
+}
+
+/** `podnet endpoints [--state S] [--namespace NS] [--pod NAME]`. */
+export async function runEndpoints(o: ReadOptions & EndpointFilters): Promise<EndpointJson[]> {
+  const all = (await apiCall<EndpointInfo[]>(o.apiSocket, 'GET', '/v1/endpoints')).map(endpointJson);
+  const d = filterEndpoints(all, o);
+  print(o.output, d, endpointsText, o.out);
+  return d;
+}
+
+/** `podnet ipam`. */
+export async function runIpam(o: ReadOptions): Promise<IpamInfo> {
+  const raw = await apiCall<IpamInfo>(o.apiSocket, 'GET', '/v1/ipam');
+  const d: IpamInfo = { pool: raw.pool, size: raw.size, used: raw.used, free: raw.free, allocations: raw.allocations.map((a) => ({ ip: a.ip, containerId: a.containerId, ifName: a.ifName, created: a.created })) };
+  print(o.output, d, (x) =>
+    `Pool ${x.pool}: ${x.used} used, ${x.free} free of ${x.size}\n\n` +
+    table(['ip', 'container', 'ifname', 'allocated'], x.allocations.map((a) => [a.ip, a.containerId.slice(0, 12), a.ifName, a.created])), o.out);
+  return d;
+}
+
+/** `podnet version`: the CLI's version, and the agent's when one answers within 2 s. */
+export async function runVersion(o: ReadOptions): Promise<{ cli: string; agent: string | null; node: string }> {
+  const agent = await apiCall<AgentStatus>(o.apiSocket, 'GET', '/v1/status', undefined, 2000).then((s) => s.version, () => null);
+  const d = { cli: VERSION, agent, node: process.version };
+  print(o.output, d, (x) => `podnet ${x.cli}\nagent  ${x.agent ?? 'not reachable'}\nnode   ${x.node}\n`, o.out);
+  return d;
+}
