@@ -103,3 +103,11 @@ install-cni: cni
 
 clean:
 	rm -rf build dist
+
+## image: the agent image as an OCI archive, without a container engine (root;
+## the Debian base is cached under $${XDG_CACHE_HOME:-/var/cache}/podnet/image).
+## `ctr -n k8s.io images import build/agent-image.tar` puts it where kubelet finds it.
+AGENT_IMAGE ?= podnet.local/podnet-agent:$(shell $(NODE) -p "require('./package.json').version")
+.PHONY: image
+image: build
+	bash scripts/image/build-agent-image.sh build/agent-image.tar $(AGENT_IMAGE)
