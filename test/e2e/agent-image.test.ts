@@ -271,6 +271,20 @@ describe('the agent image under containerd, with the DaemonSet\'s privileges and
     assert.match(table.stdout, /^Agent: +ready/m);
   });
 
+  test('the agent process holds exactly the capabilities the DaemonSet adds', async () => {
+    const bits: Record<string, number> = { NET_ADMIN: 12, SYS_ADMIN: 21, SYS_RESOURCE: 24, PERFMON: 38, BPF: 39 };
+    const added = container('agent').securityContext?.capabilities?.add ?? [];
+    const want = added.reduce((m, cap) => {
+      assert.ok(cap in bits, `capability ${cap} has a known number`);
+      return m | (1n << BigInt(bits[cap]!));
+    }, 0n);
+    const res = await execInAgent(['grep', 'CapEff', '/proc/1/status']);
+    const m = /CapEff:\s*([0-9a-f]+)/.exec(res.stdout);
+    assert.ok(m, `/proc/1/status has a CapEff line: ${res.stdout} ${res.stderr}`);
+    const have = BigInt(`0x${m[1]}`);
+    assert.equal(have.toString(16), want.toString(16), 'the agent (pid 1 of the container) runs with those capabilities and no others');
+  });
+
   test('podnet status works from the host against the socket in the shared run dir', async () => {
     const res = await run(join(REPO_ROOT, 'bin', 'podnet'), ['status', '-o', 'json', '--api-socket', join(dirs.run, 'agent.sock')], { timeoutMs: 30_000 });
     assert.equal(res.code, 0, `podnet status exits 0 on the host: ${res.stderr}`);
