@@ -139,3 +139,11 @@ uninstall: uninstall-cni
 ## uninstall-cni: remove what install-cni put there
 uninstall-cni:
 	rm -f '$(DESTDIR)$(CNI_BIN_DIR)/podnet' '$(DESTDIR)$(CNI_CONF_DIR)/10-podnet.conflist'
+
+# The Debian base is cached under $${XDG_CACHE_HOME:-/var/cache}/podnet/image;
+# `ctr -n k8s.io images import build/agent-image.tar` puts it where kubelet finds it.
+## image: the agent image as an OCI archive (build/agent-image.tar), without a container engine
+AGENT_IMAGE ?= podnet.local/podnet-agent:$(shell $(NODE) -p "require('./package.json').version")
+.PHONY: image
+image: build
+	bash scripts/image/build-agent-image.sh build/agent-image.tar $(AGENT_IMAGE)
