@@ -167,7 +167,7 @@ describe('deploy/ manifests', () => {
     const [raw] = docs('deploy/02-config.yaml').filter((o) => o['kind'] === 'ConfigMap').map((o) => o['data']['config.yaml'] as string);
     const settings = parseAllDocuments(raw ?? '')[0]!.toJS() as Record<string, unknown>;
     const cfg = buildAgentConfig({ ...settings, nodeName: 'node-1' }, 'ignored');
-    assert.deepEqual(cfg.source, { kind: 'kubernetes' });
+    assert.deepEqual(cfg.source, { kind: 'kubernetes', kubeconfig: undefined });
     assert.equal(cfg.bpffs, DEFAULTS.bpffs);
     assert.equal(cfg.stateDir, DEFAULTS.stateDir);
     assert.equal(cfg.apiSocket, DEFAULTS.apiSocket);
