@@ -50,10 +50,11 @@ static __always_inline __u8 pn_handle_from_pod(struct __sk_buff *skb, struct pn_
 
 	skey.addr = pkt->saddr;
 	src = bpf_map_lookup_elem(&pn_endpoints, &skey);
-	if (src)
-		pkt->endpoint_id = src->endpoint_id;
+	/* A source that is another pod's address is not that pod's doing: the
+	 * drop is recorded against no endpoint (0) rather than the victim. */
 	if (!src || src->ifindex != skb->ifindex)
 		return PN_DROP_SPOOFED_SOURCE;
+	pkt->endpoint_id = src->endpoint_id;
 
 	dkey.addr = pkt->daddr;
 	dst = bpf_map_lookup_elem(&pn_endpoints, &dkey);

@@ -63,7 +63,8 @@ describe('pod datapath programs', () => {
     { name: 'traffic to a local ready pod is redirected to its peer with both MACs rewritten', pkt: () => frame({ src: '10.9.0.10', dst: '10.9.0.20' }), verdict: TC_ACT_REDIRECT, counter: [20, 'ingress', 0], rewrite: ['0a:00:00:00:00:20', '0e:00:00:00:00:20'] },
     { name: 'traffic leaving the node goes to the host stack and is counted as egress', pkt: () => frame({ src: '10.9.0.10', dst: '192.0.2.1' }), verdict: TC_ACT_UNSPEC, counter: [10, 'egress', 0] },
     { name: 'a source address that is no endpoint is dropped as spoofed', pkt: () => frame({ src: '10.9.0.99', dst: '10.9.0.20' }), verdict: TC_ACT_SHOT, counter: [0, 'egress', 1], event: 1 },
-    { name: "another endpoint's address sent from this interface is dropped as spoofed", pkt: () => frame({ src: '10.9.0.20', dst: '192.0.2.1' }), verdict: TC_ACT_SHOT, counter: [20, 'egress', 1], event: 1 },
+    // Counted against no endpoint: endpoint 20 did not send it, it is the victim.
+    { name: "another endpoint's address sent from this interface is dropped as spoofed and not blamed on that endpoint", pkt: () => frame({ src: '10.9.0.20', dst: '192.0.2.1' }), verdict: TC_ACT_SHOT, counter: [0, 'egress', 1], event: 1 },
     { name: 'an address in the pod CIDR without an endpoint is dropped', pkt: () => frame({ src: '10.9.0.10', dst: '10.9.0.77' }), verdict: TC_ACT_SHOT, counter: [10, 'egress', 4], event: 4 },
     { name: 'an endpoint that is not ready is not redirected to', pkt: () => frame({ src: '10.9.0.10', dst: '10.9.0.30' }), verdict: TC_ACT_SHOT, counter: [10, 'egress', 4], event: 4 },
     // (The kernel refuses to test-run a truncated IPv4 frame, so the malformed case is a bad header length.)
