@@ -199,6 +199,16 @@ describe('the built CNI entry point', () => {
     assert.match(r.stderr, /queued in/);
   });
 
+  it('exits 1 with code 11 on ADD when the socket path is no listening socket (a crashed agent)', async () => {
+    const stale = join(dir, 'stale.sock');
+    writeFileSync(stale, '');
+    const r = await exec(cniEnv('ADD'), conf({ agentSocket: stale }));
+    assert.equal(r.code, 1, r.stdout);
+    const e = JSON.parse(r.stdout) as { code: number; msg: string };
+    assert.equal(e.code, 11);
+    assert.match(e.msg, /ECONNREFUSED/);
+  });
+
   it('exits 1 with code 50 on STATUS when the agent is down', async () => {
     const r = await exec({ CNI_COMMAND: 'STATUS', CNI_PATH: '/opt/cni/bin' }, conf({ agentSocket: join(dir, 'down.sock') }));
     assert.equal(r.code, 1);
