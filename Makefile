@@ -49,9 +49,10 @@ build/podnet.mjs: $(TS_SRCS) package-lock.json
 	@mkdir -p $(@D)
 	$(NODE) scripts/bundle-agent.mjs
 
-cni: build/cni/podnet.cjs
+# One self-contained executable (bun build --compile): no node needed on the node.
+cni: build/cni/podnet
 
-build/cni/podnet.cjs: $(TS_SRCS) cni/build.mjs
+build/cni/podnet: $(TS_SRCS) cni/build.mjs package-lock.json
 	$(NODE) cni/build.mjs
 
 ## gen: regenerate the files derived from bpf/ (drop reasons)
@@ -116,7 +117,7 @@ install: build install-cni
 	ln -sfn '$(PODNET_LIB)/bin/podnet' '$(DESTDIR)$(PREFIX)/bin/podnet'
 
 install-cni: cni
-	install -D -m 0755 build/cni/podnet.cjs $(DESTDIR)$(CNI_BIN_DIR)/podnet
+	install -D -m 0755 build/cni/podnet $(DESTDIR)$(CNI_BIN_DIR)/podnet
 	install -D -m 0644 deploy/10-podnet.conflist $(DESTDIR)$(CNI_CONF_DIR)/10-podnet.conflist
 
 ## clean: remove build outputs

@@ -17,7 +17,7 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-"$root/scripts/ensure-debs.sh" iproute2 iperf3 sockperf containernetworking-plugins golang-go golang-github-appc-cni-dev
+"$root/scripts/ensure-debs.sh" iproute2 iperf3 sockperf containernetworking-plugins golang-go golang-github-appc-cni-dev time
 "$root/scripts/ensure-debs.sh" gcc libbpf-dev # maps: the C baseline against libbpf
 bash "$root/scripts/build-cnidriver.sh" "$root/build/cnidriver"
 
@@ -29,6 +29,26 @@ if [[ ${#names[@]} -eq 0 ]]; then
 fi
 
 node_bin=$(command -v node) || { echo "bench: node not found" >&2; exit 1; }
+
+# Tools only the CNI entry-point comparison needs (versions in
+# test/bench/lib/tools.json), installed with npm into a cache of the
+# benchmark's own, in the caller's environment (which may hold what reaching
+# the registry needs), never into the checkout. (Not PODNET_*: the agent
+# the benchmark starts reads those as its flags.)
+tools=${BENCH_TOOLS_DIR:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/podnet/bench-tools}
+if [[ " ${names[*]} " == *" cni-latency "* ]]; then
+  read -r postject_v deno_v < <("$node_bin" -p 'const t = require("./test/bench/lib/tools.json"); `${t.postject} ${t.deno}`')
+  marker="$tools/installed-postject-$postject_v-deno-$deno_v"
+  if [[ ! -e $marker ]]; then
+    mkdir -p "$tools"
+    [[ -f $tools/package.json ]] || echo '{"private":true}' >"$tools/package.json"
+    if npm install --prefix "$tools" --no-audit --no-fund "postject@$postject_v" "deno@$deno_v" </dev/null; then
+      touch "$marker"
+    else
+      echo "bench: could not install postject and deno into $tools: the SEA and deno candidates will be skipped" >&2
+    fi
+  fi
+fi
 mkdir -p build/bench
 failed=()
 for name in "${names[@]}"; do
@@ -43,7 +63,7 @@ for name in "${names[@]}"; do
   echo "=== $name ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
   # A clean environment: inherited variables such as NODE_EXTRA_CA_CERTS
   # change process start-up cost and would leak into every measurement.
-  if ! env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME="${HOME:-/root}" \
+  if ! env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME="${HOME:-/root}" BENCH_TOOLS_DIR="$tools" \
     timeout --kill-after=30s "${BENCH_TIMEOUT:-45m}" \
     "$node_bin" --import tsx "$file" "${extra[@]}" 2>&1 | tee "build/bench/$name.log"; then
     failed+=("$name")

@@ -2,9 +2,11 @@
  * A minimal HTTP/1.1 client for the agent's unix socket, on node:net only:
  * node:http costs the entry point measurable start-up time, and it needs one
  * request per process. `node:net` itself is loaded on first use, so VERSION
- * never pays for it.
+ * never pays for it. Under bun (the runtime the built executable carries)
+ * the socket comes from bun's own `Bun.connect` instead: loading bun's
+ * node:net costs about 4 ms of every ADD and DEL, Bun.connect well under one
+ * (docs/architecture.md, "The CNI entry point executable").
  */
-import type { Socket } from 'node:net';
 
 /** One request to the agent. `body` is sent as JSON when present. */
 export interface AgentRequest {
@@ -43,14 +45,105 @@ export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 /** Errnos that mean no agent is listening on the socket. */
 const UNREACHABLE = new Set(['ENOENT', 'ECONNREFUSED']);
 
-/** A client for the agent listening on `socketPath`. */
-export function createAgentClient(socketPath: string): AgentClient {
+/** What bun's global `Bun` offers that the client uses (a subset of bun's `Bun.connect`). */
+export interface BunRuntime {
+  connect(opts: { unix: string; socket: BunSocketHandlers }): Promise<unknown>;
+}
+
+/** One of bun's sockets, as far as the client uses it. */
+export interface BunSocket {
+  /** Writes what the kernel takes now; returns the byte count (less than asked means wait for drain). */
+  write(data: Uint8Array): number;
+  end(): void;
+}
+
+/** The callbacks `Bun.connect` calls. */
+export interface BunSocketHandlers {
+  open(s: BunSocket): void;
+  data(s: BunSocket, chunk: Uint8Array): void;
+  drain(s: BunSocket): void;
+  end(s: BunSocket): void;
+  close(s: BunSocket): void;
+  error(s: BunSocket, err: Error): void;
+  connectError(s: BunSocket, err: Error): void;
+}
+
+/** The runtime's `Bun` global when running under bun, else undefined. */
+function bunRuntime(): BunRuntime | undefined {
+  const bun = (globalThis as { Bun?: Partial<BunRuntime> }).Bun;
+  return typeof bun?.connect === 'function' ? (bun as BunRuntime) : undefined;
+}
+
+/** A client for the agent listening on `socketPath`; `bun` defaults to the runtime's own, when it is bun. */
+export function createAgentClient(socketPath: string, bun: BunRuntime | undefined = bunRuntime()): AgentClient {
   return {
     socketPath,
     async request(req) {
+      if (bun) return send(bunConnect(bun), socketPath, req);
       const net = await import('node:net');
       return send(net.createConnection, socketPath, req);
     },
+  };
+}
+
+/**
+ * A `Connect` on top of bun's `Bun.connect`: the returned socket emits
+ * connect, data, end, close and error like node:net's (errors carry the
+ * errno name in `code`: ENOENT, ECONNREFUSED) and queues what the kernel
+ * does not take at once until bun reports drain.
+ */
+export function bunConnect(bun: BunRuntime): Connect {
+  return ({ path }) => {
+    const listeners = new Map<string, Array<(arg?: any) => void>>();
+    const emit = (event: string, arg?: unknown): void => {
+      for (const fn of listeners.get(event) ?? []) fn(arg);
+    };
+    let handle: BunSocket | undefined;
+    let destroyed = false;
+    let pending: Uint8Array = new Uint8Array(0);
+    const flush = (s: BunSocket): void => {
+      if (pending.length === 0) return;
+      const n = s.write(pending);
+      pending = pending.subarray(Math.max(0, n));
+    };
+    bun
+      .connect({
+        unix: path,
+        socket: {
+          open(s) {
+            handle = s;
+            if (destroyed) s.end();
+            else emit('connect');
+          },
+          data(_s, chunk) {
+            emit('data', Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          },
+          drain: flush,
+          end: () => emit('end'),
+          close: () => emit('close'),
+          error: (_s, err) => emit('error', err),
+          connectError: (_s, err) => emit('error', err),
+        },
+      })
+      // The same failure also arrives through connectError; send() settles once.
+      .catch((err: unknown) => emit('error', err));
+    const sock: StreamSocket = {
+      on(event, fn) {
+        listeners.set(event, [...(listeners.get(event) ?? []), fn]);
+        return sock;
+      },
+      write(data) {
+        if (!handle) throw new Error('write to the agent socket before it connected');
+        pending = pending.length === 0 ? data : Buffer.concat([pending, data]);
+        flush(handle);
+        return true;
+      },
+      destroy() {
+        destroyed = true;
+        handle?.end();
+      },
+    };
+    return sock;
   };
 }
 
@@ -142,7 +235,15 @@ function decodeChunked(buf: Buffer): Buffer | undefined {
   }
 }
 
-type Connect = (opts: { path: string }) => Socket;
+/** The part of a stream socket `send` uses; node:net's Socket has it, so does `bunConnect`'s. */
+export interface StreamSocket {
+  on(event: string, listener: (arg?: any) => void): unknown;
+  write(data: Buffer): unknown;
+  destroy(): unknown;
+}
+
+/** Opens a connection to the unix socket at `path`. */
+export type Connect = (opts: { path: string }) => StreamSocket;
 
 /** Runs one request over a fresh connection made by `connect`. */
 export function send(connect: Connect, socketPath: string, req: AgentRequest): Promise<AgentOutcome> {

@@ -1,8 +1,10 @@
 /**
  * Entry point of the `podnet` CNI binary: binds the dispatcher to this
- * process (env, fd 0/1/2) and exits with its status. Bundled by cni/build.mjs
- * into one CommonJS file; it must stay free of FFI, Kubernetes clients and
- * agent code, because node's start-up is the plugin's whole latency floor.
+ * process (env, fd 0/1/2) and exits with its status. cni/build.mjs bundles it
+ * into one CommonJS file and compiles that with bun into one executable; it
+ * must stay free of FFI, Kubernetes clients and agent code, because the
+ * runtime's start-up is the plugin's whole latency floor. The same code runs
+ * under node (the bundle alone) and under bun (the executable).
  */
 import { readFileSync, writeSync } from 'node:fs';
 import { createAgentClient } from './agent-client.js';

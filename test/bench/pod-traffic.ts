@@ -8,7 +8,7 @@
  *
  * Usage: node --import tsx test/bench/pod-traffic.ts [--reps 10]
  *   [--iperf-seconds 3] [--sockperf-seconds 2] [--budget-min 20]
- *   [--podnet-bin build/cni/podnet.cjs] [--json FILE]
+ *   [--podnet-bin build/cni/podnet] [--json FILE]
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -15,7 +15,7 @@ import { buildAgentConfig, type AgentConfig } from '../../agent/src/config/index
 import { silentLogger, type Logger } from '../../agent/src/log/index.js';
 
 export const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
-export const CNI_BUNDLE = join(REPO, 'build/cni/podnet.cjs');
+export const CNI_BUNDLE = join(REPO, 'build/cni/podnet');
 
 /** A short random suffix for names (interface names are at most 15 chars). */
 export const rand = (n = 4): string => randomBytes(n).toString('hex').slice(0, n * 2);

@@ -1,14 +1,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CANNED_RESULT, startFakeAgent, type FakeAgent } from '../../cni/test/fake-agent.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
 let dir: string;
 let bundle: string;
@@ -22,16 +21,28 @@ interface Exec {
 }
 
 /**
- * Execs the copied binary through its shebang, the way a runtime does, with
- * a hostile start-up environment (NODE_OPTIONS that would fail, and a CA
- * bundle that would slow node down) on top of `env`.
+ * Variables a runtime's environment may carry that would change how node or
+ * bun start, or what they run: none of them may change an answer.
  */
-function exec(env: Record<string, string>, stdin: string, timeoutMs = 15_000): Promise<Exec> {
+const HOSTILE_ENV: Readonly<Record<string, string>> = {
+  NODE_OPTIONS: '--require /nonexistent/podnet-hook.js',
+  NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt',
+  BUN_BE_BUN: '1',
+  BUN_OPTIONS: '--help',
+  BUN_INSPECT: '127.0.0.1:1',
+  BUN_JSC_useJIT: '0',
+  BUN_CONFIG_VERBOSE_FETCH: '1',
+  NODE_ENV: 'development',
+};
+
+/**
+ * Execs the copied executable the way a runtime does: `env` is its whole
+ * environment (no PATH, no HOME), `cwd` its working directory.
+ */
+function exec(env: Record<string, string>, stdin: string, opts: { cwd?: string; timeoutMs?: number } = {}): Promise<Exec> {
+  const timeoutMs = opts.timeoutMs ?? 15_000;
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(podnet, [], {
-      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', NODE_OPTIONS: '--require /nonexistent/podnet-hook.js', NODE_EXTRA_CA_CERTS: CA_BUNDLE, ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const child = spawn(podnet, [], { env, cwd: opts.cwd ?? dir, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => {
@@ -69,9 +80,13 @@ const conf = (extra: Record<string, unknown> = {}): string =>
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'pn-cni-bundle-'));
   bundle = join(dir, 'out', 'podnet.cjs');
-  execFileSync(process.execPath, [join(repo, 'cni/build.mjs'), '--outfile', bundle], { cwd: repo, stdio: 'pipe', timeout: 60_000 });
-  podnet = join(dir, 'podnet');
-  copyFileSync(bundle, podnet);
+  const exe = join(dir, 'out', 'podnet');
+  execFileSync(process.execPath, [join(repo, 'cni/build.mjs'), '--node-bundle', '--outfile', bundle], { cwd: repo, stdio: 'pipe', timeout: 60_000 });
+  execFileSync(process.execPath, [join(repo, 'cni/build.mjs'), '--outfile', exe], { cwd: repo, stdio: 'pipe', timeout: 120_000 });
+  podnet = join(dir, 'bin', 'podnet');
+  mkdirSync(dirname(podnet));
+  copyFileSync(exe, podnet);
+  chmodSync(podnet, 0o755);
   agent = await startFakeAgent(dir);
 });
 after(async () => {
@@ -79,31 +94,68 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('the built CNI bundle', () => {
-  it('is one executable CommonJS file with the env -S shebang', () => {
-    const text = readFileSync(bundle, 'utf8');
-    const first = text.slice(0, text.indexOf('\n'));
-    assert.equal(first, '#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS -u NODE_V8_COVERAGE node');
-    assert.equal(statSync(bundle).mode & 0o777, 0o755);
-    assert.ok(!/^(import|export) /m.test(text), 'no ESM syntax at top level');
+describe('the built CNI entry point', () => {
+  it('is one executable ELF file of mode 0755', () => {
+    const exe = join(dir, 'out', 'podnet');
+    assert.equal(statSync(exe).mode & 0o777, 0o755);
+    const head = Buffer.alloc(4);
+    const fd = openSync(exe, 'r');
+    try {
+      readSync(fd, head, 0, 4, 0);
+    } finally {
+      closeSync(fd);
+    }
+    assert.deepEqual([...head], [0x7f, 0x45, 0x4c, 0x46], 'starts with the ELF magic, not a shebang');
   });
 
-  it('loads no module besides node:fs, node:path and node:net', () => {
+  it('compiles a bundle that loads no module besides node:fs, node:path and node:net', () => {
     const text = readFileSync(bundle, 'utf8');
+    assert.equal(text.slice(0, text.indexOf('\n')), '#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS -u NODE_OPTIONS -u NODE_V8_COVERAGE node');
+    assert.ok(!/^(import|export) /m.test(text), 'no ESM syntax at top level');
     const required = new Set([...text.matchAll(/require\(["']([^"']+)["']\)/g)].map((m) => m[1]));
     assert.ok(required.size > 0, 'found the require calls');
     for (const mod of required) assert.ok(['node:fs', 'node:path', 'node:net'].includes(mod!), `bundle requires ${mod}`);
-    assert.ok(!/koffi|yargs|pino|prom-client|node:http\b/.test(text));
+    assert.ok(!/koffi|yargs|pino|prom-client|node:http\b/.test(text), 'no agent dependencies in the bundle');
   });
 
-  it('answers VERSION when exec-ed directly, despite a hostile NODE_OPTIONS', async () => {
+  it('answers VERSION with an empty environment', async () => {
     const r = await exec({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.1.0"}');
     assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), { cniVersion: '1.1.0', supportedVersions: ['0.4.0', '1.0.0', '1.1.0'] });
+    assert.equal(r.stdout, '{"cniVersion":"1.1.0","supportedVersions":["0.4.0","1.0.0","1.1.0"]}\n');
+    assert.equal(r.stderr, '');
+  });
+
+  it('answers VERSION unchanged when the environment carries node and bun start-up variables', async () => {
+    const plain = await exec({ CNI_COMMAND: 'VERSION' }, '');
+    for (const [name, value] of Object.entries(HOSTILE_ENV)) {
+      const r = await exec({ CNI_COMMAND: 'VERSION', [name]: value }, '');
+      assert.deepEqual(r, plain, `with ${name}=${value}`);
+    }
+    const all = await exec({ CNI_COMMAND: 'VERSION', ...HOSTILE_ENV }, '');
+    assert.deepEqual(all, plain, 'with all of them at once');
+  });
+
+  it('does not run code named by BUN_OPTIONS --preload', async () => {
+    const hook = join(dir, 'hook.js');
+    const mark = join(dir, 'hook-ran');
+    writeFileSync(hook, `require('node:fs').writeFileSync(${JSON.stringify(mark)}, 'x');\n`);
+    const r = await exec({ CNI_COMMAND: 'VERSION', BUN_OPTIONS: `--preload ${hook}` }, '');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(existsSync(mark), false, 'the preload hook ran');
+  });
+
+  it('reads no .env or bunfig.toml from its working directory', async () => {
+    const cwd = join(dir, 'cwd-with-config');
+    mkdirSync(cwd, { recursive: true });
+    writeFileSync(join(cwd, '.env'), 'CNI_COMMAND=VERSION\n');
+    writeFileSync(join(cwd, 'bunfig.toml'), 'preload = ["./nonexistent.js"]\n');
+    const r = await exec({}, '', { cwd });
+    assert.equal(r.code, 1, r.stdout);
+    assert.deepEqual(JSON.parse(r.stdout), { cniVersion: '1.1.0', code: 4, msg: 'read CNI_COMMAND: not set' });
   });
 
   it('runs ADD against the agent and prints the converted result', async () => {
-    const r = await exec(cniEnv('ADD'), conf({ cniVersion: '1.0.0', mtu: 1450 }));
+    const r = await exec({ ...cniEnv('ADD'), ...HOSTILE_ENV }, conf({ cniVersion: '1.0.0', mtu: 1450 }));
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const req = agent.requests.at(-1)!;
     assert.equal(req.url, '/v1/cni/add');
@@ -128,7 +180,7 @@ describe('the built CNI bundle', () => {
     const e = JSON.parse(r.stdout) as { code: number; msg: string; cniVersion: string };
     assert.equal(e.code, 11);
     assert.equal(e.cniVersion, '1.1.0');
-    assert.ok(e.msg.includes(join(dir, 'down.sock')));
+    assert.ok(e.msg.includes(join(dir, 'down.sock')), e.msg);
   });
 
   it('exits 0 on DEL when the agent is down and leaves the queue entry', async () => {
@@ -145,6 +197,16 @@ describe('the built CNI bundle', () => {
       cniVersion: '1.1.0',
     });
     assert.match(r.stderr, /queued in/);
+  });
+
+  it('exits 1 with code 11 on ADD when the socket path is no listening socket (a crashed agent)', async () => {
+    const stale = join(dir, 'stale.sock');
+    writeFileSync(stale, '');
+    const r = await exec(cniEnv('ADD'), conf({ agentSocket: stale }));
+    assert.equal(r.code, 1, r.stdout);
+    const e = JSON.parse(r.stdout) as { code: number; msg: string };
+    assert.equal(e.code, 11);
+    assert.match(e.msg, /ECONNREFUSED/);
   });
 
   it('exits 1 with code 50 on STATUS when the agent is down', async () => {
@@ -177,31 +239,15 @@ describe('the built CNI bundle', () => {
     assert.match(e.msg, /CNI_IFNAME/);
   });
 
-  it('starts within a few ms of a bare node -e 0 although the caller sets NODE_EXTRA_CA_CERTS', (t) => {
-    if (!existsSync(CA_BUNDLE)) {
-      t.skip(`${CA_BUNDLE} is missing, so NODE_EXTRA_CA_CERTS cannot slow node down here`);
-      return;
-    }
-    const runs = 11;
-    const timeOnce = (cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: string): number => {
-      const t0 = process.hrtime.bigint();
-      const r = spawnSync(cmd, args, { env, input, stdio: ['pipe', 'ignore', 'ignore'], timeout: 10_000 });
-      assert.equal(r.status, 0, `${cmd} exited ${r.status}`);
-      return Number(process.hrtime.bigint() - t0) / 1e6;
-    };
-    const base: number[] = [];
-    const ours: number[] = [];
-    const path = process.env['PATH'] ?? '/usr/bin:/bin';
-    // Interleaved, so machine noise hits both series alike.
-    for (let i = 0; i < runs; i++) {
-      base.push(timeOnce('env', ['-i', `PATH=${path}`, 'node', '-e', '0'], { PATH: path }));
-      ours.push(timeOnce(podnet, [], { PATH: path, NODE_EXTRA_CA_CERTS: CA_BUNDLE, CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.1.0"}'));
-    }
-    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    const b = median(base);
-    const o = median(ours);
-    t.diagnostic(`median of ${runs}: env -i node -e 0 ${b.toFixed(1)} ms, podnet VERSION ${o.toFixed(1)} ms`);
-    // With NODE_EXTRA_CA_CERTS left in place node takes about three times as long.
-    assert.ok(o < b * 1.5 + 15, `podnet VERSION took ${o.toFixed(1)} ms against ${b.toFixed(1)} ms for node -e 0`);
+  it('exits 1 with code 6 for stdin that is not JSON', async () => {
+    const r = await exec(cniEnv('ADD'), '{not json');
+    assert.equal(r.code, 1);
+    assert.equal((JSON.parse(r.stdout) as { code: number }).code, 6);
+  });
+
+  it('reads a config larger than a pipe buffer from stdin', async () => {
+    const r = await exec(cniEnv('DEL'), conf({ padding: 'x'.repeat(256 * 1024) }));
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(`${agent.requests.at(-1)!.method} ${agent.requests.at(-1)!.url}`, 'POST /v1/cni/del');
   });
 });

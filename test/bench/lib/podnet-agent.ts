@@ -16,7 +16,8 @@ const stateDirOf = (apiSocket: string): string => join(dirname(apiSocket), 'stat
 /** Hooks that start a private agent process per benchmark variant. */
 export const podnetAgentHooks: PodnetHooks = {
   async startAgent(ctx) {
-    const dir = join(ctx.workDir, 'podnet-agent');
+    // One directory per agent: a benchmark may run several podnet variants side by side.
+    const dir = join(ctx.workDir, `podnet-agent-${randomBytes(4).toString('hex')}`);
     const apiSocket = join(dir, 'agent.sock');
     const bpffs = `/sys/fs/bpf/podnet-bench-${randomBytes(4).toString('hex')}`;
     const child = spawn(join(REPO_ROOT, 'bin', 'podnet'), [

@@ -135,7 +135,7 @@ export function nodeFloor(nodeBinary: string = process.execPath): CniVariant {
 }
 
 /** Where `make build` puts podnet's CNI entry point (installed as `podnet` in the CNI bin dir). */
-export const DEFAULT_PODNET_CNI = join(BUILD_DIR, 'cni', 'podnet.cjs');
+export const DEFAULT_PODNET_CNI = join(BUILD_DIR, 'cni', 'podnet');
 
 /** What the podnet variant needs from podnet's agent side. */
 export interface PodnetHooks {
@@ -158,11 +158,11 @@ export const PODNET_HOOKS: PodnetHooks = podnetAgentHooks;
  * The conflist says cniVersion 1.0.0 because Debian's libcni (1.1.2) cannot
  * parse a 1.1.0 result.
  */
-export function podnet(opts: { binary?: string; hooks?: PodnetHooks } = {}): CniVariant {
+export function podnet(opts: { binary?: string; hooks?: PodnetHooks; name?: string } = {}): CniVariant {
   const binary = opts.binary ?? DEFAULT_PODNET_CNI;
   const hooks = opts.hooks ?? PODNET_HOOKS;
   return {
-    name: 'podnet',
+    name: opts.name ?? 'podnet',
     description: 'podnet CNI entry point + agent (BPF datapath)',
     async unavailable() {
       if (!(await isExecutable(binary))) return `podnet CNI entry point not built at ${binary} (run make build)`;
@@ -170,7 +170,7 @@ export function podnet(opts: { binary?: string; hooks?: PodnetHooks } = {}): Cni
     },
     async setup(ctx) {
       const { subnet } = await freeSubnet24();
-      const dir = join(ctx.workDir, 'podnet-bin');
+      const dir = join(ctx.workDir, `podnet-bin-${randomSuffix()}`);
       await mkdir(dir, { recursive: true });
       await copyFile(binary, join(dir, 'podnet'));
       await chmod(join(dir, 'podnet'), 0o755);
