@@ -103,3 +103,17 @@ install-cni: cni
 
 clean:
 	rm -rf build dist
+
+## harness: build the test harness's Kubernetes, etcd, containerd, CNI plugins
+## and libcni driver from Go modules into the version-keyed cache
+.PHONY: harness cluster cluster-down
+harness:
+	@bash scripts/harness/build.sh
+
+## cluster: a one-node Kubernetes cluster on this machine (root); see docs/cluster.md
+cluster:
+	@bash scripts/cluster/up.sh
+
+## cluster-down: stop the cluster and remove everything it made
+cluster-down:
+	@bash scripts/cluster/down.sh

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Stop the cluster scripts/cluster/up.sh started and remove what it made:
+# processes (each by its recorded PID; containerd's shims and containers
+# found through containerd's own state), mounts under build/cluster
+# (kubelet's pod volumes, container root filesystems, sandbox netns), the
+# control plane's netns and veth, the guard routes, kubelet's cgroups,
+# iptables canary chains and /var/log/containers links, the sysctls kubelet
+# changed, and build/cluster itself apart from logs/. Safe to run at any
+# time, also after a crash or twice.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[[ $(id -u) -eq 0 ]] || cluster_die "stop cluster: needs root"
+
+# 1. kubelet first, so it does not restart what is being removed.
+stop_proc kubelet
+
+# 2. Every container and sandbox containerd runs for Kubernetes.
+if proc_alive containerd; then
+  for t in $(ctr_k8s tasks list -q 2>/dev/null); do
+    ctr_k8s tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true
+  done
+  for t in $(ctr_k8s tasks list -q 2>/dev/null); do
+    for ((i = 0; i < 50; i++)); do
+      ctr_k8s tasks delete "$t" >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+  done
+fi
+stop_proc containerd
+
+# 3. Shims outlive containerd by design. Ours are those serving our socket;
+#    their containers' init processes have their root under our state dir.
+state=$CLUSTER_DIR/containerd/state
+for f in "$state"/io.containerd.runtime.v2.task/*/*/init.pid; do
+  [[ -f $f ]] || continue
+  pid=$(cat "$f")
+  root=$(readlink "/proc/$pid/root" 2>/dev/null || true)
+  if [[ $root == "$state"/* ]]; then
+    stop_pid "$pid" "$(proc_starttime "$pid")" "container init $pid"
+  fi
+done
+for d in /proc/[0-9]*; do
+  cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null || true)
+  if [[ $cmd == *containerd-shim-runc-v2* && $cmd == *"-address $CONTAINERD_SOCK "* ]]; then
+    pid=${d#/proc/}
+    stop_pid "$pid" "$(proc_starttime "$pid")" "shim $pid"
+  fi
+done
+
+# 4. The control plane, newest first.
+for p in kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  stop_proc "$p"
+done
+
+# 5. Mounts under build/cluster, deepest first (kubelet's pod volumes, the
+#    snapshotter's overlays, sandbox shm and netns files).
+if [[ -d $CLUSTER_DIR ]]; then
+  for ((round = 0; round < 5; round++)); do
+    mapfile -t mounts < <(awk -v d="$CLUSTER_DIR/" 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r)
+    ((${#mounts[@]} == 0)) && break
+    for m in "${mounts[@]}"; do
+      m=$(printf '%b' "$m")
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
+  done
+fi
+
+# 6. Network: deleting the namespace deletes the veth's peer, and the pair.
+if ip netns list | grep -qw "$CLUSTER_NETNS"; then
+  ip netns delete "$CLUSTER_NETNS"
+fi
+ip link delete "$CLUSTER_VETH_NODE" 2>/dev/null || true
+ip route delete blackhole "$CLUSTER_SERVICE_CIDR" 2>/dev/null || true
+ip route delete blackhole "$CLUSTER_POD_CIDR" 2>/dev/null || true
+
+# 7. kubelet's cgroups (cgroupfs driver, cgroup v1: one tree per controller).
+for tree in /sys/fs/cgroup/*/kubepods; do
+  [[ -d $tree ]] || continue
+  find "$tree" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  [[ -d $tree ]] && cluster_log "remove cgroup $tree: still busy"
+done
+
+# 8. iptables chains kubelet makes to notice a flush (KUBE-KUBELET-CANARY)
+#    and to hint the iptables mode (KUBE-IPTABLES-HINT).
+for ipt in iptables ip6tables; do
+  command -v $ipt >/dev/null || continue
+  for table in mangle nat filter; do
+    for chain in KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+      $ipt -w -t $table -F $chain 2>/dev/null && $ipt -w -t $table -X $chain 2>/dev/null || true
+    done
+  done
+done
+
+# 9. kubelet's compatibility links in /var/log/containers to our pod logs.
+if [[ -d /var/log/containers ]]; then
+  for l in /var/log/containers/*; do
+    [[ -L $l && $(readlink "$l") == "$CLUSTER_DIR"/* ]] && rm -f "$l"
+  done
+fi
+
+# 10. The sysctls kubelet set, as they were before.
+if [[ -f $RUN/sysctl.saved ]]; then
+  while IFS= read -r kv; do
+    sysctl -q -w "$kv" >/dev/null || cluster_log "restore sysctl $kv: failed"
+  done <"$RUN/sysctl.saved"
+fi
+
+# 11. Everything else under build/cluster; logs stay for a post-mortem.
+if [[ -d $CLUSTER_DIR ]]; then
+  if [[ -n $(awk -v d="$CLUSTER_DIR/" 'index($5, d) == 1' /proc/self/mountinfo) ]]; then
+    cluster_die "remove $CLUSTER_DIR: mounts remain (see /proc/self/mountinfo)"
+  fi
+  find "$CLUSTER_DIR" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +
+fi
