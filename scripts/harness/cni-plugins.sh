@@ -17,6 +17,10 @@ plugins=(
 if harness_is_built "$dir" "$recipe"; then
   exit 0
 fi
+harness_lock "$dir"
+if harness_is_built "$dir" "$recipe"; then
+  exit 0
+fi
 harness_go_check
 harness_begin cni-plugins "$version"
 mkdir -p "$dir/bin" "$dir/module"

@@ -15,6 +15,9 @@ dir=$(harness_component_dir cnidriver "$version")
 recipe="cnidriver $version recipe 1 $(cat "$src"/*.go | sha256sum | cut -d' ' -f1)"
 
 if ! harness_is_built "$dir" "$recipe"; then
+  harness_lock "$dir"
+fi
+if ! harness_is_built "$dir" "$recipe"; then
   harness_go_check
   harness_begin cnidriver "$version"
   mkdir -p "$dir/bin" "$dir/module"

@@ -12,6 +12,10 @@ recipe="containerd $version recipe 1"
 if harness_is_built "$dir" "$recipe"; then
   exit 0
 fi
+harness_lock "$dir"
+if harness_is_built "$dir" "$recipe"; then
+  exit 0
+fi
 harness_go_check
 harness_begin containerd "$version"
 mkdir -p "$dir/bin" "$dir/module"

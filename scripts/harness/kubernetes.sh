@@ -22,6 +22,10 @@ cgo=(kubelet)
 if harness_is_built "$dir" "$recipe"; then
   exit 0
 fi
+harness_lock "$dir"
+if harness_is_built "$dir" "$recipe"; then
+  exit 0
+fi
 harness_go_check
 harness_begin kubernetes "$version"
 mkdir -p "$dir/bin" "$dir/module"

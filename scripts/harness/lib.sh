@@ -121,3 +121,12 @@ harness_begin() {
   start=$SECONDS
   echo "harness: building $1 $2 (log: $log)" >&2
 }
+
+# harness_lock DIR: hold an exclusive lock on DIR's build until this shell
+# exits, so two builds of one component (two clones, two test runs) never
+# write the same cache entry at once; the second waits, then finds it built.
+harness_lock() {
+  mkdir -p "$(dirname "$1")"
+  exec {HARNESS_LOCK_FD}>"$1.lock"
+  flock "$HARNESS_LOCK_FD"
+}

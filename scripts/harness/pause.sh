@@ -12,6 +12,10 @@ recipe="pause $version recipe 1 $(sha256sum "$src" | cut -d' ' -f1)"
 if harness_is_built "$dir" "$recipe"; then
   exit 0
 fi
+harness_lock "$dir"
+if harness_is_built "$dir" "$recipe"; then
+  exit 0
+fi
 command -v gcc >/dev/null || "$HARNESS_DIR/../ensure-debs.sh" gcc libc6-dev
 harness_begin pause "$version"
 mkdir -p "$dir/bin"
