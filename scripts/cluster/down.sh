@@ -4,7 +4,7 @@
 # found through containerd's own state), mounts under build/cluster
 # (kubelet's pod volumes, container root filesystems, sandbox netns), the
 # control plane's netns and veth, the guard routes, kubelet's cgroups,
-# iptables canary chains and /var/log/containers links, the sysctls kubelet
+# iptables chains and /var/log/containers links, the sysctls kubelet
 # changed, and build/cluster itself apart from logs/. Safe to run at any
 # time, also after a crash or twice.
 set -euo pipefail
@@ -41,7 +41,7 @@ for f in "$state"/io.containerd.runtime.v2.task/*/*/init.pid; do
   fi
 done
 for d in /proc/[0-9]*; do
-  cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null || true)
+  cmd=$( { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null || true)
   if [[ $cmd == *containerd-shim-runc-v2* && $cmd == *"-address $CONTAINERD_SOCK "* ]]; then
     pid=${d#/proc/}
     stop_pid "$pid" "$(proc_starttime "$pid")" "shim $pid"
@@ -81,13 +81,20 @@ for tree in /sys/fs/cgroup/*/kubepods; do
   [[ -d $tree ]] && cluster_log "remove cgroup $tree: still busy"
 done
 
-# 8. iptables chains kubelet makes to notice a flush (KUBE-KUBELET-CANARY)
-#    and to hint the iptables mode (KUBE-IPTABLES-HINT).
+# 8. iptables chains kubelet makes: KUBE-FIREWALL (with jumps from INPUT
+#    and OUTPUT), KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT. Only those that
+#    did not exist before up.sh (run/iptables.before) are removed.
 for ipt in iptables ip6tables; do
   command -v $ipt >/dev/null || continue
-  for table in mangle nat filter; do
-    for chain in KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
-      $ipt -w -t $table -F $chain 2>/dev/null && $ipt -w -t $table -X $chain 2>/dev/null || true
+  for table in filter nat mangle; do
+    for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+      grep -qx "$ipt $table $chain" "$RUN/iptables.before" 2>/dev/null && continue
+      $ipt -w -t $table -S $chain >/dev/null 2>&1 || continue
+      for builtin in INPUT OUTPUT FORWARD PREROUTING POSTROUTING; do
+        while $ipt -w -t $table -D $builtin -j $chain 2>/dev/null; do :; done
+      done
+      $ipt -w -t $table -F $chain 2>/dev/null || true
+      $ipt -w -t $table -X $chain 2>/dev/null || cluster_log "remove $ipt -t $table chain $chain: still referenced"
     done
   done
 done

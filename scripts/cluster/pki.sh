@@ -6,6 +6,7 @@
 #   ca            signs every Kubernetes certificate (client CA of the API
 #                 server and kubelet; the controller-manager's CSR signer)
 #   etcd-ca       signs etcd's serving/peer cert and the API server's etcd client
+#   front-proxy-ca signs the API server's client for aggregated APIs
 #   apiserver     serving: kubernetes.default.svc..., the Service IP, the link IP
 #   apiserver-kubelet-client, apiserver-etcd-client
 #   kubelet       serving (the node IP and name); kubelet-client system:node:NAME
@@ -49,6 +50,7 @@ cert() {
 
 ca ca podnet-cluster-ca
 ca etcd-ca podnet-etcd-ca
+ca front-proxy-ca podnet-front-proxy-ca
 
 svc_dns="DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.$CLUSTER_DOMAIN"
 cert apiserver ca "/CN=kube-apiserver" serverAuth \
@@ -58,6 +60,7 @@ cert etcd etcd-ca "/CN=etcd" serverAuth,clientAuth "DNS:localhost,IP:127.0.0.1"
 cert apiserver-etcd-client etcd-ca "/CN=kube-apiserver-etcd-client" clientAuth
 cert kubelet ca "/CN=$NODE_NAME" serverAuth "DNS:$NODE_NAME,IP:$CLUSTER_NODE_IP"
 cert kubelet-client ca "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
+cert front-proxy-client front-proxy-ca "/CN=front-proxy-client" clientAuth
 cert admin ca "/O=system:masters/CN=kubernetes-admin" clientAuth
 cert controller-manager ca "/CN=system:kube-controller-manager" clientAuth
 cert scheduler ca "/CN=system:kube-scheduler" clientAuth

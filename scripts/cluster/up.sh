@@ -92,6 +92,18 @@ if [[ ! -f $RUN/sysctl.saved ]]; then
   done >"$RUN/sysctl.saved"
 fi
 
+# kubelet's iptables chains that exist already are not down.sh's to remove.
+if [[ ! -f $RUN/iptables.before ]]; then
+  for ipt in iptables ip6tables; do
+    command -v $ipt >/dev/null || continue
+    for table in filter nat mangle; do
+      for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+        if $ipt -w -t $table -S $chain >/dev/null 2>&1; then echo "$ipt $table $chain"; fi
+      done
+    done
+  done >"$RUN/iptables.before"
+fi
+
 # --- network: the control plane's namespace and its link -----------------
 ip netns add "$CLUSTER_NETNS"
 ip link add "$CLUSTER_VETH_NODE" type veth peer name "$CLUSTER_VETH_CP" netns "$CLUSTER_NETNS"
@@ -138,7 +150,12 @@ start_proc kube-apiserver "$CLUSTER_NETNS" "$K8S_BIN/kube-apiserver" \
   --kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=InternalIP \
   --service-account-issuer="https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
   --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
-  --service-cluster-ip-range="$CLUSTER_SERVICE_CIDR" --profiling=false --v=1
+  --service-cluster-ip-range="$CLUSTER_SERVICE_CIDR" \
+  --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+  --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+  --requestheader-extra-headers-prefix=X-Remote-Extra- \
+  --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
+  --profiling=false --v=1
 wait_for 180 kube-apiserver kubectl_admin get --raw /readyz ||
   cluster_die "start kube-apiserver: not ready after 180 s, see $LOGS/kube-apiserver.log"
 
@@ -194,12 +211,18 @@ state = "$CLUSTER_DIR/containerd/state"
       sandbox = "$PAUSE_IMAGE"
   [plugins.'io.containerd.cri.v1.runtime']
     netns_mounts_under_state_dir = true
+    # This machine's root lacks CAP_SYS_RESOURCE (not in the bounding set),
+    # so no process may lower its oom_score_adj: the pause container's
+    # -998 made runc fail with "can't get final child's PID from pipe: EOF".
+    # Clamp every container's score to containerd's own instead.
+    restrict_oom_score_adj = true
     [plugins.'io.containerd.cri.v1.runtime'.containerd]
       default_runtime_name = "runc"
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
         runtime_type = "io.containerd.runc.v2"
         [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
           BinaryName = "$(command -v runc)"
+          Root = "$CLUSTER_DIR/containerd/runc"
           SystemdCgroup = false
     [plugins.'io.containerd.cri.v1.runtime'.cni]
       bin_dirs = ["$CLUSTER_DIR/cni/bin"]
