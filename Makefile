@@ -117,3 +117,10 @@ cluster:
 ## cluster-down: stop the cluster and remove everything it made
 cluster-down:
 	@bash scripts/cluster/down.sh
+
+## test-cluster: the cluster tier (test/cluster; root; brings the cluster up
+## and always down; the first run builds the harness)
+CLUSTER_TESTS = $(wildcard test/cluster/*.test.ts)
+.PHONY: test-cluster
+test-cluster: build
+	$(NODE_TEST) $(CLUSTER_TESTS)

@@ -29,24 +29,28 @@ if proc_alive containerd; then
 fi
 stop_proc containerd
 
-# 3. Shims outlive containerd by design. Ours are those serving our socket;
-#    their containers' init processes have their root under our state dir.
-state=$CLUSTER_DIR/containerd/state
-for f in "$state"/io.containerd.runtime.v2.task/*/*/init.pid; do
-  [[ -f $f ]] || continue
-  pid=$(cat "$f")
-  root=$(readlink "/proc/$pid/root" 2>/dev/null || true)
-  if [[ $root == "$state"/* ]]; then
-    stop_pid "$pid" "$(proc_starttime "$pid")" "container init $pid"
-  fi
-done
+# 3. Shims outlive containerd by design, and a container outlives a killed
+#    shim. Container processes are those in kubelet's kubepods cgroups (which
+#    did not exist before up.sh, unless run/kubepods.before says so); shims
+#    are those serving our socket.
+if [[ ! -f $RUN/kubepods.before ]]; then
+  pids=()
+  for tree in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
+    [[ -d $tree ]] || continue
+    while IFS= read -r f; do
+      mapfile -t -O "${#pids[@]}" pids <"$f"
+    done < <(find "$tree" -name cgroup.procs)
+  done
+  kill_pids "container process" "${pids[@]}"
+fi
+shims=()
 for d in /proc/[0-9]*; do
   cmd=$( { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null || true)
   if [[ $cmd == *containerd-shim-runc-v2* && $cmd == *"-address $CONTAINERD_SOCK "* ]]; then
-    pid=${d#/proc/}
-    stop_pid "$pid" "$(proc_starttime "$pid")" "shim $pid"
+    shims+=("${d#/proc/}")
   fi
 done
+kill_pids shim "${shims[@]}"
 
 # 4. The control plane, newest first.
 for p in kube-scheduler kube-controller-manager kube-apiserver etcd; do
@@ -75,8 +79,8 @@ ip route delete blackhole "$CLUSTER_SERVICE_CIDR" 2>/dev/null || true
 ip route delete blackhole "$CLUSTER_POD_CIDR" 2>/dev/null || true
 
 # 7. kubelet's cgroups (cgroupfs driver, cgroup v1: one tree per controller).
-for tree in /sys/fs/cgroup/*/kubepods; do
-  [[ -d $tree ]] || continue
+for tree in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
+  [[ -d $tree && ! -f $RUN/kubepods.before ]] || continue
   find "$tree" -depth -type d -exec rmdir {} + 2>/dev/null || true
   [[ -d $tree ]] && cluster_log "remove cgroup $tree: still busy"
 done

@@ -39,12 +39,14 @@ cluster_die() {
 }
 
 # proc_starttime PID: field 22 of /proc/PID/stat (clock ticks since boot);
-# with the PID it names one process, even after PIDs wrap.
+# with the PID it names one process, even after PIDs wrap. Fails for a
+# process that is gone or a zombie (dead, not yet reaped).
 proc_starttime() {
   local stat
   stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
   stat=${stat##*) }
   set -- $stat
+  [[ $1 != Z && $1 != X ]] || return 1
   echo "${20}"
 }
 
@@ -93,6 +95,28 @@ stop_pid() {
   cluster_log "stop $label (pid $pid): still running after SIGKILL"
 }
 
+# kill_pids LABEL PID...: SIGKILL each process (named by PID and its start
+# time read now), then wait up to 10 s for all of them to be gone.
+kill_pids() {
+  local label=$1 pid st i
+  shift
+  local -A started=()
+  for pid in "$@"; do
+    st=$(proc_starttime "$pid") || continue
+    started[$pid]=$st
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  for ((i = 0; i < 100; i++)); do
+    local left=0
+    for pid in "${!started[@]}"; do
+      [[ $(proc_starttime "$pid" 2>/dev/null) == "${started[$pid]}" ]] && left=1
+    done
+    ((left)) || return 0
+    sleep 0.1
+  done
+  cluster_log "kill $label ${!started[*]}: still running 10 s after SIGKILL"
+}
+
 # stop_proc NAME: stop the process recorded in $RUN/NAME.pid, if it runs.
 stop_proc() {
   local pid st
@@ -118,7 +142,7 @@ wait_for() {
 }
 
 kubectl_admin() {
-  "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" "$@"
+  "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" --cache-dir "$CLUSTER_DIR/kubectl-cache" "$@"
 }
 
 ctr_k8s() {

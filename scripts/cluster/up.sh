@@ -49,6 +49,10 @@ if compgen -G "$RUN/*.pid" >/dev/null || ip netns list | grep -qw "$CLUSTER_NETN
   bash "$CLUSTER_SCRIPTS/down.sh"
 fi
 
+# Unix socket paths hold at most 107 bytes; kubelet's plugin sockets are the
+# longest, about 60 bytes below build/cluster.
+((${#CLUSTER_DIR} <= 45)) || cluster_die "start cluster: checkout path $CLUSTER_DIR is too long for unix sockets (at most 45 characters)"
+
 "$REPO_ROOT/scripts/ensure-debs.sh" runc openssl iproute2 iptables busybox-static gcc libc6-dev python3 tar
 bash "$REPO_ROOT/scripts/harness/build.sh" --quiet pause etcd containerd cni-plugins kubernetes
 
@@ -90,6 +94,15 @@ if [[ ! -f $RUN/sysctl.saved ]]; then
   for s in "${KUBELET_SYSCTLS[@]}"; do
     echo "$s=$(sysctl -n "$s")"
   done >"$RUN/sysctl.saved"
+fi
+
+# A kubepods cgroup tree that exists already is not ours: down.sh then
+# leaves the processes in it alone.
+if [[ ! -f $RUN/kubepods.checked ]]; then
+  if compgen -G "/sys/fs/cgroup/*/kubepods" >/dev/null || [[ -d /sys/fs/cgroup/kubepods ]]; then
+    touch "$RUN/kubepods.before"
+  fi
+  touch "$RUN/kubepods.checked"
 fi
 
 # kubelet's iptables chains that exist already are not down.sh's to remove.

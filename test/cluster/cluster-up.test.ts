@@ -43,6 +43,21 @@ async function kubeChains(): Promise<string[]> {
   return out.sort();
 }
 
+/** PIDs in kubelet's kubepods cgroups (pod sandboxes and containers; cgroup v1 pids tree). */
+async function podProcesses(): Promise<string[]> {
+  const res = await run('sh', ['-c', 'find /sys/fs/cgroup/pids/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null']);
+  return res.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+}
+
+/** PIDs of the containerd shims serving the cluster's containerd socket. */
+async function clusterShims(): Promise<string[]> {
+  const res = await run('ps', ['-eo', 'pid=,args=']);
+  return res.stdout
+    .split('\n')
+    .filter((l) => l.includes('containerd-shim-runc-v2') && l.includes(`${CLUSTER_DIR}/containerd/containerd.sock`))
+    .map((l) => l.trim().split(/\s+/)[0] ?? '');
+}
+
 /** Processes whose arguments point into build/cluster (every one up.sh and containerd start does). */
 async function clusterProcesses(): Promise<string[]> {
   const res = await run('ps', ['-eo', 'pid=,args=']);
@@ -149,6 +164,26 @@ describe('one-node cluster from scripts/cluster', () => {
     const before = await readFile(join(CLUSTER_DIR, 'run', 'kube-apiserver.pid'), 'utf8');
     await clusterUp();
     assert.equal(await readFile(join(CLUSTER_DIR, 'run', 'kube-apiserver.pid'), 'utf8'), before);
+  });
+
+  test('up.sh after containerd and kubelet died tears the rest down, its shims included, and starts afresh', async () => {
+    const shimsBefore = await clusterShims();
+    assert.ok(shimsBefore.length > 0, 'the host-network pod has a shim');
+    const podBefore = await podProcesses();
+    assert.ok(podBefore.length >= 2, 'the pod has a sandbox and a container process');
+    for (const name of ['kubelet', 'containerd']) {
+      const [pid] = (await readFile(join(CLUSTER_DIR, 'run', `${name}.pid`), 'utf8')).trim().split(' ');
+      process.kill(Number(pid), 'SIGKILL');
+      await waitFor(`${name} (pid ${pid}) to exit`, async () => ((await run('kill', ['-0', pid ?? ''])).code !== 0 ? true : undefined), 10_000, 50);
+    }
+    await clusterUp();
+    assert.equal((await kubectlOk(['get', '--raw', '/readyz'])).trim(), 'ok');
+    await kubectlOk(['wait', '--for=jsonpath={.spec.podCIDR}', `node/${nodeName}`, '--timeout=60s'], { timeoutMs: 70_000 });
+    const alive = (await clusterShims()).filter((p) => shimsBefore.includes(p));
+    assert.deepEqual(alive, [], 'the old shims are gone');
+    const survivors = (await podProcesses()).filter((p) => podBefore.includes(p));
+    assert.deepEqual(survivors, [], 'the old pod processes are gone');
+    assert.equal((await kubectlOk(['get', 'pods', '-A', '-o', 'name'])).trim(), '', 'the new cluster starts empty');
   });
 
   test('down.sh leaves no process, namespace, link, mount or changed sysctl behind, also when run twice', async () => {

@@ -11,6 +11,8 @@ import { REPO_ROOT } from '../../e2e/tools/repo.js';
 export const CLUSTER_DIR = join(REPO_ROOT, 'build', 'cluster');
 export const KUBECONFIG = join(CLUSTER_DIR, 'kubeconfig');
 export const KUBECTL = join(CLUSTER_DIR, 'bin', 'kubectl');
+/** kubectl's discovery cache, inside build/cluster rather than $HOME/.kube. */
+const KUBECTL_CACHE = join(CLUSTER_DIR, 'kubectl-cache');
 
 /** The settings in scripts/cluster/cluster.env, by name. */
 export async function clusterEnv(): Promise<ReadonlyMap<string, string>> {
@@ -35,12 +37,12 @@ export async function clusterDown(timeoutMs = 300_000): Promise<RunResult> {
 
 /** kubectl as the cluster admin; resolves whatever the exit status. */
 export function kubectl(args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-  return run(KUBECTL, ['--kubeconfig', KUBECONFIG, ...args], { timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.input !== undefined ? { input: opts.input } : {}) });
+  return run(KUBECTL, ['--kubeconfig', KUBECONFIG, '--cache-dir', KUBECTL_CACHE, ...args], { timeoutMs: opts.timeoutMs ?? 60_000, ...(opts.input !== undefined ? { input: opts.input } : {}) });
 }
 
 /** kubectl that must exit 0; resolves with its stdout. */
 export async function kubectlOk(args: readonly string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
-  const res = await runOk(KUBECTL, ['--kubeconfig', KUBECONFIG, ...args], {
+  const res = await runOk(KUBECTL, ['--kubeconfig', KUBECONFIG, '--cache-dir', KUBECTL_CACHE, ...args], {
     timeoutMs: opts.timeoutMs ?? 60_000,
     ...(opts.input !== undefined ? { input: opts.input } : {}),
   });
