@@ -33,7 +33,7 @@ stop_proc containerd
 #    shim. Container processes are those in kubelet's kubepods cgroups (which
 #    did not exist before up.sh, unless run/kubepods.before says so); shims
 #    are those serving our socket.
-if [[ ! -f $RUN/kubepods.before ]]; then
+if [[ -f $RUN/kubepods.checked && ! -f $RUN/kubepods.before ]]; then
   pids=()
   for tree in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
     [[ -d $tree ]] || continue
@@ -71,16 +71,23 @@ if [[ -d $CLUSTER_DIR ]]; then
 fi
 
 # 6. Network: deleting the namespace deletes the veth's peer, and the pair.
-if ip netns list | grep -qw "$CLUSTER_NETNS"; then
-  ip netns delete "$CLUSTER_NETNS"
+#    Only when this checkout made them (run/netns.owner): the names are
+#    fixed, and another checkout's cluster must not lose its network.
+if [[ -f $RUN/netns.owner ]]; then
+  if ip netns list | grep -qw "$CLUSTER_NETNS"; then
+    ip netns delete "$CLUSTER_NETNS"
+  fi
+  ip link delete "$CLUSTER_VETH_NODE" 2>/dev/null || true
+  ip route delete blackhole "$CLUSTER_SERVICE_CIDR" 2>/dev/null || true
+  ip route delete blackhole "$CLUSTER_POD_CIDR" 2>/dev/null || true
+  rm -f "$RUN/netns.owner"
+elif ip netns list | grep -qw "$CLUSTER_NETNS"; then
+  cluster_log "leave netns $CLUSTER_NETNS: not made from this checkout ($CLUSTER_DIR)"
 fi
-ip link delete "$CLUSTER_VETH_NODE" 2>/dev/null || true
-ip route delete blackhole "$CLUSTER_SERVICE_CIDR" 2>/dev/null || true
-ip route delete blackhole "$CLUSTER_POD_CIDR" 2>/dev/null || true
 
 # 7. kubelet's cgroups (cgroupfs driver, cgroup v1: one tree per controller).
 for tree in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
-  [[ -d $tree && ! -f $RUN/kubepods.before ]] || continue
+  [[ -d $tree && -f $RUN/kubepods.checked && ! -f $RUN/kubepods.before ]] || continue
   find "$tree" -depth -type d -exec rmdir {} + 2>/dev/null || true
   [[ -d $tree ]] && cluster_log "remove cgroup $tree: still busy"
 done
@@ -89,6 +96,7 @@ done
 #    and OUTPUT), KUBE-KUBELET-CANARY, KUBE-IPTABLES-HINT. Only those that
 #    did not exist before up.sh (run/iptables.before) are removed.
 for ipt in iptables ip6tables; do
+  [[ -f $RUN/iptables.before ]] || break
   command -v $ipt >/dev/null || continue
   for table in filter nat mangle; do
     for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do

@@ -44,9 +44,13 @@ if all_alive && kubectl_admin get --raw /readyz >/dev/null 2>&1; then
   summary
   exit 0
 fi
-if compgen -G "$RUN/*.pid" >/dev/null || ip netns list | grep -qw "$CLUSTER_NETNS"; then
+if compgen -G "$RUN/*.pid" >/dev/null || [[ -f $RUN/netns.owner ]]; then
   cluster_log "found a partly running cluster: tearing it down first"
   bash "$CLUSTER_SCRIPTS/down.sh"
+fi
+# The names and ranges are fixed: one cluster per machine.
+if ip netns list | grep -qw "$CLUSTER_NETNS"; then
+  cluster_die "start cluster: netns $CLUSTER_NETNS exists but was not made from this checkout; stop that cluster first (make cluster-down in its checkout)"
 fi
 
 # Unix socket paths hold at most 107 bytes; kubelet's plugin sockets are the
@@ -118,6 +122,7 @@ if [[ ! -f $RUN/iptables.before ]]; then
 fi
 
 # --- network: the control plane's namespace and its link -----------------
+touch "$RUN/netns.owner"
 ip netns add "$CLUSTER_NETNS"
 ip link add "$CLUSTER_VETH_NODE" type veth peer name "$CLUSTER_VETH_CP" netns "$CLUSTER_NETNS"
 ip addr add "$CLUSTER_NODE_IP/$CLUSTER_LINK_PREFIX" dev "$CLUSTER_VETH_NODE"

@@ -7,9 +7,10 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hostLinks, listNetns } from '../e2e/tools/index.js';
+import { REPO_ROOT, hostLinks, listNetns } from '../e2e/tools/index.js';
 import { run, runOk, waitFor } from '../e2e/tools/proc.js';
 import { CLUSTER_DIR, clusterDown, clusterEnv, clusterUp, kubectl, kubectlOk } from './tools/cluster.js';
 
@@ -184,6 +185,21 @@ describe('one-node cluster from scripts/cluster', () => {
     const survivors = (await podProcesses()).filter((p) => podBefore.includes(p));
     assert.deepEqual(survivors, [], 'the old pod processes are gone');
     assert.equal((await kubectlOk(['get', 'pods', '-A', '-o', 'name'])).trim(), '', 'the new cluster starts empty');
+  });
+
+  test("another checkout's up.sh refuses to start and its down.sh leaves the running cluster alone", async () => {
+    const other = await mkdtemp(join(tmpdir(), 'pnco-'));
+    try {
+      await cp(join(REPO_ROOT, 'scripts'), join(other, 'scripts'), { recursive: true });
+      const up = await run('bash', [join(other, 'scripts', 'cluster', 'up.sh')], { timeoutMs: 600_000 });
+      assert.notEqual(up.code, 0);
+      assert.match(up.stderr, /was not made from this checkout/);
+      await runOk('bash', [join(other, 'scripts', 'cluster', 'down.sh')], { timeoutMs: 300_000 });
+      assert.ok((await listNetns()).includes(env.get('CLUSTER_NETNS') ?? '-'), 'the netns is still there');
+      assert.equal((await kubectlOk(['get', '--raw', '/readyz'])).trim(), 'ok');
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
   });
 
   test('down.sh leaves no process, namespace, link, mount or changed sysctl behind, also when run twice', async () => {
