@@ -3,7 +3,8 @@
 # where each binary is. A component that gets built says so on stderr.
 # Usage: scripts/harness/build.sh [--quiet] [component...]
 #   components: kubernetes etcd containerd cni-plugins cnidriver pause
-#   (default: all). --quiet prints nothing on success.
+#   (the default set) and coredns (only when named). --quiet prints
+#   nothing on success.
 # The cache is $PODNET_HARNESS_CACHE, else $XDG_CACHE_HOME/podnet/harness,
 # else /var/cache/podnet/harness; build logs are in its logs/ folder.
 set -euo pipefail
@@ -28,7 +29,8 @@ version_of() {
     cni-plugins) echo "$CNI_PLUGINS_VERSION" ;;
     cnidriver) echo "$LIBCNI_VERSION" ;;
     pause) echo "$PAUSE_VERSION" ;;
-    *) harness_die "build $1: unknown component (known: ${all[*]})" ;;
+    coredns) echo "$COREDNS_VERSION" ;;
+    *) harness_die "build $1: unknown component (known: ${all[*]} coredns)" ;;
   esac
 }
 

@@ -10,7 +10,7 @@ import { runOk } from '../../e2e/tools/proc.js';
 import { REPO_ROOT } from '../../e2e/tools/repo.js';
 
 /** Components scripts/harness/build.sh knows. */
-export type HarnessComponent = 'kubernetes' | 'etcd' | 'containerd' | 'cni-plugins' | 'cnidriver' | 'pause';
+export type HarnessComponent = 'kubernetes' | 'etcd' | 'containerd' | 'cni-plugins' | 'cnidriver' | 'pause' | 'coredns';
 
 /** Every binary a build printed, by file name (e.g. `kubectl` -> its path). */
 export type HarnessBins = ReadonlyMap<string, string>;
