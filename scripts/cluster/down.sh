@@ -43,6 +43,14 @@ if [[ -f $RUN/kubepods.checked && ! -f $RUN/kubepods.before ]]; then
   done
   kill_pids "container process" "${pids[@]}"
 fi
+# A shim removes its socket (/run/containerd/s/<hash>) only when it exits
+# cleanly; each bundle's bootstrap.json names it.
+shim_sockets=()
+for f in "$CLUSTER_DIR"/containerd/state/io.containerd.runtime.v2.task/*/*/bootstrap.json; do
+  [[ -f $f ]] || continue
+  addr=$(sed -n 's#.*"address":"unix://\(/run/containerd/s/[0-9a-f]*\)".*#\1#p' "$f")
+  [[ -n $addr ]] && shim_sockets+=("$addr")
+done
 shims=()
 for d in /proc/[0-9]*; do
   cmd=$( { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null || true)
@@ -51,6 +59,9 @@ for d in /proc/[0-9]*; do
   fi
 done
 kill_pids shim "${shims[@]}"
+for sock in "${shim_sockets[@]}"; do
+  [[ -S $sock ]] && rm -f "$sock"
+done
 
 # 4. The control plane, newest first.
 for p in kube-scheduler kube-controller-manager kube-apiserver etcd; do

@@ -57,7 +57,7 @@ fi
 # longest, about 60 bytes below build/cluster.
 ((${#CLUSTER_DIR} <= 45)) || cluster_die "start cluster: checkout path $CLUSTER_DIR is too long for unix sockets (at most 45 characters)"
 
-"$REPO_ROOT/scripts/ensure-debs.sh" runc openssl iproute2 iptables busybox-static gcc libc6-dev python3 tar
+"$REPO_ROOT/scripts/ensure-debs.sh" runc openssl iproute2 iptables busybox-static python3
 bash "$REPO_ROOT/scripts/harness/build.sh" --quiet pause etcd containerd cni-plugins kubernetes
 
 # Refuse ranges the machine already uses: a clash would route cluster

@@ -50,6 +50,12 @@ async function podProcesses(): Promise<string[]> {
   return res.stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '');
 }
 
+/** The shim sockets the cluster's task bundles name (bootstrap.json). */
+async function shimSockets(): Promise<string[]> {
+  const res = await run('sh', ['-c', `cat ${CLUSTER_DIR}/containerd/state/io.containerd.runtime.v2.task/*/*/bootstrap.json 2>/dev/null`]);
+  return [...new Set([...res.stdout.matchAll(/"address":"unix:\/\/([^"]+)"/g)].map((m) => m[1] ?? ''))].filter((p) => p !== '');
+}
+
 /** PIDs of the containerd shims serving the cluster's containerd socket. */
 async function clusterShims(): Promise<string[]> {
   const res = await run('ps', ['-eo', 'pid=,args=']);
@@ -172,6 +178,8 @@ describe('one-node cluster from scripts/cluster', () => {
     assert.ok(shimsBefore.length > 0, 'the host-network pod has a shim');
     const podBefore = await podProcesses();
     assert.ok(podBefore.length >= 2, 'the pod has a sandbox and a container process');
+    const socketsBefore = await shimSockets();
+    assert.ok(socketsBefore.length > 0, 'the shim has a socket under /run/containerd/s');
     for (const name of ['kubelet', 'containerd']) {
       const [pid] = (await readFile(join(CLUSTER_DIR, 'run', `${name}.pid`), 'utf8')).trim().split(' ');
       process.kill(Number(pid), 'SIGKILL');
@@ -184,6 +192,8 @@ describe('one-node cluster from scripts/cluster', () => {
     assert.deepEqual(alive, [], 'the old shims are gone');
     const survivors = (await podProcesses()).filter((p) => podBefore.includes(p));
     assert.deepEqual(survivors, [], 'the old pod processes are gone');
+    const staleSockets = (await Promise.all(socketsBefore.map(async (p) => ((await run('test', ['-e', p])).code === 0 ? p : '')))).filter((p) => p !== '');
+    assert.deepEqual(staleSockets, [], "the killed shims' sockets are removed");
     assert.equal((await kubectlOk(['get', 'pods', '-A', '-o', 'name'])).trim(), '', 'the new cluster starts empty');
   });
 
