@@ -148,3 +148,23 @@ AGENT_IMAGE ?= podnet.local/podnet-agent:$(shell $(NODE) -p "require('./package.
 .PHONY: image
 image: build
 	bash scripts/image/build-agent-image.sh build/agent-image.tar $(AGENT_IMAGE)
+
+## harness: build Kubernetes, etcd, containerd, the CNI plugins and the libcni driver from Go modules (cached)
+.PHONY: harness cluster cluster-down
+harness:
+	@bash scripts/harness/build.sh
+
+## cluster: a one-node Kubernetes cluster on this machine (root); see docs/cluster.md
+cluster:
+	@bash scripts/cluster/up.sh
+
+## cluster-down: stop the cluster and remove everything it made
+cluster-down:
+	@bash scripts/cluster/down.sh
+
+# The first run builds the harness; the tier brings the cluster up and always down.
+## test-cluster: the cluster tier (test/cluster; root)
+CLUSTER_TESTS = $(wildcard test/cluster/*.test.ts)
+.PHONY: test-cluster
+test-cluster: build
+	$(NODE_TEST) $(CLUSTER_TESTS)

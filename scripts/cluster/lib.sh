@@ -1,0 +1,150 @@
+# Shared paths and helpers of scripts/cluster/up.sh and down.sh. Source it.
+#
+# Everything the cluster creates lives under $CLUSTER_DIR (build/cluster in
+# the checkout) apart from the kernel objects named in cluster.env (netns,
+# veth, routes), kubelet's cgroups, its /var/log/containers links and the
+# sysctls kubelet sets, which down.sh restores from sysctl.saved.
+
+CLUSTER_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$CLUSTER_SCRIPTS/../.." && pwd)
+# shellcheck source=cluster.env
+. "$CLUSTER_SCRIPTS/cluster.env"
+# shellcheck source=../harness/lib.sh
+. "$REPO_ROOT/scripts/harness/lib.sh"
+
+CLUSTER_DIR=$REPO_ROOT/build/cluster
+PKI=$CLUSTER_DIR/pki
+CONF=$CLUSTER_DIR/conf
+LOGS=$CLUSTER_DIR/logs
+RUN=$CLUSTER_DIR/run
+KUBECONFIG_ADMIN=$CLUSTER_DIR/kubeconfig
+
+K8S_BIN=$(harness_component_dir kubernetes "$KUBERNETES_VERSION")/bin
+ETCD_BIN=$(harness_component_dir etcd "$ETCD_VERSION")/bin
+CONTAINERD_BIN=$(harness_component_dir containerd "$CONTAINERD_VERSION")/bin
+CNI_PLUGINS_BIN=$(harness_component_dir cni-plugins "$CNI_PLUGINS_VERSION")/bin
+PAUSE_BIN=$(harness_component_dir pause "$PAUSE_VERSION")/bin
+
+CONTAINERD_SOCK=$CLUSTER_DIR/containerd/containerd.sock
+NODE_NAME=$(hostname | tr '[:upper:]' '[:lower:]')
+
+# The sysctls kubelet sets at start-up (pkg/kubelet/cm setupKernelTunables);
+# up.sh saves them and down.sh puts them back.
+KUBELET_SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+
+cluster_log() { echo "cluster: $*" >&2; }
+cluster_die() {
+  echo "cluster: $*" >&2
+  exit 1
+}
+
+# proc_starttime PID: field 22 of /proc/PID/stat (clock ticks since boot);
+# with the PID it names one process, even after PIDs wrap. Fails for a
+# process that is gone or a zombie (dead, not yet reaped).
+proc_starttime() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  set -- $stat
+  [[ $1 != Z && $1 != X ]] || return 1
+  echo "${20}"
+}
+
+# proc_alive NAME: the process recorded in $RUN/NAME.pid is still running.
+proc_alive() {
+  local pid st
+  [[ -f $RUN/$1.pid ]] || return 1
+  read -r pid st <"$RUN/$1.pid" || return 1
+  [[ $(proc_starttime "$pid" 2>/dev/null) == "$st" ]]
+}
+
+# start_proc NAME NETNS|- CMD...: start CMD detached (own session), in the
+# network namespace NETNS or in the root one (-), output to $LOGS/NAME.log,
+# PID and start time to $RUN/NAME.pid.
+start_proc() {
+  local name=$1 ns=$2
+  shift 2
+  mkdir -p "$LOGS" "$RUN"
+  echo "=== $(date -u +%FT%TZ) $*" >>"$LOGS/$name.log"
+  if [[ $ns == - ]]; then
+    setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  else
+    setsid ip netns exec "$ns" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  fi
+  local pid=$!
+  local st
+  st=$(proc_starttime "$pid") || cluster_die "start $name: exited at once, see $LOGS/$name.log"
+  echo "$pid $st" >"$RUN/$name.pid"
+}
+
+# stop_pid PID STARTTIME LABEL: SIGTERM, up to 20 s, then SIGKILL.
+stop_pid() {
+  local pid=$1 st=$2 label=$3 i
+  [[ $(proc_starttime "$pid" 2>/dev/null) == "$st" ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 200; i++)); do
+    [[ $(proc_starttime "$pid" 2>/dev/null) == "$st" ]] || return 0
+    sleep 0.1
+  done
+  cluster_log "stop $label (pid $pid): no exit 20 s after SIGTERM, sending SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    [[ $(proc_starttime "$pid" 2>/dev/null) == "$st" ]] || return 0
+    sleep 0.1
+  done
+  cluster_log "stop $label (pid $pid): still running after SIGKILL"
+}
+
+# kill_pids LABEL PID...: SIGKILL each process (named by PID and its start
+# time read now), then wait up to 10 s for all of them to be gone.
+kill_pids() {
+  local label=$1 pid st i
+  shift
+  local -A started=()
+  for pid in "$@"; do
+    st=$(proc_starttime "$pid") || continue
+    started[$pid]=$st
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  for ((i = 0; i < 100; i++)); do
+    local left=0
+    for pid in "${!started[@]}"; do
+      [[ $(proc_starttime "$pid" 2>/dev/null) == "${started[$pid]}" ]] && left=1
+    done
+    ((left)) || return 0
+    sleep 0.1
+  done
+  cluster_log "kill $label ${!started[*]}: still running 10 s after SIGKILL"
+}
+
+# stop_proc NAME: stop the process recorded in $RUN/NAME.pid, if it runs.
+stop_proc() {
+  local pid st
+  [[ -f $RUN/$1.pid ]] || return 0
+  read -r pid st <"$RUN/$1.pid" || true
+  if [[ -n ${pid:-} && -n ${st:-} ]]; then
+    stop_pid "$pid" "$st" "$1"
+  fi
+  rm -f "$RUN/$1.pid"
+}
+
+# wait_for SECONDS WHAT CMD...: retry CMD every half second, bounded.
+wait_for() {
+  local secs=$1 what=$2 i
+  shift 2
+  for ((i = 0; i < secs * 2; i++)); do
+    if "$@" >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  return 1
+}
+
+kubectl_admin() {
+  "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_ADMIN" --cache-dir "$CLUSTER_DIR/kubectl-cache" "$@"
+}
+
+ctr_k8s() {
+  "$CONTAINERD_BIN/ctr" --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"
+}
