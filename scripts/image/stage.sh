@@ -5,13 +5,14 @@
 # paths by construction.
 #
 # Usage: scripts/image/stage.sh --src CHECKOUT --modules NODE_MODULES --node NODE_BIN DEST
-#   CHECKOUT      a checkout after `make build` (build/podnet.mjs, the CNI entry point)
+#   CHECKOUT      a checkout after `make build` (build/podnet.{cjs,mjs}, build/podnet-chunks, build/cni/podnet)
 #   NODE_MODULES  production dependencies (npm ci --omit=dev)
 #   NODE_BIN      the node binary (Node >= 20) to ship as /usr/bin/node
 #
-# Layout (the agent finds bpf/ by walking up from build/podnet.mjs):
+# Layout (the agent finds bpf/ by walking up from its bundle; the same files
+# `make install` puts under $(PREFIX)/lib/podnet):
 #   /usr/bin/node
-#   /usr/lib/podnet/{package.json,bin/podnet,build/podnet.mjs,bpf/,node_modules/}
+#   /usr/lib/podnet/{package.json,bin/{podnet,package.json},build/{podnet.cjs,podnet.mjs,podnet-chunks/},bpf/,node_modules/}
 #   /usr/lib/podnet/cni/{podnet,10-podnet.conflist}   what the init container installs
 #   /usr/local/bin/podnet -> /usr/lib/podnet/bin/podnet
 #   /usr/local/bin/podnet-install-cni                 init container: install the CNI files on the host
@@ -39,17 +40,12 @@ fail() {
   exit 1
 }
 
-# The CNI entry point: the self-contained executable when the build makes
-# one; otherwise the bundled script, which needs node on every host.
+# The CNI entry point is one self-contained executable: hosts need no node.
 cni=$src/build/cni/podnet
-if [[ ! -f $cni ]]; then
-  cni=$src/build/cni/podnet.cjs
-  [[ -f $cni ]] || fail "no CNI entry point: neither build/cni/podnet nor build/cni/podnet.cjs in $src (run make build)"
-  echo "stage: WARNING: build/cni/podnet is missing; shipping build/cni/podnet.cjs, which runs only on hosts with node on PATH" >&2
-fi
-for f in build/podnet.mjs bin/podnet package.json bpf/maps.h bpf/cflags deploy/10-podnet.conflist scripts/image/install-cni.sh scripts/image/mount-bpffs.sh; do
+for f in build/cni/podnet build/podnet.cjs build/podnet.mjs bin/podnet bin/package.json package.json bpf/pod.bpf.c bpf/cflags deploy/10-podnet.conflist scripts/image/install-cni.sh scripts/image/mount-bpffs.sh; do
   [[ -f $src/$f ]] || fail "missing $src/$f (run make build)"
 done
+[[ -d $src/build/podnet-chunks ]] || fail "missing $src/build/podnet-chunks (run make build)"
 [[ -d $modules/koffi ]] || fail "$modules holds no koffi: not a production node_modules"
 major=$("$node" -p 'process.versions.node.split(".")[0]') || fail "run $node: cannot print its version"
 [[ $major -ge 20 ]] || fail "$node is Node $major; the agent needs Node >= 20"
@@ -59,10 +55,11 @@ install -d -m 0755 "$dest/usr/bin" "$dest/usr/local/bin" "$lib/bin" "$lib/build"
 install -m 0755 "$node" "$dest/usr/bin/node"
 install -m 0644 "$src/package.json" "$lib/package.json"
 install -m 0755 "$src/bin/podnet" "$lib/bin/podnet"
-install -m 0644 "$src/build/podnet.mjs" "$lib/build/podnet.mjs"
-if [[ -f $src/build/podnet.mjs.map ]]; then
-  install -m 0644 "$src/build/podnet.mjs.map" "$lib/build/podnet.mjs.map"
-fi
+install -m 0644 "$src/bin/package.json" "$lib/bin/package.json"
+for f in podnet.cjs podnet.mjs podnet.cjs.map podnet.mjs.map; do
+  [[ -f $src/build/$f ]] && install -m 0644 "$src/build/$f" "$lib/build/$f"
+done
+cp -r "$src/build/podnet-chunks" "$lib/build/podnet-chunks"
 # Sources only: the agent compiles them itself (clang is in the image).
 (cd "$src" && find bpf -type f \( -name '*.c' -o -name '*.h' -o -name cflags \) -print0) |
   while IFS= read -r -d '' f; do install -D -m 0644 "$src/$f" "$lib/$f"; done
