@@ -81,6 +81,35 @@ if [[ -d $CLUSTER_DIR ]]; then
   done
 fi
 
+# 5b. What podnet's DaemonSet put on the node, when up.sh applied it
+#     (run/podnet.owner): the documented uninstall, `podnet cleanup` (pins
+#     under /sys/fs/bpf/podnet, the host veths it recorded, the state dir, the
+#     API socket), by hand when the checkout has no build; then /run/podnet
+#     and the bpffs propagation up.sh changed.
+if [[ -f $RUN/podnet.owner ]]; then
+  if [[ -f $REPO_ROOT/build/podnet.cjs ]] && command -v node >/dev/null; then
+    node "$REPO_ROOT/bin/podnet" cleanup --bpffs "$PODNET_BPFFS" --state-dir "$PODNET_STATE_DIR" \
+      --api-socket "$PODNET_RUN_DIR/agent.sock" --cni --cni-conf-dir "$CLUSTER_DIR/cni/net.d" \
+      --cni-bin-dir "$CLUSTER_DIR/cni/bin" >>"$LOGS/podnet-cleanup.log" 2>&1 ||
+      cluster_log "podnet cleanup: failed, see $LOGS/podnet-cleanup.log; removing by hand"
+  fi
+  # Only veths this agent recorded: other podnet instances on the machine
+  # name theirs the same way.
+  for l in $(cat "$PODNET_STATE_DIR"/endpoints/*.json 2>/dev/null | grep -o '"hostIfName":"pn[0-9a-f]\{12\}"' | cut -d'"' -f4); do
+    ip link delete "$l" 2>/dev/null || true
+  done
+  rm -rf "$PODNET_BPFFS" "$PODNET_STATE_DIR" "$PODNET_RUN_DIR"
+  rm -f "$RUN/podnet.owner"
+fi
+if [[ -f $RUN/bpffs.madeshared ]]; then
+  mount --make-private /sys/fs/bpf 2>/dev/null || cluster_log "restore /sys/fs/bpf propagation: failed"
+  rm -f "$RUN/bpffs.madeshared"
+fi
+if [[ -f $RUN/bpffs.mounted ]]; then
+  umount /sys/fs/bpf 2>/dev/null || cluster_log "unmount /sys/fs/bpf: failed (still in use?)"
+  rm -f "$RUN/bpffs.mounted"
+fi
+
 # 6. Network: deleting the namespace deletes the veth's peer, and the pair.
 #    Only when this checkout made them (run/netns.owner): the names are
 #    fixed, and another checkout's cluster must not lose its network.

@@ -19,6 +19,10 @@ set -euo pipefail
 
 [[ $(id -u) -eq 0 ]] || cluster_die "start cluster: needs root"
 
+# PODNET_CLUSTER_DEPLOY=0 starts the cluster without podnet (no network
+# plugin: the Node stays NotReady).
+PODNET_DEPLOY=${PODNET_CLUSTER_DEPLOY:-1}
+
 control_plane=(etcd kube-apiserver kube-controller-manager kube-scheduler)
 node=(containerd kubelet)
 
@@ -41,6 +45,10 @@ all_alive() {
 }
 
 if all_alive && kubectl_admin get --raw /readyz >/dev/null 2>&1; then
+  if [[ $PODNET_DEPLOY == 1 ]]; then
+    podnet_apply
+    podnet_wait
+  fi
   summary
   exit 0
 fi
@@ -88,6 +96,11 @@ if compgen -G "$LOGS/*.log" >/dev/null; then
 fi
 mkdir -p "$CLUSTER_DIR"/{bin,conf,logs,run,images,etcd,pod-logs,cni/bin,cni/net.d,containerd,kubelet}
 chmod 0700 "$CLUSTER_DIR/etcd"
+# podnet's agent image from this checkout (cached Debian base; seconds when warm).
+if [[ $PODNET_DEPLOY == 1 ]]; then
+  make -C "$REPO_ROOT" --no-print-directory image >"$LOGS/podnet-image.log" 2>&1 ||
+    cluster_die "build podnet image: failed, see $LOGS/podnet-image.log"
+fi
 install -m 0755 "$K8S_BIN/kubectl" "$CLUSTER_DIR/bin/kubectl"
 bash "$CLUSTER_SCRIPTS/pki.sh"
 # The node's own plugins (containerd's CRI runs loopback in every sandbox);
@@ -261,6 +274,19 @@ for img in pause busybox; do
   ctr_k8s images import "$CLUSTER_DIR/images/$img.tar" >>"$LOGS/images.log" 2>&1 ||
     cluster_die "import $img image: failed, see $LOGS/images.log"
 done
+if [[ $PODNET_DEPLOY == 1 ]]; then
+  ctr_k8s images import "$PODNET_IMAGE_TAR" >>"$LOGS/images.log" 2>&1 ||
+    cluster_die "import podnet image $PODNET_IMAGE_TAR: failed, see $LOGS/images.log"
+fi
+
+# Mount propagation as a systemd host has it. The DaemonSet mounts bpffs
+# Bidirectional (mount-bpffs) and HostToContainer (agent), which containerd
+# accepts only from a shared mount; without systemd every mount here is
+# private. The sandbox netns directory becomes a shared mount of its own so
+# the netns files containerd makes after the agent started reach it.
+if [[ $PODNET_DEPLOY == 1 ]]; then
+  podnet_share_mounts
+fi
 
 # --- node: kubelet ------------------------------------------------------------
 cat >"$CONF/kubelet.yaml" <<YAML
@@ -305,4 +331,10 @@ wait_for 120 node kubectl_admin get node "$NODE_NAME" ||
   cluster_die "register node $NODE_NAME: not registered after 120 s, see $LOGS/kubelet.log"
 wait_for 60 podcidr node_has_cidr ||
   cluster_die "allocate podCIDR for $NODE_NAME: none after 60 s, see $LOGS/kube-controller-manager.log"
+
+# --- podnet: deploy/ with the cluster's two knobs -------------------------------
+if [[ $PODNET_DEPLOY == 1 ]]; then
+  podnet_apply
+  podnet_wait
+fi
 summary
