@@ -26,6 +26,8 @@ UNIT_TESTS        = $(wildcard test/unit/*.test.ts)
 BPF_TESTS         = $(wildcard test/bpf/*.test.ts)
 INTEGRATION_TESTS = $(wildcard test/integration/*.test.ts)
 E2E_TESTS         = $(wildcard test/e2e/*.test.ts)
+# Brings the one-node cluster up (building the harness on the first run) and always down.
+CLUSTER_TESTS     = $(wildcard test/cluster/*.test.ts)
 NODE_TEST = $(TSX) --test --test-concurrency=1 --test-timeout=$(TEST_TIMEOUT) --test-reporter=spec
 
 .PHONY: setup build bpf ts cni gen gen-check typecheck test test-unit test-bpf test-integration test-e2e demo bench install install-cni clean
@@ -72,9 +74,9 @@ typecheck:
 build/cnidriver: $(wildcard test/e2e/tools/cnidriver/*.go) scripts/build-cnidriver.sh
 	bash scripts/build-cnidriver.sh build/cnidriver
 
-## test: every tier (unit, bpf, integration, e2e) in one run; needs root
+## test: every tier (unit, bpf, integration, e2e, cluster) in one run; needs root
 test: setup gen-check typecheck build build/cnidriver
-	$(NODE_TEST) $(UNIT_TESTS) $(BPF_TESTS) $(INTEGRATION_TESTS) $(E2E_TESTS)
+	$(NODE_TEST) $(UNIT_TESTS) $(BPF_TESTS) $(INTEGRATION_TESTS) $(E2E_TESTS) $(CLUSTER_TESTS)
 
 ## test-unit: the unit tier (no privileges)
 test-unit: build
@@ -154,7 +156,7 @@ image: build
 harness:
 	@bash scripts/harness/build.sh
 
-## cluster: a one-node Kubernetes cluster on this machine (root); see docs/cluster.md
+## cluster: a one-node Kubernetes cluster running podnet from deploy/ (root); see docs/cluster.md
 cluster:
 	@bash scripts/cluster/up.sh
 
@@ -164,7 +166,6 @@ cluster-down:
 
 # The first run builds the harness; the tier brings the cluster up and always down.
 ## test-cluster: the cluster tier (test/cluster; root)
-CLUSTER_TESTS = $(wildcard test/cluster/*.test.ts)
 .PHONY: test-cluster
 test-cluster: build
 	$(NODE_TEST) $(CLUSTER_TESTS)

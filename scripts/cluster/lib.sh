@@ -75,6 +75,8 @@ start_proc() {
   local st
   st=$(proc_starttime "$pid") || cluster_die "start $name: exited at once, see $LOGS/$name.log"
   echo "$pid $st" >"$RUN/$name.pid"
+  # The command line, for scripts/cluster/start.sh after a component was stopped.
+  printf '%s\0' "$ns" "$@" >"$RUN/$name.cmd"
 }
 
 # stop_pid PID STARTTIME LABEL: SIGTERM, up to 20 s, then SIGKILL.

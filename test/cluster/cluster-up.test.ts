@@ -2,7 +2,9 @@
  * scripts/cluster/up.sh and down.sh on this machine (root): the control
  * plane in its own namespace, containerd 2.x and kubelet in the root one,
  * TLS and Node+RBAC, a Node with a pod CIDR from the controller-manager, a
- * host-network pod without any CNI plugin, and nothing left after down.sh.
+ * host-network pod without any CNI plugin (PODNET_CLUSTER_DEPLOY=0: podnet
+ * on the cluster is test/cluster/podnet.test.ts), and nothing left after
+ * down.sh.
  * The first run builds the harness from Go modules (tens of minutes).
  */
 import { after, before, describe, test } from 'node:test';
@@ -87,7 +89,7 @@ describe('one-node cluster from scripts/cluster', () => {
     await clusterDown();
     sysctlsBefore = await sysctls();
     iptablesBefore = await kubeChains();
-    await clusterUp();
+    await clusterUp({ podnet: false });
     nodeName = (await kubectlOk(['get', 'nodes', '-o', 'jsonpath={.items[0].metadata.name}'])).trim();
   });
 
@@ -169,7 +171,7 @@ describe('one-node cluster from scripts/cluster', () => {
 
   test('running up.sh again while the cluster runs changes nothing', async () => {
     const before = await readFile(join(CLUSTER_DIR, 'run', 'kube-apiserver.pid'), 'utf8');
-    await clusterUp();
+    await clusterUp({ podnet: false });
     assert.equal(await readFile(join(CLUSTER_DIR, 'run', 'kube-apiserver.pid'), 'utf8'), before);
   });
 
@@ -185,7 +187,7 @@ describe('one-node cluster from scripts/cluster', () => {
       process.kill(Number(pid), 'SIGKILL');
       await waitFor(`${name} (pid ${pid}) to exit`, async () => ((await run('kill', ['-0', pid ?? ''])).code !== 0 ? true : undefined), 10_000, 50);
     }
-    await clusterUp();
+    await clusterUp({ podnet: false });
     assert.equal((await kubectlOk(['get', '--raw', '/readyz'])).trim(), 'ok');
     await kubectlOk(['wait', '--for=jsonpath={.spec.podCIDR}', `node/${nodeName}`, '--timeout=60s'], { timeoutMs: 70_000 });
     const alive = (await clusterShims()).filter((p) => shimsBefore.includes(p));

@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run, runOk, type RunResult } from '../../e2e/tools/proc.js';
+import { cleanEnv, run, runOk, type RunResult } from '../../e2e/tools/proc.js';
 import { REPO_ROOT } from '../../e2e/tools/repo.js';
 
 /** build/cluster: everything up.sh makes lives here. */
@@ -25,9 +25,27 @@ export async function clusterEnv(): Promise<ReadonlyMap<string, string>> {
   return env;
 }
 
-/** Starts the cluster (builds what is missing first; a cold build takes long). */
-export async function clusterUp(timeoutMs = 3_600_000): Promise<RunResult> {
-  return runOk('bash', [join(REPO_ROOT, 'scripts', 'cluster', 'up.sh')], { timeoutMs });
+/**
+ * Starts the cluster (builds what is missing first; a cold build takes long).
+ * With `podnet` (the default) it applies deploy/ and waits for a Ready Node;
+ * without it the Node has no network plugin and stays NotReady.
+ */
+export async function clusterUp(opts: { podnet?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {
+  return runOk('bash', [join(REPO_ROOT, 'scripts', 'cluster', 'up.sh')], {
+    timeoutMs: opts.timeoutMs ?? 3_600_000,
+    env: cleanEnv({ PODNET_CLUSTER_DEPLOY: opts.podnet === false ? '0' : '1' }),
+  });
+}
+
+/** Starts one stopped component again with its recorded command line (scripts/cluster/start.sh). */
+export async function clusterStart(name: string, timeoutMs = 240_000): Promise<RunResult> {
+  return runOk('bash', [join(REPO_ROOT, 'scripts', 'cluster', 'start.sh'), name], { timeoutMs });
+}
+
+/** The PID up.sh recorded for a component (run/NAME.pid holds PID and start time). */
+export async function recordedPid(name: string): Promise<number> {
+  const [pid] = (await readFile(join(CLUSTER_DIR, 'run', `${name}.pid`), 'utf8')).trim().split(' ');
+  return Number(pid);
 }
 
 /** Stops the cluster and removes what it made; harmless when it is not running. */
