@@ -14,17 +14,19 @@ import { join } from 'node:path';
 import { REPO, TestNode, testCidr } from '../lib/agent-fixture.js';
 import { hostVethName } from '../../agent/src/endpoints/index.js';
 import {
-  REFERENCE_PLUGIN_DIR, Netns, buildCniDriver, cniAdd, cniDriver, hostLinks, randomSuffix, runOk, sleep, writeConflist, type CniDriverOptions,
+  Netns, buildCniDriver, cniAdd, cniDriver, hostLinks, randomSuffix, referencePluginDir, runOk, sleep, writeConflist, type CniDriverOptions,
 } from '../e2e/tools/index.js';
 
 describe('the shipped conflist and failing chained plugins through libcni', () => {
   const node = new TestNode(testCidr(251));
   let work = '';
   let cacheDir = '';
+  let pluginDir = '';
   const namespaces: Netns[] = [];
 
   before(async () => {
     await buildCniDriver();
+    pluginDir = await referencePluginDir();
     work = await mkdtemp(join(tmpdir(), 'podnet-chainfail-'));
     cacheDir = join(work, 'cache');
     await node.start({ reconcileIntervalMs: 0 });
@@ -72,7 +74,7 @@ describe('the shipped conflist and failing chained plugins through libcni', () =
     assert.deepEqual(left, [], `nothing of ${id} is left within 5 s of its DEL`);
   }
 
-  test('the shipped 10-podnet.conflist adds, checks and deletes a pod with only podnet in CNI_PATH', async () => {
+  test('the shipped 10-podnet.conflist adds at CNI 1.1.0 (picked from its cniVersions), checks and deletes a pod with only podnet in CNI_PATH', async () => {
     const shipped = JSON.parse(await readFile(join(REPO, 'deploy/10-podnet.conflist'), 'utf8')) as { name: string; plugins: Array<Record<string, unknown>> };
     shipped.plugins[0] = { ...shipped.plugins[0], agentSocket: node.socket, stateDir: node.stateDir };
     const net = `pncf-${randomSuffix()}`;
@@ -84,7 +86,11 @@ describe('the shipped conflist and failing chained plugins through libcni', () =
     const ns = await Netns.create('pncf');
     namespaces.push(ns);
     const id = `cf-${randomSuffix(4)}`;
-    await cniAdd(opts(conflist, id, ns, [onlyPodnet]));
+    const { result } = await cniAdd(opts(conflist, id, ns, [onlyPodnet]));
+    // libcni >= 1.2 runs the list at the highest of cniVersions it speaks.
+    assert.equal(result.cniVersion, '1.1.0');
+    const status = await cniDriver('status', opts(conflist, id, ns, [onlyPodnet]));
+    assert.deepEqual(status.ok ? status.output : status.error, { pluginsAsked: true }, 'STATUS reaches podnet: the list runs at 1.1.0');
     const check = await cniDriver('check', opts(conflist, id, ns, [onlyPodnet]));
     assert.equal(check.ok, true, check.ok ? '' : check.error.msg);
     const del = await cniDriver('del', opts(conflist, id, ns, [onlyPodnet]));
@@ -110,11 +116,11 @@ describe('the shipped conflist and failing chained plugins through libcni', () =
   for (const f of failing) {
     test(`a failed ADD with ${f.what} chained after podnet leaves nothing once the runtime DELs the list`, async () => {
       const net = `pncx-${randomSuffix()}`;
-      const conflist = await writeConflist(work, { cniVersion: '1.0.0', name: net, plugins: [podnetConf(), f.plugin] });
+      const conflist = await writeConflist(work, { cniVersion: '1.1.0', name: net, plugins: [podnetConf(), f.plugin] });
       const ns = await Netns.create('pncx');
       namespaces.push(ns);
       const id = `cx-${randomSuffix(4)}`;
-      const path = [node.cniBin, REFERENCE_PLUGIN_DIR];
+      const path = [node.cniBin, pluginDir];
       const add = await cniDriver('add', opts(conflist, id, ns, path, f.caps));
       assert.equal(add.ok, false, 'the chained plugin fails the ADD');
       if (!add.ok) assert.match(add.error.msg + (add.error.details ?? ''), f.error);
