@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { REPO, TestNode, testCidr } from '../lib/agent-fixture.js';
 import { hostVethName } from '../../agent/src/endpoints/index.js';
 import {
-  Netns, buildCniDriver, cniAdd, cniDriver, hostLinks, randomSuffix, referencePluginDir, runOk, sleep, writeConflist, type CniDriverOptions,
+  Netns, buildCniDriver, cniAdd, cniDriver, hostLinks, natChains, randomSuffix, referencePluginDir, removePortmapChains, runOk, sleep, writeConflist,
+  type CniDriverOptions,
 } from '../e2e/tools/index.js';
 
 describe('the shipped conflist and failing chained plugins through libcni', () => {
@@ -22,17 +23,21 @@ describe('the shipped conflist and failing chained plugins through libcni', () =
   let work = '';
   let cacheDir = '';
   let pluginDir = '';
+  let natBefore = new Set<string>();
   const namespaces: Netns[] = [];
 
   before(async () => {
     await buildCniDriver();
     pluginDir = await referencePluginDir();
+    natBefore = await natChains();
     work = await mkdtemp(join(tmpdir(), 'podnet-chainfail-'));
     cacheDir = join(work, 'cache');
     await node.start({ reconcileIntervalMs: 0 });
   });
   after(async () => {
     for (const ns of namespaces) await ns.close().catch(() => undefined);
+    // portmap never removes its shared CNI-HOSTPORT-* chains.
+    await removePortmapChains(natBefore).catch(() => undefined);
     await node.cleanup();
     if (work) await rm(work, { recursive: true, force: true });
   });
@@ -96,6 +101,36 @@ describe('the shipped conflist and failing chained plugins through libcni', () =
     const del = await cniDriver('del', opts(conflist, id, ns, [onlyPodnet]));
     assert.equal(del.ok, true, del.ok ? '' : del.error.msg);
     await gone(id, ns, net);
+  });
+
+  test('the chained example conflist runs at CNI 1.1.0 through podnet and the reference plugins: ADD, CHECK, STATUS, DEL', async () => {
+    const example = JSON.parse(await readFile(join(REPO, 'deploy/examples/10-podnet-chained.conflist'), 'utf8')) as { name: string; plugins: Array<Record<string, unknown>> };
+    example.plugins[0] = { ...example.plugins[0], agentSocket: node.socket, stateDir: node.stateDir };
+    const net = `pnce-${randomSuffix()}`;
+    const conflist = await writeConflist(work, { ...example, name: net });
+    const ns = await Netns.create('pnce');
+    namespaces.push(ns);
+    const id = `ce-${randomSuffix(4)}`;
+    const hostPort = 20_000 + Math.floor(Math.random() * 20_000);
+    const caps = { portMappings: [{ hostPort, containerPort: 80, protocol: 'tcp' }], bandwidth: { ingressRate: 200_000_000, ingressBurst: 4_000_000 } };
+    const path = [node.cniBin, pluginDir];
+    const { result } = await cniAdd(opts(conflist, id, ns, path, caps));
+    let deleted = false;
+    try {
+      assert.equal(result.cniVersion, '1.1.0');
+      const check = await cniDriver('check', opts(conflist, id, ns, path, caps));
+      assert.equal(check.ok, true, check.ok ? '' : check.error.msg);
+      const status = await cniDriver('status', opts(conflist, id, ns, path));
+      assert.deepEqual(status.ok ? status.output : status.error, { pluginsAsked: true });
+      const del = await cniDriver('del', opts(conflist, id, ns, path, caps));
+      assert.equal(del.ok, true, del.ok ? '' : del.error.msg);
+      deleted = true;
+    } finally {
+      if (!deleted) await cniDriver('del', opts(conflist, id, ns, path, caps)).catch(() => undefined);
+    }
+    await gone(id, ns, net);
+    const nat = await runOk('iptables', ['-t', 'nat', '-S']);
+    assert.doesNotMatch(nat.stdout, new RegExp(`--dport ${hostPort} `), 'portmap removed its DNAT rule');
   });
 
   const failing: Array<{ what: string; plugin: Record<string, unknown>; caps?: Record<string, unknown>; error: RegExp }> = [
