@@ -74,9 +74,8 @@ typecheck:
 build/cnidriver: $(wildcard test/cluster/tools/cnidriver-mod/*.go) scripts/harness/cnidriver.sh scripts/harness/versions.env
 	bash scripts/harness/cnidriver.sh build/cnidriver
 
-# The harness parts the test tiers and benchmarks use: the CNI reference
-# plugins and Prometheus, built from Go modules when missing (cached outside
-# the checkout; a no-op when built).
+# Cached outside the checkout; a no-op when built. Needs Go >= 1.24 in /usr/local/go.
+## test-harness: build the CNI reference plugins and Prometheus the tests use from Go modules when missing
 .PHONY: test-harness
 test-harness:
 	@bash scripts/harness/build.sh --quiet cni-plugins prometheus
