@@ -104,6 +104,18 @@ describe('ADD and CNI_NETNS checks', () => {
     assert.equal((await node.cni('DEL', { containerId: id, netns: a.path })).code, 0);
   });
 
+  test('an ADD with a 64-character container id, as container runtimes make them, gets an address, and its DEL frees it', async () => {
+    const ns = node.netns('long');
+    const id = `${rand(16)}${rand(16)}`.padEnd(64, '0');
+    assert.equal(id.length, 64);
+    const r = await node.cni('ADD', { containerId: id, netns: ns.path });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(node.agent!.ipam.lookup(id, 'eth0'), ipOf(r));
+    assert.equal(node.agent!.ipam.allocations().find((a) => a.ip === ipOf(r))?.owner.containerId, id, 'the whole id is stored');
+    assert.equal((await node.cni('DEL', { containerId: id, netns: ns.path })).code, 0);
+    assert.equal(node.agent!.ipam.lookup(id, 'eth0'), undefined);
+  });
+
   for (const [what, make] of [
     ['a regular file', (): string => { const p = join(dir, 'file'); writeFileSync(p, ''); return p; }],
     ['a directory', (): string => { const p = join(dir, 'd'); mkdirSync(p, { recursive: true }); return p; }],
