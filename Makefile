@@ -71,11 +71,19 @@ gen-check:
 typecheck:
 	npx tsc -p tsconfig.json --noEmit
 
-build/cnidriver: $(wildcard test/e2e/tools/cnidriver/*.go) scripts/build-cnidriver.sh
-	bash scripts/build-cnidriver.sh build/cnidriver
+# The libcni driver (module mode, libcni at the version versions.env pins),
+# built into the harness cache and copied here.
+build/cnidriver: $(wildcard test/cluster/tools/cnidriver-mod/*.go) scripts/harness/cnidriver.sh scripts/harness/versions.env
+	bash scripts/harness/cnidriver.sh build/cnidriver
+
+# Cached outside the checkout; a no-op when built. Needs Go >= 1.24 in /usr/local/go.
+## test-harness: build the CNI reference plugins and Prometheus the tests use from Go modules when missing
+.PHONY: test-harness
+test-harness:
+	@bash scripts/harness/build.sh --quiet cni-plugins prometheus
 
 ## test: every tier (unit, bpf, integration, e2e, cluster) in one run; needs root
-test: setup gen-check typecheck build build/cnidriver
+test: setup gen-check typecheck build build/cnidriver test-harness
 	$(NODE_TEST) $(UNIT_TESTS) $(BPF_TESTS) $(INTEGRATION_TESTS) $(E2E_TESTS) $(CLUSTER_TESTS)
 
 ## test-unit: the unit tier (no privileges)
@@ -87,11 +95,11 @@ test-bpf: build
 	$(NODE_TEST) $(BPF_TESTS)
 
 ## test-integration: the integration tier (real netns, veth, tc; root)
-test-integration: build build/cnidriver
+test-integration: build build/cnidriver test-harness
 	$(NODE_TEST) $(INTEGRATION_TESTS)
 
 ## test-e2e: the end-to-end tier (containerd, libcni, Prometheus; root)
-test-e2e: build build/cnidriver
+test-e2e: build build/cnidriver test-harness
 	$(NODE_TEST) $(E2E_TESTS)
 
 ## demo: a simulated node on this machine (root; cleans up); DEMO_POD_CIDR=, DEMO_METRICS_PORT= override
@@ -99,7 +107,7 @@ demo: setup build
 	bash scripts/demo.sh
 
 ## bench: benchmarks under test/bench (not part of `make test`)
-bench: setup build build/cnidriver
+bench: setup build build/cnidriver test-harness
 	bash scripts/bench.sh
 
 # install: the production dependencies come from package-lock.json through npm
@@ -167,5 +175,5 @@ cluster-down:
 # The first run builds the harness; the tier brings the cluster up and always down.
 ## test-cluster: the cluster tier (test/cluster; root)
 .PHONY: test-cluster
-test-cluster: build
+test-cluster: build test-harness
 	$(NODE_TEST) $(CLUSTER_TESTS)

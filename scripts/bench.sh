@@ -17,9 +17,12 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-"$root/scripts/ensure-debs.sh" iproute2 iperf3 sockperf containernetworking-plugins golang-go golang-github-appc-cni-dev time
+"$root/scripts/ensure-debs.sh" iproute2 iperf3 sockperf time
 "$root/scripts/ensure-debs.sh" gcc libbpf-dev # maps: the C baseline against libbpf
-bash "$root/scripts/build-cnidriver.sh" "$root/build/cnidriver"
+# The libcni driver and the reference plugins (the peers), built from Go
+# modules into the harness cache when missing.
+bash "$root/scripts/harness/cnidriver.sh" "$root/build/cnidriver"
+bash "$root/scripts/harness/build.sh" --quiet cni-plugins
 
 names=("$@")
 if [[ ${#names[@]} -eq 0 ]]; then

@@ -50,13 +50,10 @@ function startingResponse(req: ApiRequest): ApiResponse {
   return { status: 503, body: { code, msg: 'podnet agent failed to start: try again later' } };
 }
 
-/** How often reconcile checks and repairs every endpoint after the first pass. */
-export const DEFAULT_RECONCILE_INTERVAL_MS = 30_000;
-
 /** Extra knobs for tests. */
 export interface AgentOptions {
   failpoint?: EndpointManagerDeps['failpoint'];
-  /** Period of the reconcile loop (default DEFAULT_RECONCILE_INTERVAL_MS); 0 turns it off. */
+  /** Period of the reconcile loop in ms, over the reconcile-interval setting; 0 turns it off. */
   reconcileIntervalMs?: number;
   /** The API server connection for the kubernetes source (default: from the kubeconfig or in-cluster config). */
   kubeTransport?: KubeTransport;
@@ -122,6 +119,25 @@ export class Agent {
       this.closers.push({ what: 'metrics', close: () => ms.close() });
     }
 
+    // Metrics from the start: while the agent waits for its pod CIDR they
+    // already say why it is not ready and how its watches fare. Every source
+    // answers before the part it reads exists.
+    let counters: CountersMap | undefined;
+    this.metrics = createMetrics({
+      ready: () => this.readiness().ready,
+      mode: () => this.datapath?.mode ?? 'none',
+      endpoints: () => this.endpoints?.list() ?? [],
+      ipam: () => this.ipam?.usage() ?? { used: 0, free: 0 },
+      lastReconcile: () => this.lastReconcile,
+      delQueueDepth: () => this.delQueueDepth(),
+      maps: () => (this.datapath ? Object.values(this.datapath.maps) : []),
+      counters: () => counters?.readAll() ?? [],
+      perPodLabels: cfg.metricsPodLabels,
+      informers: () => (this.nodeSource ? [{ resource: 'nodes', synced: this.nodeSource.hasSynced, ...this.nodeSource.stats }] : []),
+    });
+    api.onAnswer = (route, status) => { if (status >= 400) this.metrics.observeApiError(route, status); };
+    this.metricsServer?.serve(this.metrics.registry);
+
     // The pool: from the flag in standalone mode, from this node's Node object
     // otherwise. Until the Node has a pod CIDR the agent is live, not ready.
     const pool = cfg.source.kind === 'kubernetes' ? await this.poolFromNode(api, cfg.source.kubeconfig, opts) : cfg.podCidr!;
@@ -148,7 +164,7 @@ export class Agent {
 
     this.ipam = new Ipam(pool, new IpamMap(dp.maps.ipam));
     this.nodeSource?.onChange(() => this.checkPoolChange(pool));
-    const counters = new CountersMap(dp.maps.counters);
+    counters = new CountersMap(dp.maps.counters);
     this.endpoints = new EndpointManager({
       ipam: this.ipam,
       endpoints: new EndpointsMap(dp.maps.endpoints),
@@ -160,26 +176,13 @@ export class Agent {
       counters,
       ...(opts.failpoint ? { failpoint: opts.failpoint } : {}),
     });
-    this.metrics = createMetrics({
-      ready: () => this.readiness().ready,
-      mode: () => dp.mode,
-      endpoints: () => this.endpointInfos(),
-      ipam: () => this.ipam.usage(),
-      lastReconcile: () => this.lastReconcile,
-      delQueueDepth: () => this.delQueueDepth(),
-      maps: () => Object.values(dp.maps),
-      counters: () => counters.readAll(),
-      perPodLabels: cfg.metricsPodLabels,
-    });
-    api.onAnswer = (route, status) => { if (status >= 400) this.metrics.observeApiError(route, status); };
     // DELs first (queued while no agent ran, or answered but not finished),
     // so reconcile never repairs an endpoint that was deleted.
     await this.drainDelQueue();
     const rec = await this.reconcile();
     log.info({ ...rec, endpoints: this.endpoints.list().length }, 'reconciled endpoints with the kernel');
 
-    if (this.metricsServer) this.metricsServer.serve(this.metrics.registry);
-    const every = opts.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS;
+    const every = opts.reconcileIntervalMs ?? cfg.reconcileIntervalSeconds * 1000;
     if (every > 0) {
       this.reconcileTimer = setInterval(() => {
         this.reconcile().catch((err: unknown) => log.error({ err }, 'reconcile failed'));
@@ -382,7 +385,7 @@ export class Agent {
 
   /** DELs not carried out yet: queued by the entry point, or answered with their teardown pending. */
   delQueueDepth(): number {
-    return readDelQueue(delQueueDir(this.cfg.stateDir)).length + this.endpoints.pendingTeardowns();
+    return readDelQueue(delQueueDir(this.cfg.stateDir)).length + (this.endpoints?.pendingTeardowns() ?? 0);
   }
 
   /** What `podnet ipam` shows. */

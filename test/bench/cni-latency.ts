@@ -41,7 +41,7 @@ import {
   printJsonSummary,
   buildEntryPoints,
   ENTRY_POINT_NAMES,
-  REFERENCE_PLUGIN_DIR,
+  referencePluginDir,
   SYSTEM_PATH,
   ptpHostLocal,
   ratio,
@@ -282,7 +282,7 @@ async function rssOfDel(p: PreparedVariant, containerId: string): Promise<number
   const plugin = list.plugins[0];
   if (!plugin) throw new PodnetError('BENCH_FAILED', `measure peak RSS of ${p.name}: ${p.conflist} has no plugin`);
   const conf = JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...plugin });
-  const env = { PATH: SYSTEM_PATH, CNI_COMMAND: 'DEL', CNI_CONTAINERID: containerId, CNI_NETNS: '', CNI_IFNAME: 'eth0', CNI_PATH: [...p.cniPath, REFERENCE_PLUGIN_DIR].join(':') };
+  const env = { PATH: SYSTEM_PATH, CNI_COMMAND: 'DEL', CNI_CONTAINERID: containerId, CNI_NETNS: '', CNI_IFNAME: 'eth0', CNI_PATH: [...p.cniPath, await referencePluginDir()].join(':') };
   return peakRssKiB(join(p.cniPath[0] ?? '', plugin.type), env, conf);
 }
 

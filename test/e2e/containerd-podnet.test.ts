@@ -19,13 +19,14 @@ import { hostVethName } from '../../agent/src/endpoints/index.js';
 import {
   BUSYBOX_IMAGE,
   PrivateContainerd,
-  REFERENCE_PLUGIN_DIR,
+  REPO_ROOT,
   buildBusyboxImage,
   describeCniDirs,
   freeSubnet24,
   hostLinks,
   installCniPaths,
   randomSuffix,
+  referencePluginDir,
   run,
   runOk,
   sleep,
@@ -150,10 +151,18 @@ describe('podnet as the CNI plugin of containerd (ctr run --cni)', () => {
       await runOk('ip', ['link', 'set', hostIf, 'up']);
 
       ctd = await PrivateContainerd.start();
+      const pluginDir = await referencePluginDir();
+      // The shipped conflist's version fields: Debian's containerd 1.6 links
+      // libcni 1.1.2, which ignores cniVersions and cannot parse a 1.1.0
+      // result, so it runs the list at its cniVersion (1.0.0); libcni >= 1.2
+      // (containerd 2.x) picks 1.1.0 from cniVersions. This proves the
+      // fallback the shipped file promises.
+      const shipped = JSON.parse(await readFile(join(REPO_ROOT, 'deploy', '10-podnet.conflist'), 'utf8')) as { cniVersion: string; cniVersions?: string[] };
       paths = await installCniPaths({
         conflists: {
           '10-podnet.conflist': {
-            cniVersion: '1.0.0',
+            cniVersion: shipped.cniVersion,
+            ...(shipped.cniVersions ? { cniVersions: shipped.cniVersions } : {}),
             name: network,
             plugins: [
               { type: 'podnet', agentSocket: node.socket, stateDir: node.stateDir },
@@ -162,7 +171,7 @@ describe('podnet as the CNI plugin of containerd (ctr run --cni)', () => {
           },
         },
         // The installed name is the source's base name: node.cniBin holds the entry point as "podnet".
-        plugins: [join(node.cniBin, 'podnet'), ...['tuning', 'loopback'].map((p) => join(REFERENCE_PLUGIN_DIR, p))],
+        plugins: [join(node.cniBin, 'podnet'), ...['tuning', 'loopback'].map((p) => join(pluginDir, p))],
       });
       const names = await ctd.importImage(image);
       assert.ok(names.includes(BUSYBOX_IMAGE), `imported images: ${names.join(', ')}`);

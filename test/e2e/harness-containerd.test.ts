@@ -13,13 +13,13 @@ import { join } from 'node:path';
 import {
   BUSYBOX_IMAGE,
   PrivateContainerd,
-  REFERENCE_PLUGIN_DIR,
   buildBusyboxImage,
   describeCniDirs,
   freeSubnet24,
   hostLinks,
   installCniPaths,
   randomSuffix,
+  referencePluginDir,
   runOk,
   waitFor,
   type Background,
@@ -82,6 +82,7 @@ describe('private containerd running busybox with ctr run --cni', () => {
     network = `pnctd-${randomSuffix()}`;
 
     ctd = await PrivateContainerd.start();
+    const pluginDir = await referencePluginDir();
     paths = await installCniPaths({
       conflists: {
         '10-podnet-harness.conflist': {
@@ -90,7 +91,7 @@ describe('private containerd running busybox with ctr run --cni', () => {
           plugins: [{ type: 'ptp', ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: `${subnetPrefix}.0/24` }]], dataDir } }],
         },
       },
-      plugins: ['ptp', 'host-local', 'loopback'].map((p) => join(REFERENCE_PLUGIN_DIR, p)),
+      plugins: ['ptp', 'host-local', 'loopback'].map((p) => join(pluginDir, p)),
     });
     const names = await ctd.importImage(image);
     assert.ok(names.includes(BUSYBOX_IMAGE), `imported images: ${names.join(', ')}`);

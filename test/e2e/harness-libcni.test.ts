@@ -1,7 +1,8 @@
 /**
- * Proves the libcni driver with the reference plugins: ADD/CHECK/DEL of a
- * ptp + host-local pod with tuning, portmap and bandwidth chained after it,
- * in namespaces this test creates, plus the hand-built GC and STATUS verbs.
+ * Proves the libcni driver (libcni in module mode) with the reference
+ * plugins built from their modules: ADD/CHECK/DEL of a ptp + host-local pod
+ * with tuning, portmap and bandwidth chained after it, at CNI 1.1.0, in
+ * namespaces this test creates, and libcni's own GC and STATUS.
  * Needs root; nothing is left on the host afterwards.
  */
 import { after, before, describe, test } from 'node:test';
@@ -10,7 +11,6 @@ import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  REFERENCE_PLUGIN_DIR,
   Netns,
   buildCniDriver,
   cniAdd,
@@ -22,6 +22,7 @@ import {
   natChains,
   natRulesMatching,
   randomSuffix,
+  referencePluginDir,
   removePortmapChains,
   resultIPv4,
   runOk,
@@ -45,9 +46,9 @@ describe('libcni driver against the reference plugins', () => {
   let subnetPrefix = '';
   let chainConflist = '';
   let ptpConflist = '';
-  let checkConflist = '';
   let chainNet = '';
   let ptpNet = '';
+  let pluginDir = '';
   let natBefore = new Set<string>();
   const namespaces: Netns[] = [];
   const hostInterfaces = new Set<string>();
@@ -70,7 +71,7 @@ describe('libcni driver against the reference plugins', () => {
   function opts(conflist: string, containerId: string, ns: Netns | string, extra: Partial<CniDriverOptions> = {}): CniDriverOptions {
     return {
       conflist,
-      cniPath: [REFERENCE_PLUGIN_DIR],
+      cniPath: [pluginDir],
       cacheDir,
       containerId,
       netns: typeof ns === 'string' ? ns : ns.path,
@@ -81,6 +82,7 @@ describe('libcni driver against the reference plugins', () => {
 
   before(async () => {
     await buildCniDriver();
+    pluginDir = await referencePluginDir();
     natBefore = await natChains();
     work = await mkdtemp(join(tmpdir(), 'podnet-libcni-'));
     cacheDir = join(work, 'cache');
@@ -91,7 +93,7 @@ describe('libcni driver against the reference plugins', () => {
     ptpNet = `pnlc-ptp-${suffix}`;
     const ipam = { type: 'host-local', ranges: [[{ subnet: `${subnetPrefix}.0/24` }]], dataDir: ipamDir };
     chainConflist = await writeConflist(work, {
-      cniVersion: '1.0.0',
+      cniVersion: '1.1.0',
       name: chainNet,
       plugins: [
         { type: 'ptp', ipMasq: false, ipam },
@@ -100,19 +102,7 @@ describe('libcni driver against the reference plugins', () => {
         { type: 'bandwidth', ingressRate: 100_000_000, ingressBurst: 1_000_000, egressRate: 100_000_000, egressBurst: 1_000_000 },
       ],
     });
-    ptpConflist = await writeConflist(work, { cniVersion: '1.0.0', name: ptpNet, plugins: [{ type: 'ptp', ipMasq: false, ipam }] });
-    // portmap 1.1.1 fails CHECK on any IPv4-only pod: it looks for an IPv6
-    // chain it never created (containernetworking/plugins#819, fixed after
-    // the version Debian 12 ships). CHECK is therefore proven without it.
-    checkConflist = await writeConflist(work, {
-      cniVersion: '1.0.0',
-      name: `pnlc-check-${suffix}`,
-      plugins: [
-        { type: 'ptp', ipMasq: false, ipam },
-        { type: 'tuning', sysctl: { 'net.core.somaxconn': '511' } },
-        { type: 'bandwidth', ingressRate: 100_000_000, ingressBurst: 1_000_000, egressRate: 100_000_000, egressBurst: 1_000_000 },
-      ],
-    });
+    ptpConflist = await writeConflist(work, { cniVersion: '1.1.0', name: ptpNet, plugins: [{ type: 'ptp', ipMasq: false, ipam }] });
   });
 
   after(async () => {
@@ -121,12 +111,12 @@ describe('libcni driver against the reference plugins', () => {
     if (work) await rm(work, { recursive: true, force: true });
   });
 
-  test('ADD through ptp, tuning, portmap and bandwidth configures the pod and returns a 1.0.0 result', async () => {
+  test('ADD through ptp, tuning, portmap and bandwidth configures the pod and returns a 1.1.0 result', async () => {
     const ns = await pod();
     const id = `c-${randomSuffix()}`;
     const { result, call } = await add(opts(chainConflist, id, ns, { capabilityArgs: portMappings }));
     try {
-      assert.equal(result.cniVersion, '1.0.0');
+      assert.equal(result.cniVersion, '1.1.0');
       const ip = resultIPv4(result);
       assert.ok(ip.startsWith(`${subnetPrefix}.`), `${ip} is inside ${subnetPrefix}.0/24`);
       const eth0 = result.interfaces?.find((i) => i.name === 'eth0');
@@ -158,23 +148,42 @@ describe('libcni driver against the reference plugins', () => {
     }
   });
 
-  test('CHECK passes on a healthy pod and fails with a CNI error once its address is gone', async () => {
+  // portmap 1.1.1 (Debian 12) failed CHECK on every IPv4-only pod
+  // (containernetworking/plugins#819); the pinned release checks the whole chain.
+  test('CHECK of the whole chain, portmap included, passes on a healthy pod and fails with a CNI error once its address is gone', async () => {
     const ns = await pod();
     const id = `c-${randomSuffix()}`;
-    const { result } = await add(opts(checkConflist, id, ns));
+    const { result } = await add(opts(chainConflist, id, ns, { capabilityArgs: portMappings }));
     try {
-      const ok = await cniDriver('check', opts(checkConflist, id, ns));
+      const ok = await cniDriver('check', opts(chainConflist, id, ns, { capabilityArgs: portMappings }));
       assert.equal(ok.ok, true, ok.ok ? '' : ok.error.msg);
 
       await ns.execOk('ip', ['addr', 'flush', 'dev', 'eth0']);
-      const broken = await cniDriver('check', opts(checkConflist, id, ns));
+      const broken = await cniDriver('check', opts(chainConflist, id, ns, { capabilityArgs: portMappings }));
       assert.equal(broken.ok, false);
       if (!broken.ok) {
         assert.ok(broken.error.code > 0);
         assert.match(`${broken.error.msg} ${broken.error.details ?? ''}`, new RegExp(resultIPv4(result).replaceAll('.', '\\.')));
       }
     } finally {
-      await cniMustSucceed('del', opts(checkConflist, id, ns));
+      await cniMustSucceed('del', opts(chainConflist, id, ns, { capabilityArgs: portMappings }));
+    }
+  });
+
+  test('CHECK of the whole chain fails once portmap\'s DNAT rule for the pod is gone', async () => {
+    const ns = await pod();
+    const id = `c-${randomSuffix()}`;
+    const { result } = await add(opts(chainConflist, id, ns, { capabilityArgs: portMappings }));
+    try {
+      const ip = resultIPv4(result);
+      const [rule] = await natRulesMatching(`--dport ${hostPort} -j DNAT --to-destination ${ip}:80`);
+      assert.ok(rule, 'portmap made the DNAT rule');
+      await runOk('iptables', ['-t', 'nat', ...rule.replace(/^-A /, '-D ').split(' ')]);
+      const broken = await cniDriver('check', opts(chainConflist, id, ns, { capabilityArgs: portMappings }));
+      assert.equal(broken.ok, false, 'CHECK notices the missing port mapping');
+      if (!broken.ok) assert.match(`${broken.error.msg} ${broken.error.details ?? ''}`, /dnat/i);
+    } finally {
+      await cniMustSucceed('del', opts(chainConflist, id, ns, { capabilityArgs: portMappings }));
     }
   });
 
@@ -254,11 +263,11 @@ describe('libcni driver against the reference plugins', () => {
       // The runtime lost the sandbox: its namespace (and veth) vanished without a DEL.
       await goneNs.close();
 
-      const gc = await cniDriver('gc', { conflist: ptpConflist, cniPath: [REFERENCE_PLUGIN_DIR], cacheDir, valid: [{ containerID: keep, ifname: 'eth0' }] });
+      const gc = await cniDriver('gc', { conflist: ptpConflist, cniPath: [pluginDir], cacheDir, valid: [{ containerID: keep, ifname: 'eth0' }] });
       assert.equal(gc.ok, true, gc.ok ? '' : gc.error.msg);
       const summary = (gc.ok ? gc.output : undefined) as CniGcSummary;
       assert.deepEqual(summary.staleDeleted, [{ containerID: gone, ifname: 'eth0' }]);
-      assert.equal(summary.pluginsGC, false, 'a 1.0.0 list has no plugin GC');
+      assert.equal(summary.pluginsGC, true, 'libcni sends GC to the plugins of a 1.1.0 list');
 
       assert.equal(await exists(join(ipamDir, ptpNet, goneIp)), false);
       assert.equal(await exists(join(cacheDir, 'results', `${ptpNet}-${gone}-eth0`)), false);
@@ -267,6 +276,19 @@ describe('libcni driver against the reference plugins', () => {
     } finally {
       await cniMustSucceed('del', opts(ptpConflist, keep, keepNs));
     }
+  });
+
+  test('STATUS through libcni asks ptp, which asks host-local, and fails when host-local is not in CNI_PATH', async () => {
+    const ok = await cniDriver('status', { conflist: ptpConflist, cniPath: [pluginDir], cacheDir });
+    assert.deepEqual(ok.ok ? (ok.output as CniStatusSummary) : ok.error, { pluginsAsked: true });
+
+    const onlyPtp = join(work, 'only-ptp');
+    await mkdir(onlyPtp, { recursive: true });
+    await copyFile(join(pluginDir, 'ptp'), join(onlyPtp, 'ptp'));
+    await chmod(join(onlyPtp, 'ptp'), 0o755);
+    const bad = await cniDriver('status', { conflist: ptpConflist, cniPath: [onlyPtp], cacheDir });
+    assert.equal(bad.ok, false, 'STATUS fails without the IPAM plugin');
+    if (!bad.ok) assert.match(bad.error.msg, /host-local/);
   });
 
   describe('GC and STATUS of a 1.1.0 list', () => {
@@ -377,7 +399,7 @@ describe('libcni driver against the reference plugins', () => {
   });
 
   test('the driver rejects a command line without --conflist instead of guessing', async () => {
-    await assert.rejects(cniDriver('add', { conflist: '', cniPath: [REFERENCE_PLUGIN_DIR], cacheDir, containerId: 'x' }), /exit 2: .*--conflist is required/s);
+    await assert.rejects(cniDriver('add', { conflist: '', cniPath: [pluginDir], cacheDir, containerId: 'x' }), /exit 2: .*--conflist is required/s);
   });
 
   test('nothing is left on the host: namespaces, interfaces, routes, IPAM reservations, /var/lib/cni entries', async () => {

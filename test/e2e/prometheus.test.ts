@@ -2,8 +2,8 @@
  * podnet's metrics as real Prometheus tooling sees them: an agent in this
  * process serves /metrics on loopback, two pods are created through the real
  * CNI entry point and ping each other, promtool lints the exposition, and a
- * private Prometheus server (Debian's `prometheus` package) scrapes the
- * agent. Traffic stays between the pod namespaces made here; Prometheus
+ * private Prometheus server (built from its Go module by the harness)
+ * scrapes the agent. Traffic stays between the pod namespaces made here; Prometheus
  * listens on and scrapes loopback only.
  */
 import assert from 'node:assert/strict';

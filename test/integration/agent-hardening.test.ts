@@ -9,44 +9,30 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO, TestNode, inNetns, podnetHostVeths, rand, testCidr } from '../lib/agent-fixture.js';
+import { TestNode, inNetns, podnetHostVeths, rand, testCidr } from '../lib/agent-fixture.js';
 import { apiCall } from '../../agent/src/api/client.js';
+import { startAgentProcess, waitAgentStatus, type AgentProcess } from '../lib/podnet-cli.js';
 import type { AgentStatus, EndpointInfo } from '../../agent/src/api/protocol.js';
 import { Agent } from '../../agent/src/agent.js';
 import { buildAgentConfig } from '../../agent/src/config/index.js';
 import { hostVethName } from '../../agent/src/endpoints/index.js';
 import { silentLogger } from '../../agent/src/log/index.js';
 
-const PODNET = join(REPO, 'bin', 'podnet');
 const ipOf = (r: { json: any }): string => String(r.json.ips[0].address).split('/')[0]!;
 
-interface Running { child: ChildProcess; stderr: () => string; exited: Promise<number | null> }
+type Running = AgentProcess;
 
-function startAgentProcess(node: TestNode): Running {
-  const args = ['agent', '--pod-cidr', node.podCidr, '--bpffs', node.bpffs, '--state-dir', node.stateDir, '--api-socket', node.socket,
-    '--metrics-addr', 'off', '--source', 'file:/dev/null', '--node-name', 'test-node', '--log-level', 'warn'];
-  const child = spawn(PODNET, args, { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, stderr: () => err, exited };
+function startAgentFor(node: TestNode): Running {
+  return startAgentProcess(['--pod-cidr', node.podCidr, '--bpffs', node.bpffs, '--state-dir', node.stateDir, '--api-socket', node.socket,
+    '--metrics-addr', 'off', '--source', 'file:/dev/null', '--node-name', 'test-node', '--log-level', 'warn']);
 }
 
-async function waitServing(socket: string, r: Running): Promise<AgentStatus> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (r.child.exitCode !== null) throw new Error(`agent exited with ${r.child.exitCode}: ${r.stderr()}`);
-    const s = await apiCall<AgentStatus>(socket, 'GET', '/v1/status', undefined, 1000).catch(() => undefined);
-    if (s) return s;
-    if (Date.now() > deadline) throw new Error(`agent not serving within 30 s: ${r.stderr()}`);
-    await new Promise((res) => setTimeout(res, 50));
-  }
-}
+const waitServing = (socket: string, r: Running): Promise<AgentStatus> => waitAgentStatus(socket, r, () => true);
 
 describe('a DEL that was answered stays done', () => {
   const node = new TestNode(testCidr(243));
@@ -57,7 +43,7 @@ describe('a DEL that was answered stays done', () => {
   });
 
   test('ten DELs answered just before a SIGKILL are finished, not repaired, by the next agent', async () => {
-    const first = startAgentProcess(node);
+    const first = startAgentFor(node);
     running.push(first);
     await waitServing(node.socket, first);
     const pods: Array<{ id: string; ns: { name: string; path: string }; ip: string }> = [];
@@ -75,7 +61,7 @@ describe('a DEL that was answered stays done', () => {
     first.child.kill('SIGKILL');
     await first.exited;
 
-    const second = startAgentProcess(node);
+    const second = startAgentFor(node);
     running.push(second);
     await waitServing(node.socket, second);
     const eps = await apiCall<EndpointInfo[]>(node.socket, 'GET', '/v1/endpoints');
@@ -116,6 +102,18 @@ describe('ADD and CNI_NETNS checks', () => {
     assert.ok(inNetns(a.name, ['ip', '-o', '-4', 'addr', 'show', 'eth0']).out.includes(`${ip}/32`), 'the live pod keeps its address');
     assert.equal(node.agent!.endpointInfos().find((e) => e.containerId === id)?.state, 'ready');
     assert.equal((await node.cni('DEL', { containerId: id, netns: a.path })).code, 0);
+  });
+
+  test('an ADD with a 64-character container id, as container runtimes make them, gets an address, and its DEL frees it', async () => {
+    const ns = node.netns('long');
+    const id = `${rand(16)}${rand(16)}`.padEnd(64, '0');
+    assert.equal(id.length, 64);
+    const r = await node.cni('ADD', { containerId: id, netns: ns.path });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(node.agent!.ipam.lookup(id, 'eth0'), ipOf(r));
+    assert.equal(node.agent!.ipam.allocations().find((a) => a.ip === ipOf(r))?.owner.containerId, id, 'the whole id is stored');
+    assert.equal((await node.cni('DEL', { containerId: id, netns: ns.path })).code, 0);
+    assert.equal(node.agent!.ipam.lookup(id, 'eth0'), undefined);
   });
 
   for (const [what, make] of [

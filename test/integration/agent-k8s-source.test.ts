@@ -94,6 +94,11 @@ describe('agent with the kubernetes source', () => {
     const before = inf.stats.watchRestarts;
     kube.dropWatches();
     await until('a resumed watch', () => (inf.stats.watchRestarts > before ? true : undefined));
+    const text = await node.agent!.metrics.registry.metrics();
+    const restarts = Number(/^podnet_k8s_watch_restarts_total\{resource="nodes"\} (\d+)$/m.exec(text)?.[1]);
+    assert.ok(restarts > before, `the restart shows in the metrics:\n${text.split('\n').filter((l) => l.startsWith('podnet_k8s')).join('\n')}`);
+    assert.match(text, /^podnet_k8s_synced\{resource="nodes"\} 1$/m);
+    assert.match(text, /^podnet_k8s_last_event_timestamp_seconds\{resource="nodes"\} [1-9]/m);
     const other = testCidr(254);
     kube.put('nodes', nodeObject(nodeName, [other]));
     await until('the change seen on the new watch', async () => ((await apiCall<AgentStatus>(node.socket, 'GET', '/v1/status')).ready ? undefined : true));

@@ -6,37 +6,19 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type AddressInfo } from 'node:net';
-import { REPO, rand, testCidr } from '../lib/agent-fixture.js';
+import { rand, testCidr } from '../lib/agent-fixture.js';
 import { apiCall } from '../../agent/src/api/client.js';
+import { PODNET, startAgentProcess, waitAgentStatus, type AgentProcess } from '../lib/podnet-cli.js';
 import type { AgentStatus } from '../../agent/src/api/protocol.js';
 
-const PODNET = join(REPO, 'bin', 'podnet');
-
-interface Running { child: ChildProcess; stderr: () => string; exited: Promise<number | null> }
-
-function startAgent(args: string[], env: Record<string, string>): Running {
-  const child = spawn(PODNET, ['agent', ...args], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, stderr: () => err, exited };
-}
-
-async function waitReady(socket: string, r: Running): Promise<AgentStatus> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (r.child.exitCode !== null) throw new Error(`agent exited with ${r.child.exitCode}: ${r.stderr()}`);
-    const s = await apiCall<AgentStatus>(socket, 'GET', '/v1/status', undefined, 1000).catch(() => undefined);
-    if (s?.ready) return s;
-    if (Date.now() > deadline) throw new Error(`agent not ready within 30 s: ${r.stderr()}`);
-    await new Promise((res) => setTimeout(res, 50));
-  }
-}
+type Running = AgentProcess;
+const startAgent = startAgentProcess;
+const waitReady = (socket: string, r: Running): Promise<AgentStatus> => waitAgentStatus(socket, r);
 
 /** The one JSON log line a failed start-up writes: level fatal, a code and the message. */
 function fatalLine(stderr: string): { level: string; code: string; msg: string } {

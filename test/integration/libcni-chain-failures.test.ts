@@ -14,23 +14,30 @@ import { join } from 'node:path';
 import { REPO, TestNode, testCidr } from '../lib/agent-fixture.js';
 import { hostVethName } from '../../agent/src/endpoints/index.js';
 import {
-  REFERENCE_PLUGIN_DIR, Netns, buildCniDriver, cniAdd, cniDriver, hostLinks, randomSuffix, runOk, sleep, writeConflist, type CniDriverOptions,
+  Netns, buildCniDriver, cniAdd, cniDriver, hostLinks, natChains, randomSuffix, referencePluginDir, removePortmapChains, runOk, sleep, writeConflist,
+  type CniDriverOptions,
 } from '../e2e/tools/index.js';
 
 describe('the shipped conflist and failing chained plugins through libcni', () => {
   const node = new TestNode(testCidr(251));
   let work = '';
   let cacheDir = '';
+  let pluginDir = '';
+  let natBefore = new Set<string>();
   const namespaces: Netns[] = [];
 
   before(async () => {
     await buildCniDriver();
+    pluginDir = await referencePluginDir();
+    natBefore = await natChains();
     work = await mkdtemp(join(tmpdir(), 'podnet-chainfail-'));
     cacheDir = join(work, 'cache');
     await node.start({ reconcileIntervalMs: 0 });
   });
   after(async () => {
     for (const ns of namespaces) await ns.close().catch(() => undefined);
+    // portmap never removes its shared CNI-HOSTPORT-* chains.
+    await removePortmapChains(natBefore).catch(() => undefined);
     await node.cleanup();
     if (work) await rm(work, { recursive: true, force: true });
   });
@@ -72,7 +79,7 @@ describe('the shipped conflist and failing chained plugins through libcni', () =
     assert.deepEqual(left, [], `nothing of ${id} is left within 5 s of its DEL`);
   }
 
-  test('the shipped 10-podnet.conflist adds, checks and deletes a pod with only podnet in CNI_PATH', async () => {
+  test('the shipped 10-podnet.conflist adds at CNI 1.1.0 (picked from its cniVersions), checks and deletes a pod with only podnet in CNI_PATH', async () => {
     const shipped = JSON.parse(await readFile(join(REPO, 'deploy/10-podnet.conflist'), 'utf8')) as { name: string; plugins: Array<Record<string, unknown>> };
     shipped.plugins[0] = { ...shipped.plugins[0], agentSocket: node.socket, stateDir: node.stateDir };
     const net = `pncf-${randomSuffix()}`;
@@ -84,12 +91,46 @@ describe('the shipped conflist and failing chained plugins through libcni', () =
     const ns = await Netns.create('pncf');
     namespaces.push(ns);
     const id = `cf-${randomSuffix(4)}`;
-    await cniAdd(opts(conflist, id, ns, [onlyPodnet]));
+    const { result } = await cniAdd(opts(conflist, id, ns, [onlyPodnet]));
+    // libcni >= 1.2 runs the list at the highest of cniVersions it speaks.
+    assert.equal(result.cniVersion, '1.1.0');
+    const status = await cniDriver('status', opts(conflist, id, ns, [onlyPodnet]));
+    assert.deepEqual(status.ok ? status.output : status.error, { pluginsAsked: true }, 'STATUS reaches podnet: the list runs at 1.1.0');
     const check = await cniDriver('check', opts(conflist, id, ns, [onlyPodnet]));
     assert.equal(check.ok, true, check.ok ? '' : check.error.msg);
     const del = await cniDriver('del', opts(conflist, id, ns, [onlyPodnet]));
     assert.equal(del.ok, true, del.ok ? '' : del.error.msg);
     await gone(id, ns, net);
+  });
+
+  test('the chained example conflist runs at CNI 1.1.0 through podnet and the reference plugins: ADD, CHECK, STATUS, DEL', async () => {
+    const example = JSON.parse(await readFile(join(REPO, 'deploy/examples/10-podnet-chained.conflist'), 'utf8')) as { name: string; plugins: Array<Record<string, unknown>> };
+    example.plugins[0] = { ...example.plugins[0], agentSocket: node.socket, stateDir: node.stateDir };
+    const net = `pnce-${randomSuffix()}`;
+    const conflist = await writeConflist(work, { ...example, name: net });
+    const ns = await Netns.create('pnce');
+    namespaces.push(ns);
+    const id = `ce-${randomSuffix(4)}`;
+    const hostPort = 20_000 + Math.floor(Math.random() * 20_000);
+    const caps = { portMappings: [{ hostPort, containerPort: 80, protocol: 'tcp' }], bandwidth: { ingressRate: 200_000_000, ingressBurst: 4_000_000 } };
+    const path = [node.cniBin, pluginDir];
+    const { result } = await cniAdd(opts(conflist, id, ns, path, caps));
+    let deleted = false;
+    try {
+      assert.equal(result.cniVersion, '1.1.0');
+      const check = await cniDriver('check', opts(conflist, id, ns, path, caps));
+      assert.equal(check.ok, true, check.ok ? '' : check.error.msg);
+      const status = await cniDriver('status', opts(conflist, id, ns, path));
+      assert.deepEqual(status.ok ? status.output : status.error, { pluginsAsked: true });
+      const del = await cniDriver('del', opts(conflist, id, ns, path, caps));
+      assert.equal(del.ok, true, del.ok ? '' : del.error.msg);
+      deleted = true;
+    } finally {
+      if (!deleted) await cniDriver('del', opts(conflist, id, ns, path, caps)).catch(() => undefined);
+    }
+    await gone(id, ns, net);
+    const nat = await runOk('iptables', ['-t', 'nat', '-S']);
+    assert.doesNotMatch(nat.stdout, new RegExp(`--dport ${hostPort} `), 'portmap removed its DNAT rule');
   });
 
   const failing: Array<{ what: string; plugin: Record<string, unknown>; caps?: Record<string, unknown>; error: RegExp }> = [
@@ -110,11 +151,11 @@ describe('the shipped conflist and failing chained plugins through libcni', () =
   for (const f of failing) {
     test(`a failed ADD with ${f.what} chained after podnet leaves nothing once the runtime DELs the list`, async () => {
       const net = `pncx-${randomSuffix()}`;
-      const conflist = await writeConflist(work, { cniVersion: '1.0.0', name: net, plugins: [podnetConf(), f.plugin] });
+      const conflist = await writeConflist(work, { cniVersion: '1.1.0', name: net, plugins: [podnetConf(), f.plugin] });
       const ns = await Netns.create('pncx');
       namespaces.push(ns);
       const id = `cx-${randomSuffix(4)}`;
-      const path = [node.cniBin, REFERENCE_PLUGIN_DIR];
+      const path = [node.cniBin, pluginDir];
       const add = await cniDriver('add', opts(conflist, id, ns, path, f.caps));
       assert.equal(add.ok, false, 'the chained plugin fails the ADD');
       if (!add.ok) assert.match(add.error.msg + (add.error.details ?? ''), f.error);

@@ -1,11 +1,13 @@
 /**
  * podnet driven through libcni exactly as a container runtime drives it:
- * build/cnidriver (linked against Debian's libcni 1.1.2) runs a conflist
- * podnet -> portmap -> bandwidth -> tuning against a private agent in this
- * process. Proves that the reference plugins chained after podnet find what
+ * build/cnidriver (libcni in module mode, the pinned version) runs a CNI
+ * 1.1.0 conflist podnet -> portmap -> bandwidth -> tuning, with the
+ * reference plugins built from their modules, against a private agent in
+ * this process. Proves that the plugins chained after podnet find what
  * they need in its result (host veth, pod address), that traffic between
- * the pods and to the host really flows through podnet's BPF programs, and
- * that CHECK, DEL and GC through libcni leave nothing behind.
+ * the pods and to the host really flows through podnet's BPF programs, that
+ * CHECK, DEL and libcni's GC leave nothing behind, and that libcni's STATUS
+ * reaches the agent.
  * Traffic flows only between namespaces made here, the host and loopback.
  */
 import { after, before, describe, test } from 'node:test';
@@ -18,7 +20,6 @@ import { TestNode, podnetHostVeths, rand, testCidr } from '../lib/agent-fixture.
 import { CountersMap, type EndpointCounter } from '../../agent/src/maps/index.js';
 import { hostVethName } from '../../agent/src/endpoints/index.js';
 import {
-  REFERENCE_PLUGIN_DIR,
   Netns,
   buildCniDriver,
   cniAdd,
@@ -28,6 +29,7 @@ import {
   natChains,
   natRulesMatching,
   randomSuffix,
+  referencePluginDir,
   removePortmapChains,
   resultIPv4,
   run,
@@ -38,12 +40,13 @@ import {
   type CniDriverOptions,
   type CniGcSummary,
   type CniResult,
+  type CniStatusSummary,
 } from '../e2e/tools/index.js';
 
 /**
  * The bandwidth capability: an ingress limit (tbf on the host veth), high
  * enough that pings and a short TCP run are never throttled. No egress
- * limit: bandwidth 1.1.1 puts it on an `ingress` qdisc, which cannot coexist
+ * limit: bandwidth puts it on an `ingress` qdisc, which cannot coexist
  * with the clsact qdisc podnet's default attach mode uses (ADD fails with
  * "create ingress qdisc: file exists").
  */
@@ -108,13 +111,12 @@ describe('podnet through libcni with portmap, bandwidth and tuning chained after
   const cidrPrefix = node.podCidr.slice(0, node.podCidr.lastIndexOf('.') + 1);
   const suffix = randomSuffix();
   const chainNet = `pnlp-chain-${suffix}`;
-  const checkNet = `pnlp-check-${suffix}`;
   const hostIf = `pnlph${rand(3)}`;
   let hostAddr = '';
   let work = '';
   let cacheDir = '';
   let chainConflist = '';
-  let checkConflist = '';
+  let pluginDir = '';
   let natBefore = new Set<string>();
   let hostIfMade = false;
   const namespaces: Netns[] = [];
@@ -142,7 +144,7 @@ describe('podnet through libcni with portmap, bandwidth and tuning chained after
   function opts(conflist: string, id: string, ns: Netns | undefined, capabilityArgs?: Readonly<Record<string, unknown>>, extra: Partial<CniDriverOptions> = {}): CniDriverOptions {
     return {
       conflist,
-      cniPath: [node.cniBin, REFERENCE_PLUGIN_DIR],
+      cniPath: [node.cniBin, pluginDir],
       cacheDir,
       containerId: id,
       ...(ns ? { netns: ns.path } : {}),
@@ -226,12 +228,13 @@ describe('podnet through libcni with portmap, bandwidth and tuning chained after
   before(async () => {
     try {
       await buildCniDriver();
+      pluginDir = await referencePluginDir();
       natBefore = await natChains();
       work = await mkdtemp(join(tmpdir(), 'podnet-libcni-'));
       cacheDir = join(work, 'cache');
       const podnet = { type: 'podnet', agentSocket: node.socket, stateDir: node.stateDir };
       chainConflist = await writeConflist(work, {
-        cniVersion: '1.0.0',
+        cniVersion: '1.1.0',
         name: chainNet,
         plugins: [
           podnet,
@@ -239,13 +242,6 @@ describe('podnet through libcni with portmap, bandwidth and tuning chained after
           { type: 'bandwidth', capabilities: { bandwidth: true } },
           { type: 'tuning', sysctl: { [TUNING_SYSCTL]: '2' } },
         ],
-      });
-      // portmap 1.1.1 fails CHECK on every IPv4-only pod (it looks for an
-      // IPv6 chain it never made), so CHECK is proven on a list without it.
-      checkConflist = await writeConflist(work, {
-        cniVersion: '1.0.0',
-        name: checkNet,
-        plugins: [podnet, { type: 'bandwidth', capabilities: { bandwidth: true } }, { type: 'tuning', sysctl: { [TUNING_SYSCTL]: '2' } }],
       });
 
       await node.start();
@@ -280,10 +276,10 @@ describe('podnet through libcni with portmap, bandwidth and tuning chained after
 
   after(cleanup);
 
-  test('ADD through libcni returns podnet\'s host veth, pod interface and /32 in a 1.0.0 result', () => {
+  test('ADD through libcni returns podnet\'s host veth, pod interface and /32 in a 1.1.0 result', () => {
     for (const pod of [a!, b!]) {
       const r = pod.result;
-      assert.equal(r.cniVersion, '1.0.0');
+      assert.equal(r.cniVersion, '1.1.0');
       const ifs = r.interfaces ?? [];
       assert.equal(ifs[0]?.name, pod.hostVeth, 'podnet\'s host veth comes first');
       assert.match(pod.hostVeth, /^pn[0-9a-f]{12}$/);
@@ -400,15 +396,17 @@ describe('podnet through libcni with portmap, bandwidth and tuning chained after
     assert.ok(passed(after, id, 'ingress').packets - passed(before, id, 'ingress').packets >= BigInt(count));
   });
 
-  test('CHECK through libcni passes on podnet -> bandwidth -> tuning and fails once the pod\'s default route is gone', async () => {
-    const caps = { bandwidth: BANDWIDTH };
-    const pod = await addPod(checkConflist, caps);
+  // portmap 1.1.1 (Debian 12) failed CHECK on every IPv4-only pod
+  // (containernetworking/plugins#819); the pinned release checks the whole chain.
+  test('CHECK through libcni passes on the whole chain, portmap included, and fails once the pod\'s default route is gone', async () => {
+    const caps = capsFor(hostPort());
+    const pod = await addPod(chainConflist, caps);
     try {
-      const ok = await cniDriver('check', opts(checkConflist, pod.id, pod.ns, caps));
+      const ok = await cniDriver('check', opts(chainConflist, pod.id, pod.ns, caps));
       assert.equal(ok.ok, true, ok.ok ? '' : `${ok.error.code} ${ok.error.msg}`);
 
       await pod.ns.execOk('ip', ['route', 'del', 'default']);
-      const broken = await cniDriver('check', opts(checkConflist, pod.id, pod.ns, caps));
+      const broken = await cniDriver('check', opts(chainConflist, pod.id, pod.ns, caps));
       assert.equal(broken.ok, false, 'CHECK must fail without the default route');
       if (!broken.ok) {
         assert.ok(broken.error.code > 0);
@@ -417,7 +415,7 @@ describe('podnet through libcni with portmap, bandwidth and tuning chained after
     } finally {
       await delPod(pod);
     }
-    await gone(pod, checkNet);
+    await gone(pod, chainNet);
   });
 
   test('DEL through libcni removes the veth, allocation, endpoint, port mapping and cache entry', async () => {
@@ -446,7 +444,7 @@ describe('podnet through libcni with portmap, bandwidth and tuning chained after
     assert.equal(again.ok, true, again.ok ? '' : `a second DEL: ${again.error.msg}`);
   });
 
-  test('GC through the driver deletes exactly the attachment missing from the valid list', async () => {
+  test('GC through libcni deletes exactly the attachment missing from the valid list and sends GC to podnet', async () => {
     const keep = await addPod(chainConflist, capsFor(hostPort()));
     const stale = await addPod(chainConflist, capsFor(hostPort()));
     const keepsBefore = [a!, b!, keep].map((p) => ({ id: p.id, ip: node.agent!.ipam.lookup(p.id, 'eth0') }));
@@ -454,11 +452,11 @@ describe('podnet through libcni with portmap, bandwidth and tuning chained after
     // Every live attachment of the network is valid except the stale one,
     // whose namespace the runtime forgot but did not delete.
     const valid = [a!, b!, keep].map((p) => ({ containerID: p.id, ifname: 'eth0' }));
-    const gc = await cniDriver('gc', { conflist: chainConflist, cniPath: [node.cniBin, REFERENCE_PLUGIN_DIR], cacheDir, valid });
+    const gc = await cniDriver('gc', { conflist: chainConflist, cniPath: [node.cniBin, pluginDir], cacheDir, valid });
     assert.equal(gc.ok, true, gc.ok ? '' : `${gc.error.code} ${gc.error.msg}`);
     const summary = (gc.ok ? gc.output : undefined) as CniGcSummary;
     assert.deepEqual(summary.staleDeleted, [{ containerID: stale.id, ifname: 'eth0' }]);
-    assert.equal(summary.pluginsGC, false, 'a 1.0.0 list gets no plugin GC');
+    assert.equal(summary.pluginsGC, true, 'a 1.1.0 list gets plugin GC');
     stale.deleted = true;
 
     await gone(stale, chainNet);
@@ -473,9 +471,48 @@ describe('podnet through libcni with portmap, bandwidth and tuning chained after
     await delPod(keep);
   });
 
+  test('GC through libcni releases an attachment libcni no longer has cached: podnet\'s own GC sees it is not valid', async () => {
+    const lost = await addPod(chainConflist, capsFor(hostPort()));
+    // A runtime that lost its cache (and the sandbox) cannot DEL the pod;
+    // only the plugin GC of a 1.1.0 list can still release it.
+    await rm(join(cacheDir, 'results', `${chainNet}-${lost.id}-eth0`));
+    const valid = [a!, b!].map((p) => ({ containerID: p.id, ifname: 'eth0' }));
+    const gc = await cniDriver('gc', { conflist: chainConflist, cniPath: [node.cniBin, pluginDir], cacheDir, valid });
+    assert.equal(gc.ok, true, gc.ok ? '' : `${gc.error.code} ${gc.error.msg}`);
+    assert.deepEqual(gc.ok ? gc.output : undefined, { staleDeleted: [], pluginsGC: true }, 'libcni had nothing cached to DEL');
+    let held: string | undefined = lost.ip;
+    const deadline = Date.now() + 5_000;
+    while (held !== undefined && Date.now() < deadline) {
+      held = node.agent!.ipam.lookup(lost.id, 'eth0');
+      if (held !== undefined) await sleep(50);
+    }
+    assert.equal(held, undefined, `podnet released ${lost.ip} on GC`);
+    for (const p of [a!, b!]) assert.equal(node.agent!.ipam.lookup(p.id, 'eth0'), p.ip, `${p.id} keeps ${p.ip}`);
+    // portmap has no GC: its rules for the lost pod go with a DEL, as a runtime would still send one.
+    await delPod(lost);
+    await gone(lost, chainNet);
+  });
+
+  test('STATUS through libcni asks podnet, which answers for its agent, and reports an agent that is not there as code 50', async () => {
+    const ok = await cniDriver('status', { conflist: chainConflist, cniPath: [node.cniBin, pluginDir], cacheDir });
+    assert.deepEqual(ok.ok ? (ok.output as CniStatusSummary) : ok.error, { pluginsAsked: true });
+
+    const noAgent = await writeConflist(work, {
+      cniVersion: '1.1.0',
+      name: `pnlp-noagent-${suffix}`,
+      plugins: [{ type: 'podnet', agentSocket: join(work, 'no-agent.sock'), stateDir: node.stateDir }, { type: 'tuning' }],
+    });
+    const down = await cniDriver('status', { conflist: noAgent, cniPath: [node.cniBin, pluginDir], cacheDir });
+    assert.equal(down.ok, false, 'STATUS fails without an agent');
+    if (!down.ok) {
+      assert.equal(down.error.code, 50, `code 50 (not ready): ${down.error.msg}`);
+      assert.match(down.error.msg, /no-agent\.sock/);
+    }
+  });
+
   test('DEL of the remaining pods through libcni leaves podnet, the host and the cache clean', async () => {
     for (const pod of [a!, b!]) await delPod(pod);
-    for (const pod of pods) await gone(pod, pod.conflist === chainConflist ? chainNet : checkNet);
+    for (const pod of pods) await gone(pod, chainNet);
     assert.deepEqual(node.agent!.endpointInfos(), []);
     assert.deepEqual(node.agent!.ipam.allocations(), []);
     const ours = new Set(pods.map((p) => p.hostVeth));

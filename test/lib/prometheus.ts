@@ -1,14 +1,20 @@
 /**
  * Real Prometheus for end-to-end tests: a private server on loopback (own
  * config and TSDB in a temporary directory, stopped by its PID), promtool's
- * metrics lint, and a small reader of the text exposition format so tests can
- * look at exact series.
+ * metrics lint and config check, and a small reader of the text exposition
+ * format so tests can look at exact series.
+ *
+ * The binaries are Prometheus built from its Go module by the test harness
+ * (scripts/harness/build.sh prometheus, version in versions.env), with
+ * kubernetes_sd: Debian's 2.42 has none, so its promtool rejects
+ * deploy/prometheus/scrape-config.yaml. `make test` builds them first.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { harnessBinariesSync, harnessBinary } from '../e2e/tools/harness.js';
 
 /** One sample of the text exposition format. */
 export interface Sample {
@@ -71,10 +77,27 @@ export async function httpGet(url: string, timeoutMs = 5000): Promise<{ status: 
   return { status: res.status, body: await res.text(), contentType: res.headers.get('content-type') ?? '' };
 }
 
+/** Paths of the harness-built `prometheus` and `promtool`; builds them when missing (blocking). */
+export function prometheusBinaries(): { prometheus: string; promtool: string } {
+  const bins = harnessBinariesSync('prometheus');
+  return { prometheus: harnessBinary(bins, 'prometheus'), promtool: harnessBinary(bins, 'promtool') };
+}
+
 /** Runs `promtool check metrics` on an exposition body; code 0 means lint clean. Bounded to 20 s. */
 export function promtoolCheckMetrics(body: string): { code: number | null; output: string } {
-  const r = spawnSync('promtool', ['check', 'metrics'], { input: body, encoding: 'utf8', timeout: 20_000 });
+  const r = spawnSync(prometheusBinaries().promtool, ['check', 'metrics'], { input: body, encoding: 'utf8', timeout: 20_000 });
   if (r.error) throw new Error(`run promtool check metrics: ${r.error.message}`, { cause: r.error });
+  return { code: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+/**
+ * Runs `promtool check config` on a Prometheus configuration file (files it
+ * names, such as a kubeconfig_file, must exist); code 0 means valid.
+ * Bounded to 20 s.
+ */
+export function promtoolCheckConfig(path: string): { code: number | null; output: string } {
+  const r = spawnSync(prometheusBinaries().promtool, ['check', 'config', path], { encoding: 'utf8', timeout: 20_000 });
+  if (r.error) throw new Error(`run promtool check config ${path}: ${r.error.message}`, { cause: r.error });
   return { code: r.status, output: `${r.stdout}${r.stderr}` };
 }
 
@@ -141,7 +164,7 @@ export class PrometheusServer {
     try {
       const port = await freePort();
       const child = spawn(
-        'prometheus',
+        prometheusBinaries().prometheus,
         [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`],
         { cwd: dir, stdio: ['ignore', log, log] },
       );

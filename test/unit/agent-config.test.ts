@@ -38,6 +38,7 @@ describe('buildAgentConfig defaults', () => {
       bpfDir: undefined,
       attachMode: 'clsact',
       mtu: 1500,
+      reconcileIntervalSeconds: 30,
       metricsPodLabels: true,
     });
     assert.equal(DEFAULTS.bpffs, '/sys/fs/bpf/podnet');

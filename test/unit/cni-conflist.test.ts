@@ -20,9 +20,12 @@ describe('deploy/10-podnet.conflist', () => {
   const list = JSON.parse(readFileSync(file, 'utf8')) as Conflist;
   const chained = JSON.parse(readFileSync(chainedFile, 'utf8')) as Conflist;
 
-  it('is a 1.0.0 list that offers 1.1.0 to runtimes that read cniVersions, with podnet alone: nothing it needs is missing where podnet is installed', () => {
-    // 1.0.0 is what Debian 12's reference plugins (1.1.1) and libcni accept;
-    // libcni >= 1.2 picks the highest entry of cniVersions it supports.
+  it('runs at 1.1.0 where the runtime\'s libcni reads cniVersions and at 1.0.0 where it does not, with podnet alone: nothing it needs is missing where podnet is installed', () => {
+    // libcni >= 1.2 (containerd 2.x: 1.3.0 in 2.1) runs the list at the
+    // highest entry of cniVersions it speaks: 1.1.0, with GC and STATUS.
+    // libcni 1.1.2 (containerd 1.6 and 1.7, which Kubernetes 1.34 still
+    // supports) ignores cniVersions and rejects a 1.1.0 result
+    // ("unsupported CNI result version"), so cniVersion stays 1.0.0.
     assert.equal(list.cniVersion, '1.0.0');
     assert.deepEqual(list.cniVersions, ['1.0.0', '1.1.0']);
     assert.equal(list.name, 'podnet');
@@ -31,8 +34,10 @@ describe('deploy/10-podnet.conflist', () => {
     assert.deepEqual(list.plugins.map((p) => p.type), ['podnet']);
   });
 
-  it('has an example that chains portmap, bandwidth and tuning after podnet, for nodes that have the reference plugins', () => {
+  it('has an example that chains portmap, bandwidth and tuning after podnet, for nodes that have the reference plugins, with the same versions', () => {
+    // The pinned reference plugins (1.10.0) accept 1.1.0; Debian 12's 1.1.1 did not.
     assert.equal(chained.cniVersion, list.cniVersion);
+    assert.deepEqual(chained.cniVersions, list.cniVersions);
     assert.equal(chained.name, 'podnet');
     assert.deepEqual(chained.plugins.map((p) => p.type), ['podnet', 'portmap', 'bandwidth', 'tuning']);
     assert.deepEqual(chained.plugins[0], list.plugins[0]);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  array, be16, be32, bool, bytes, cstring, encodeToBuffer, i32, ipv4, lpmKey, mac, parseIpv4, struct, u16, u32, u64, u8, type Codec,
+  array, be16, be32, bool, bytes, cstring, encodeToBuffer, paddedString, i32, ipv4, lpmKey, mac, parseIpv4, struct, u16, u32, u64, u8, type Codec,
 } from '../../agent/src/libbpf/index.js';
 
 function roundTrip<T>(codec: Codec<T>, value: T, hex: string): void {
@@ -58,6 +58,12 @@ describe('libbpf codecs', () => {
     const dirty = Buffer.from('41414141414141', 'hex');
     cstring(7).encode('b', dirty, 0);
     assert.equal(dirty.toString('hex'), '62000000000000');
+  });
+
+  it('fills a padded string to its last byte without a terminator, and pads shorter ones', () => {
+    roundTrip(paddedString(4), 'eth0', '65746830');
+    roundTrip(paddedString(6), 'eth0', '657468300000');
+    assert.throws(() => encodeToBuffer(paddedString(3), 'eth0'), RangeError);
   });
 
   it('copies raw bytes of a fixed length', () => {

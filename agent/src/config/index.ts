@@ -38,6 +38,8 @@ export interface AgentConfig {
   readonly attachMode: AttachMode;
   /** MTU of pod interfaces when the CNI config does not set one. */
   readonly mtu: number;
+  /** Seconds between periodic reconcile passes; 0 runs reconcile only at start. */
+  readonly reconcileIntervalSeconds: number;
   /** Per-pod labels (namespace, pod) on traffic metrics; off keeps totals by direction. */
   readonly metricsPodLabels: boolean;
 }
@@ -75,6 +77,7 @@ export function buildAgentConfig(raw: RawSettings | Record<string, unknown>, hos
     bpfDir: v.bpfDir as string | undefined,
     attachMode: v.attachMode as AttachMode,
     mtu: v.mtu as number,
+    reconcileIntervalSeconds: v.reconcileInterval as number,
     metricsPodLabels: v.metricsPodLabels as boolean,
   });
 }

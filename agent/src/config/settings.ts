@@ -189,6 +189,12 @@ export const SETTINGS = Object.freeze([
     doc: 'pod interface MTU when the CNI config sets none',
     parse: integer('mtu', 576, 65535),
   }),
+  setting('reconcileInterval', 'reconcile-interval', {
+    type: 'number', default: 30,
+    describe: 'Seconds between reconcile passes that check and repair every endpoint (0: only at start)',
+    doc: 'seconds between reconcile passes that check and repair every endpoint (host veth, route, programs, map entry); `0` runs it only at start',
+    parse: integer('reconcile-interval', 0, 86400),
+  }),
   setting('bpfDir', 'bpf-dir', {
     type: 'string', default: undefined, defaultText: 'shipped `bpf/`',
     describe: 'Directory of the BPF C sources (default: shipped with podnet)',

@@ -149,6 +149,25 @@ export function cstring(n: number): Codec<string> {
   };
 }
 
+/**
+ * A `char[n]` that holds up to n bytes of UTF-8, NUL-padded but not
+ * necessarily NUL-terminated (a value of exactly n bytes fills it): for
+ * fields no C code prints, such as a 64-character container id in char[64].
+ */
+export function paddedString(n: number): Codec<string> {
+  const c = cstring(n);
+  return {
+    size: n,
+    encode(v, b, o) {
+      const len = Buffer.byteLength(v, 'utf8');
+      if (len > n) throw new RangeError(`encode paddedString(${n}): ${JSON.stringify(v)} is ${len} bytes, at most ${n} fit`);
+      b.fill(0, o, o + n);
+      b.write(v, o, 'utf8');
+    },
+    decode: c.decode,
+  };
+}
+
 /** A fixed-length array of `count` elements laid out back to back. */
 export function array<T>(codec: Codec<T>, count: number): Codec<T[]> {
   return {

@@ -22,6 +22,7 @@ export {
   bool,
   bytes,
   cstring,
+  paddedString,
   encodeToBuffer,
   i32,
   ipv4,

@@ -1,5 +1,5 @@
 /** pn_ipam: pod IPv4 -> owner. Written and read by the agent only: the allocator's whole state. */
-import { BPF_NOEXIST, cstring, u64, type BpfMap, type TypedMap } from '../libbpf/index.js';
+import { BPF_NOEXIST, cstring, paddedString, u64, type BpfMap, type TypedMap } from '../libbpf/index.js';
 import { SyscallError } from '../errors/index.js';
 import { defineMap } from './descriptor.js';
 import { cStruct } from './layout.js';
@@ -26,7 +26,8 @@ export interface IpamStore {
 }
 
 export const ipamValue = cStruct('pn_ipam_entry', 88, {
-  containerId: ['container_id', 0, cstring(64)],
+  // Container runtimes use 64 hex characters: the whole field, no NUL.
+  containerId: ['container_id', 0, paddedString(64)],
   ifName: ['ifname', 64, cstring(16)],
   created: ['created_unix_ms', 80, u64],
 });

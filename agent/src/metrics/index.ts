@@ -14,11 +14,13 @@ import type { EndpointCounter } from './enums.js';
 import { endpointMetrics } from './endpoints.js';
 import { reconcileMetrics, type ReconcileObserver } from './reconcile.js';
 import { runtimeMetrics } from './runtime.js';
+import { k8sMetrics, type InformerStat } from './k8s.js';
 
 export { MetricsServer } from './server.js';
 export { ENDPOINT_STATES } from './endpoints.js';
 export { UNMATCHED_ROUTE } from './api.js';
 export type { MapStat } from './datapath.js';
+export type { InformerStat } from './k8s.js';
 
 /** What the metrics read from the agent; each function is called at scrape time. */
 export interface MetricsSources {
@@ -42,6 +44,8 @@ export interface MetricsSources {
   perPodLabels: boolean;
   /** Reported in podnet_agent_info (default: this build's version). */
   version?: string;
+  /** The Kubernetes source's informers; absent in standalone mode. */
+  informers?(): InformerStat[];
 }
 
 /** The agent's registry and the observers the agent feeds. */
@@ -69,6 +73,7 @@ export function createMetrics(src: MetricsSources): AgentMetrics {
     maps: () => src.maps(),
     perPod: src.perPodLabels,
   });
+  k8sMetrics(registry, () => src.informers?.() ?? []);
   runtimeMetrics(registry);
   return { registry, observeCni, observeApiError, observeReconcile };
 }

@@ -16,7 +16,7 @@ export {
 } from './variants.js';
 export { addPod, delPod, libcniMs, type BenchPod, type DriverContext } from './pods.js';
 export { Background, SYSTEM_PATH, cleanEnv, run, runOk, sleep, startBackground, waitFor, type RunOptions, type RunResult } from '../../e2e/tools/proc.js';
-export { REFERENCE_PLUGIN_DIR } from '../../e2e/tools/repo.js';
+export { referencePluginDir } from '../../e2e/tools/harness.js';
 export { Netns, freeSubnet24, hostLinks, listNetns, randomSuffix, vethBetween, withTempNetns } from '../../e2e/tools/netns.js';
 export { DEFAULT_CNIDRIVER, buildCniDriver, cniDriver } from '../../e2e/tools/cni.js';
 export { BENCH_TOOLS, ENTRY_POINT_NAMES, benchToolsDir, buildEntryPoints, peakRssKiB, type EntryPoint, type EntryPointBuild, type EntryPointName } from './entry-points.js';

@@ -1,14 +1,16 @@
 /**
  * The CNI variants the benchmarks compare. Each prepares a network
  * configuration list in a private work directory and removes what it made
- * on teardown. The reference plugins come from Debian's
- * containernetworking-plugins; podnet's variant starts its own agent
+ * on teardown. The reference plugins are containernetworking/plugins built
+ * from their Go modules by the test harness (referencePluginDir); podnet's
+ * variant starts its own agent
  * process through PODNET_HOOKS (lib/podnet-agent.ts).
  */
 import { access, chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
-import { BUILD_DIR, REFERENCE_PLUGIN_DIR } from '../../e2e/tools/repo.js';
+import { BUILD_DIR } from '../../e2e/tools/repo.js';
+import { referencePluginDir } from '../../e2e/tools/harness.js';
 import { freeSubnet24, randomSuffix } from '../../e2e/tools/netns.js';
 import { run } from '../../e2e/tools/proc.js';
 import { writeConflist } from '../../e2e/tools/cni.js';
@@ -49,8 +51,14 @@ async function isExecutable(path: string): Promise<boolean> {
 }
 
 async function referencePluginsMissing(names: readonly string[]): Promise<string | undefined> {
+  let dir: string;
+  try {
+    dir = await referencePluginDir();
+  } catch (e) {
+    return `build the reference plugins (scripts/harness/build.sh cni-plugins): ${(e as Error).message}`;
+  }
   for (const n of names) {
-    if (!(await isExecutable(join(REFERENCE_PLUGIN_DIR, n)))) return `reference plugin ${n} not found in ${REFERENCE_PLUGIN_DIR} (install containernetworking-plugins)`;
+    if (!(await isExecutable(join(dir, n)))) return `reference plugin ${n} not found in ${dir}`;
   }
   return undefined;
 }
@@ -74,7 +82,7 @@ export function ptpHostLocal(): CniVariant {
         name: network,
         plugins: [{ type: 'ptp', ipMasq: false, ipam: hostLocal(subnet, dataDir) }],
       });
-      return { name: this.name, network, conflist, cniPath: [REFERENCE_PLUGIN_DIR], subnet, teardown: async () => undefined };
+      return { name: this.name, network, conflist, cniPath: [await referencePluginDir()], subnet, teardown: async () => undefined };
     },
   };
 }
@@ -100,7 +108,7 @@ export function bridgeHostLocal(): CniVariant {
         name: this.name,
         network,
         conflist,
-        cniPath: [REFERENCE_PLUGIN_DIR],
+        cniPath: [await referencePluginDir()],
         subnet,
         teardown: async () => {
           await run('ip', ['link', 'del', bridge], { timeoutMs: 10_000 });
@@ -155,8 +163,8 @@ export const PODNET_HOOKS: PodnetHooks = podnetAgentHooks;
 
 /**
  * podnet's own CNI entry point, driven through libcni like the others.
- * The conflist says cniVersion 1.0.0 because Debian's libcni (1.1.2) cannot
- * parse a 1.1.0 result.
+ * The conflist says cniVersion 1.0.0, as the reference variants' do, so
+ * every variant is measured at the same version.
  */
 export function podnet(opts: { binary?: string; hooks?: PodnetHooks; name?: string } = {}): CniVariant {
   const binary = opts.binary ?? DEFAULT_PODNET_CNI;

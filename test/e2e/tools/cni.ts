@@ -1,18 +1,20 @@
 /**
  * Drives CNI network lists through build/cnidriver, a small program linked
- * against Debian's libcni, so tests and benchmarks call plugins exactly as
- * a container runtime does.
+ * against libcni (github.com/containernetworking/cni in module mode, the
+ * version scripts/harness/versions.env pins), so tests and benchmarks call
+ * plugins exactly as a container runtime does, GC and STATUS included.
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PodnetError } from '../../../agent/src/errors/index.js';
 import { cleanEnv, commandError, run, runOk } from './proc.js';
+import { harnessEnv } from './harness.js';
 import { BUILD_DIR, REPO_ROOT } from './repo.js';
 
-/** Where `scripts/build-cnidriver.sh` puts the driver by default. */
+/** Where `make build/cnidriver` (scripts/harness/cnidriver.sh) puts the driver. */
 export const DEFAULT_CNIDRIVER = join(BUILD_DIR, 'cnidriver');
 
-/** The driver's verbs; gc and status follow CNI 1.1.0 (Debian's libcni 1.1.2 has neither). */
+/** The driver's verbs; gc and status are libcni's GCNetworkList and GetStatusNetworkList (CNI 1.1.0). */
 export type CniVerb = 'add' | 'check' | 'del' | 'gc' | 'status';
 
 /** One container interface named in `cni.dev/valid-attachments`. */
@@ -209,8 +211,11 @@ export async function writeConflist(dir: string, conflist: { readonly name: stri
   return path;
 }
 
-/** Builds the driver offline with `scripts/build-cnidriver.sh` (a no-op when up to date); resolves with its path. */
+/**
+ * Builds the driver with `scripts/harness/cnidriver.sh` into the harness
+ * cache (a no-op when built) and copies it to `out`; resolves with `out`.
+ */
 export async function buildCniDriver(out: string = DEFAULT_CNIDRIVER): Promise<string> {
-  await runOk('bash', [join(REPO_ROOT, 'scripts', 'build-cnidriver.sh'), out], { timeoutMs: 600_000 });
+  await runOk('bash', [join(REPO_ROOT, 'scripts', 'harness', 'cnidriver.sh'), out], { env: harnessEnv(), timeoutMs: 600_000 });
   return out;
 }

@@ -1,5 +1,14 @@
-/** Test tooling for real clients: libcni driver, private containerd, busybox image, namespaces, processes. */
-export { BUILD_DIR, REFERENCE_PLUGIN_DIR, REPO_ROOT } from './repo.js';
+/** Test tooling for real clients: libcni driver, reference plugins, private containerd, busybox image, namespaces, processes. */
+export { BUILD_DIR, REPO_ROOT } from './repo.js';
+export {
+  harnessBinaries,
+  harnessEnv,
+  harnessBinariesSync,
+  harnessBinary,
+  referencePluginDir,
+  type HarnessBinaries,
+  type TestHarnessComponent,
+} from './harness.js';
 export {
   Background,
   SYSTEM_PATH,

@@ -7,6 +7,3 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url)).re
 
 /** `build/` in the checkout: generated binaries and images, ignored by git. */
 export const BUILD_DIR = join(REPO_ROOT, 'build');
-
-/** Where the Debian reference plugins (containernetworking-plugins) live. */
-export const REFERENCE_PLUGIN_DIR = '/usr/lib/cni';
