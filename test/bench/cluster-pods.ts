@@ -53,7 +53,7 @@ async function applyToRunning(name: string, kind: Kind): Promise<number> {
 
 function row(name: string, v: number[], peer: number[] | undefined): (string | number)[] {
   const p50 = percentile(v, 50);
-  return [name, v.length, p50, percentile(v, 90), peer ? fmt(ratio(p50, percentile(peer, 50))) : '-'];
+  return [name, String(v.length), p50, percentile(v, 90), peer ? fmt(ratio(p50, percentile(peer, 50))) : '-'];
 }
 
 async function main(): Promise<void> {
