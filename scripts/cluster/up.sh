@@ -8,9 +8,12 @@
 # state is under build/cluster; scripts/cluster/down.sh removes it all.
 # Builds what is missing first (scripts/harness/build.sh).
 #
-# No CNI plugin is installed: the Node registers, gets spec.podCIDR from the
-# controller-manager and stays NotReady until a network plugin (podnet's
-# DaemonSet) writes a conflist into build/cluster/cni/net.d.
+# Then it runs podnet: the agent image built from the checkout and
+# imported, deploy/ applied with the cluster's knobs (lib.sh, podnet_render),
+# and it returns once the Node is Ready and the DaemonSet pod is ready.
+# PODNET_CLUSTER_DEPLOY=0 leaves podnet out: the Node registers, gets
+# spec.podCIDR from the controller-manager and stays NotReady until a
+# network plugin writes a conflist into build/cluster/cni/net.d.
 #
 # Running it while the cluster is up changes nothing; after a crash (some
 # recorded process gone) it tears the rest down and starts again.
