@@ -98,7 +98,8 @@ for (const mode of ['clsact', 'tcx'] as const) {
       assert.deepEqual(dp.health(p.hostIf, p.ifindex), []);
 
       // Another load of the same object: same code, a program id that is not ours.
-      using other = BpfObject.open(join(node.stateDir, 'bpf-cache', readdirSync(join(node.stateDir, 'bpf-cache')).find((n) => n.startsWith('pod-'))!));
+      // Pinned maps under the test's own bpffs dir: without a pin root libbpf would pin them at /sys/fs/bpf.
+      using other = BpfObject.open(join(node.stateDir, 'bpf-cache', readdirSync(join(node.stateDir, 'bpf-cache')).find((n) => n.startsWith('pod-'))!), { pinRoot: node.bpffs });
       other.load();
       const foreign = other.program('to_pod');
       if (mode === 'clsact') attachTcLegacy(foreign, p.ifindex, 'egress', { priority: 1, handle: 1, replace: true });
