@@ -156,6 +156,13 @@ describe('BpfObject', () => {
     });
   });
 
+  it('refuses to load an object with maps pinned by name when no pinRoot was given, pinning nothing at /sys/fs/bpf', () => {
+    const before = readdirSync('/sys/fs/bpf');
+    using obj = BpfObject.open(fixture);
+    assert.throws(() => obj.load(), /load object .*: maps .* are pinned by name; open it with a pinRoot/);
+    assert.deepEqual(readdirSync('/sys/fs/bpf'), before);
+  });
+
   it('pins maps declared with pinning by name under pinRoot and reuses them on the next load', () => {
     const root = `${pins}/reuse-${suffix()}`;
     let id: number;

@@ -180,7 +180,12 @@ export class BpfObject implements Disposable {
     const obj = this.requireOpen('load');
     if (this.loaded) throw new PodnetError('INVALID_ARGUMENT', `load object ${this.name}: already loaded`);
     const n = ffi();
-    if (this.pinRoot !== undefined && this.mapSpecs().some((m) => m.pinPath !== undefined)) {
+    const pinned = this.mapSpecs().filter((m) => m.pinPath !== undefined);
+    if (pinned.length > 0) {
+      // libbpf's default would pin them at /sys/fs/bpf, outside any instance's directory.
+      if (this.pinRoot === undefined) {
+        throw new PodnetError('INVALID_ARGUMENT', `load object ${this.name}: maps ${pinned.map((m) => m.name).join(', ')} are pinned by name; open it with a pinRoot`);
+      }
       mkdirSync(this.pinRoot, { recursive: true });
     }
     // One log buffer per program: libbpf loads with logging off and only on a
