@@ -22,7 +22,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['errors', 'util', 'log', 'version.ts', 'api/protocol.ts', 'api/cni-error.ts'],
   ['libbpf', 'netlink'],
   ['maps'],
-  ['datapath', 'ipam', 'k8s'],
+  ['datapath', 'ipam', 'k8s', 'services'],
   ['endpoints', 'config'],
   ['api', 'metrics'],
   ['agent.ts'],

@@ -1,0 +1,218 @@
+/**
+ * What the datapath must do for the cluster's Services, computed from
+ * ordinary v1 Service and discovery.k8s.io/v1 EndpointSlice objects: every
+ * frontend (address, port, protocol) with the backends it may send new
+ * connections to. Pure data code: the reconciler diffs two of these and
+ * writes only the difference into the service maps.
+ *
+ * Rules, as kube-proxy applies them:
+ * - frontends: the ClusterIP(s) on every port; NodePort on each node
+ *   address; externalIPs; LoadBalancer status.loadBalancer.ingress IPs.
+ *   Headless Services (clusterIP None) and ExternalName Services have none.
+ * - an EndpointSlice belongs to the Service named by its
+ *   kubernetes.io/service-name label in the same namespace; a Service port
+ *   maps to the slice port of the same name (the slice carries the resolved
+ *   target port number, so named target ports need no pod lookup).
+ * - backends: endpoints with conditions.ready (unset counts as ready); only
+ *   when none is ready, those that are serving and terminating, so a
+ *   rolling update never leaves a Service without backends; terminating
+ *   endpoints that no longer serve are never used.
+ * - externalTrafficPolicy Local limits NodePort, externalIP and
+ *   LoadBalancer frontends to endpoints on this node;
+ *   internalTrafficPolicy Local does the same for the ClusterIP.
+ * - sessionAffinity ClientIP keeps a client on one backend for
+ *   timeoutSeconds (default 10800).
+ */
+
+/** The protocols a frontend can have. */
+export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+
+/** The fields of a v1 Service this model reads. */
+export interface ServiceObject {
+  metadata?: { name?: string; namespace?: string };
+  spec?: {
+    type?: string;
+    clusterIP?: string;
+    clusterIPs?: string[];
+    externalIPs?: string[];
+    ports?: Array<{ name?: string; protocol?: string; port?: number; nodePort?: number }>;
+    sessionAffinity?: string;
+    sessionAffinityConfig?: { clientIP?: { timeoutSeconds?: number } };
+    externalTrafficPolicy?: string;
+    internalTrafficPolicy?: string;
+  };
+  status?: { loadBalancer?: { ingress?: Array<{ ip?: string }> } };
+}
+
+/** The fields of a discovery.k8s.io/v1 EndpointSlice this model reads. */
+export interface EndpointSliceObject {
+  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
+  addressType?: string;
+  ports?: Array<{ name?: string; protocol?: string; port?: number }> | null;
+  endpoints?: Array<{
+    addresses?: string[];
+    conditions?: { ready?: boolean | null; serving?: boolean | null; terminating?: boolean | null };
+    nodeName?: string;
+  }> | null;
+}
+
+/** The label that ties an EndpointSlice to its Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+/** Default sessionAffinity ClientIP timeout (kube-proxy's: 3 hours). */
+export const DEFAULT_AFFINITY_SECONDS = 10800;
+
+/** How a frontend was reached. */
+export type FrontendKind = 'ClusterIP' | 'NodePort' | 'ExternalIP' | 'LoadBalancer';
+
+/** One backend of a frontend. */
+export interface Backend {
+  ip: string;
+  port: number;
+  /** ready: takes new connections; terminating: only because no ready backend is left. */
+  state: 'ready' | 'terminating';
+  nodeName: string | undefined;
+}
+
+/** One address:port/protocol the datapath answers for a Service. */
+export interface Frontend {
+  /** "namespace/name" of the Service. */
+  service: string;
+  /** The Service port's name ("" when unnamed). */
+  portName: string;
+  kind: FrontendKind;
+  address: string;
+  port: number;
+  protocol: Protocol;
+  /** The backends new connections may go to, sorted by ip then port; empty: reject. */
+  backends: Backend[];
+  /** ClientIP affinity timeout in seconds, or undefined without affinity. */
+  affinitySeconds: number | undefined;
+  /** Only endpoints on this node (a Local traffic policy applies to this frontend). */
+  localOnly: boolean;
+}
+
+/** This node, for NodePort frontends and Local policies. */
+export interface NodeView {
+  name: string;
+  /** Addresses NodePort frontends listen on. */
+  addresses: string[];
+}
+
+const key = (ns: string | undefined, name: string | undefined): string => `${ns ?? 'default'}/${name ?? ''}`;
+
+function protocolOf(p: string | undefined): Protocol {
+  return p === 'UDP' || p === 'SCTP' ? p : 'TCP';
+}
+
+const isIPv4 = (a: string): boolean => /^\d{1,3}(\.\d{1,3}){3}$/.test(a);
+
+/** Backends for one Service port from its slices, before any traffic policy. */
+function endpointsFor(slices: EndpointSliceObject[], portName: string, protocol: Protocol): Backend[] {
+  const ready: Backend[] = [];
+  const terminating: Backend[] = [];
+  for (const s of slices) {
+    if (s.addressType !== undefined && s.addressType !== 'IPv4') continue;
+    const sp = (s.ports ?? []).find((p) => (p.name ?? '') === portName && protocolOf(p.protocol) === protocol);
+    if (!sp || typeof sp.port !== 'number') continue;
+    for (const e of s.endpoints ?? []) {
+      const c = e.conditions ?? {};
+      // Per the EndpointSlice API, an unset ready means ready; serving defaults to ready.
+      const isReady = c.ready !== false;
+      const isServing = c.serving ?? isReady;
+      const isTerminating = c.terminating === true;
+      for (const ip of e.addresses ?? []) {
+        if (!isIPv4(ip)) continue;
+        const b: Backend = { ip, port: sp.port, state: 'ready', nodeName: e.nodeName };
+        if (isReady && !isTerminating) ready.push(b);
+        else if (isServing && isTerminating) terminating.push({ ...b, state: 'terminating' });
+      }
+    }
+  }
+  const chosen = ready.length > 0 ? ready : terminating;
+  const seen = new Set<string>();
+  return chosen
+    .filter((b) => { const k = `${b.ip}:${b.port}`; if (seen.has(k)) return false; seen.add(k); return true; })
+    .sort((a, b) => (a.ip === b.ip ? a.port - b.port : a.ip < b.ip ? -1 : 1));
+}
+
+/**
+ * Every frontend of every Service, with its backends.
+ * Frontends are sorted by address, port and protocol, so two results compare
+ * element by element.
+ */
+export function desiredFrontends(services: ServiceObject[], slices: EndpointSliceObject[], node: NodeView): Frontend[] {
+  const byService = new Map<string, EndpointSliceObject[]>();
+  for (const s of slices) {
+    const owner = s.metadata?.labels?.[SERVICE_NAME_LABEL];
+    if (!owner) continue;
+    const k = key(s.metadata?.namespace, owner);
+    const list = byService.get(k);
+    if (list) list.push(s); else byService.set(k, [s]);
+  }
+  const out: Frontend[] = [];
+  for (const svc of services) {
+    const spec = svc.spec ?? {};
+    const type = spec.type ?? 'ClusterIP';
+    if (type === 'ExternalName') continue;
+    const name = key(svc.metadata?.namespace, svc.metadata?.name);
+    const clusterIps = (spec.clusterIPs?.length ? spec.clusterIPs : spec.clusterIP ? [spec.clusterIP] : []).filter(isIPv4);
+    const affinitySeconds = spec.sessionAffinity === 'ClientIP' ? spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? DEFAULT_AFFINITY_SECONDS : undefined;
+    const externalLocal = spec.externalTrafficPolicy === 'Local';
+    const internalLocal = spec.internalTrafficPolicy === 'Local';
+    const svcSlices = byService.get(name) ?? [];
+    for (const p of spec.ports ?? []) {
+      if (typeof p.port !== 'number') continue;
+      const protocol = protocolOf(p.protocol);
+      const portName = p.name ?? '';
+      const all = endpointsFor(svcSlices, portName, protocol);
+      const local = all.filter((b) => b.nodeName === node.name);
+      const add = (kind: FrontendKind, address: string, port: number, localOnly: boolean): void => {
+        out.push({ service: name, portName, kind, address, port, protocol, backends: localOnly ? local : all, affinitySeconds, localOnly });
+      };
+      for (const ip of clusterIps) add('ClusterIP', ip, p.port, internalLocal);
+      if ((type === 'NodePort' || type === 'LoadBalancer') && typeof p.nodePort === 'number' && p.nodePort > 0) {
+        for (const a of node.addresses.filter(isIPv4)) add('NodePort', a, p.nodePort, externalLocal);
+      }
+      for (const ip of (spec.externalIPs ?? []).filter(isIPv4)) add('ExternalIP', ip, p.port, externalLocal);
+      if (type === 'LoadBalancer') {
+        for (const ing of svc.status?.loadBalancer?.ingress ?? []) if (ing.ip && isIPv4(ing.ip)) add('LoadBalancer', ing.ip, p.port, externalLocal);
+      }
+    }
+  }
+  return out.sort((a, b) => (a.address !== b.address ? (a.address < b.address ? -1 : 1) : a.port !== b.port ? a.port - b.port : a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0));
+}
+
+/** The identity of a frontend in the service maps: address, port, protocol. */
+export function frontendKey(f: Pick<Frontend, 'address' | 'port' | 'protocol'>): string {
+  return `${f.address}:${f.port}/${f.protocol}`;
+}
+
+/** What changes between two desired states: frontends to add, to update (backends or settings changed) and to remove. */
+export interface FrontendDiff {
+  add: Frontend[];
+  update: Frontend[];
+  remove: Frontend[];
+}
+
+const same = (a: Frontend, b: Frontend): boolean =>
+  a.service === b.service && a.portName === b.portName && a.kind === b.kind && a.affinitySeconds === b.affinitySeconds && a.localOnly === b.localOnly &&
+  a.backends.length === b.backends.length && a.backends.every((x, i) => { const y = b.backends[i]!; return x.ip === y.ip && x.port === y.port && x.state === y.state; });
+
+/**
+ * The difference from `before` to `after`. Applying `update` before
+ * `remove` and writing each frontend's new backends before dropping old
+ * ones is the reconciler's job; this only says what changed.
+ */
+export function diffFrontends(before: Frontend[], after: Frontend[]): FrontendDiff {
+  const old = new Map(before.map((f) => [frontendKey(f), f]));
+  const now = new Map(after.map((f) => [frontendKey(f), f]));
+  const diff: FrontendDiff = { add: [], update: [], remove: [] };
+  for (const [k, f] of now) {
+    const o = old.get(k);
+    if (!o) diff.add.push(f);
+    else if (!same(o, f)) diff.update.push(f);
+  }
+  for (const [k, f] of old) if (!now.has(k)) diff.remove.push(f);
+  return diff;
+}
