@@ -14,15 +14,7 @@ plugins=(
   ipam/host-local ipam/static ipam/dhcp
   meta/portmap meta/bandwidth meta/tuning meta/firewall meta/sbr meta/vrf
 )
-if harness_is_built "$dir" "$recipe"; then
-  exit 0
-fi
-harness_lock "$dir"
-if harness_is_built "$dir" "$recipe"; then
-  exit 0
-fi
-harness_go_check
-harness_begin cni-plugins "$version"
+harness_start "$dir" "$recipe" cni-plugins "$version"
 mkdir -p "$dir/bin" "$dir/module"
 
 harness_write_if_changed "$dir/module/go.mod" <<MOD

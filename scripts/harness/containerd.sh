@@ -9,15 +9,7 @@ set -euo pipefail
 version=$CONTAINERD_VERSION
 dir=$(harness_component_dir containerd "$version")
 recipe="containerd $version recipe 1"
-if harness_is_built "$dir" "$recipe"; then
-  exit 0
-fi
-harness_lock "$dir"
-if harness_is_built "$dir" "$recipe"; then
-  exit 0
-fi
-harness_go_check
-harness_begin containerd "$version"
+harness_start "$dir" "$recipe" containerd "$version"
 mkdir -p "$dir/bin" "$dir/module"
 
 harness_write_if_changed "$dir/module/go.mod" <<MOD

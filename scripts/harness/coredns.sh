@@ -8,15 +8,7 @@ set -euo pipefail
 version=$COREDNS_VERSION
 dir=$(harness_component_dir coredns "$version")
 recipe="coredns $version recipe 1"
-if harness_is_built "$dir" "$recipe"; then
-  exit 0
-fi
-harness_lock "$dir"
-if harness_is_built "$dir" "$recipe"; then
-  exit 0
-fi
-harness_go_check
-harness_begin coredns "$version"
+harness_start "$dir" "$recipe" coredns "$version"
 mkdir -p "$dir/bin" "$dir/module"
 
 harness_write_if_changed "$dir/module/go.mod" <<MOD

@@ -9,15 +9,7 @@ set -euo pipefail
 version=$ETCD_VERSION
 dir=$(harness_component_dir etcd "$version")
 recipe="etcd $version recipe 1"
-if harness_is_built "$dir" "$recipe"; then
-  exit 0
-fi
-harness_lock "$dir"
-if harness_is_built "$dir" "$recipe"; then
-  exit 0
-fi
-harness_go_check
-harness_begin etcd "$version"
+harness_start "$dir" "$recipe" etcd "$version"
 mkdir -p "$dir/bin" "$dir/module/etcd"
 
 harness_write_if_changed "$dir/module/go.mod" <<MOD

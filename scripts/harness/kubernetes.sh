@@ -19,15 +19,7 @@ recipe="kubernetes $version recipe 1"
 static=(kube-apiserver kube-controller-manager kube-scheduler kubectl kube-proxy)
 cgo=(kubelet)
 
-if harness_is_built "$dir" "$recipe"; then
-  exit 0
-fi
-harness_lock "$dir"
-if harness_is_built "$dir" "$recipe"; then
-  exit 0
-fi
-harness_go_check
-harness_begin kubernetes "$version"
+harness_start "$dir" "$recipe" kubernetes "$version"
 mkdir -p "$dir/bin" "$dir/module"
 
 # The tag's go.mod and its commit time (the build date stamped into the

@@ -125,6 +125,19 @@ harness_begin() {
 # harness_lock DIR: hold an exclusive lock on DIR's build until this shell
 # exits, so two builds of one component (two clones, two test runs) never
 # write the same cache entry at once; the second waits, then finds it built.
+# harness_start DIR RECIPE NAME VERSION: the prologue of every Go component
+# build. Exits the calling script (0) when DIR already holds a build of
+# RECIPE, checked again under the component's lock so two builds never race;
+# otherwise checks the Go toolchain and starts the log.
+harness_start() {
+  local dir=$1 recipe=$2 name=$3 version=$4
+  harness_is_built "$dir" "$recipe" && exit 0
+  harness_lock "$dir"
+  harness_is_built "$dir" "$recipe" && exit 0
+  harness_go_check
+  harness_begin "$name" "$version"
+}
+
 harness_lock() {
   mkdir -p "$(dirname "$1")"
   exec {HARNESS_LOCK_FD}>"$1.lock"

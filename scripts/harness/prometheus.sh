@@ -20,15 +20,7 @@ version=$PROMETHEUS_VERSION
 dir=$(harness_component_dir prometheus "$version")
 recipe="prometheus $version recipe 1"
 tags=remove_all_sd,enable_kubernetes_sd
-if harness_is_built "$dir" "$recipe"; then
-  exit 0
-fi
-harness_lock "$dir"
-if harness_is_built "$dir" "$recipe"; then
-  exit 0
-fi
-harness_go_check
-harness_begin prometheus "$version"
+harness_start "$dir" "$recipe" prometheus "$version"
 mkdir -p "$dir/bin" "$dir/module"
 
 mod=github.com/prometheus/prometheus
