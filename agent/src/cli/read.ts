@@ -8,7 +8,7 @@
  * type, null where there is no value.
  */
 import { apiCall } from '../api/client.js';
-import type { AgentStatus, EndpointInfo, EndpointState, IpamInfo, ReconcileOutcome } from '../api/protocol.js';
+import type { AgentStatus, EndpointInfo, EndpointState, IpamInfo } from '../api/protocol.js';
 import { VERSION } from '../version.js';
 import { print, table, type OutputFormat } from './output.js';
 
@@ -25,40 +25,20 @@ export interface ReadOptions {
 /** The states `--state` accepts (the agent's endpoint states). */
 export const ENDPOINT_STATES: readonly EndpointState[] = ['ready', 'unhealthy', 'deleting'];
 
-/** `podnet status` in JSON: every field always present. */
-export interface StatusJson {
-  version: string;
-  nodeName: string;
-  ready: boolean;
+/** `podnet status` in JSON: the agent's status with every field always present (null where it has no value). */
+export type StatusJson = Omit<AgentStatus, 'notReadyReason' | 'datapathMode'> & {
   notReadyReason: string | null;
+  /** A string, not the agent's union: an older or newer agent may report another mode. */
   datapathMode: string;
-  bpffs: string;
-  podCidr: string;
-  ipam: { size: number; used: number; free: number };
-  endpoints: number;
-  endpointsUnhealthy: number;
-  lastReconcile: ReconcileOutcome | null;
-  uptimeSeconds: number;
-}
+};
 
 /** One endpoint in `podnet endpoints -o json`: every field always present, full container ID. */
-export interface EndpointJson {
-  endpointId: number;
-  containerId: string;
-  ifName: string;
+export type EndpointJson = Omit<EndpointInfo, 'podNamespace' | 'podName' | 'state'> & {
   podNamespace: string | null;
   podName: string | null;
-  ip: string;
-  hostIfName: string;
-  hostIfIndex: number;
-  podMac: string;
-  hostMac: string;
-  netns: string;
-  created: string;
   /** The agent's state; "unknown" when an older agent does not report it. */
   state: EndpointState | 'unknown';
-  problems: string[];
-}
+};
 
 /** Normalises the agent's status into the stable JSON shape. */
 export function statusJson(s: AgentStatus): StatusJson {
