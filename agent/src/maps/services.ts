@@ -1,0 +1,122 @@
+/**
+ * The service load-balancing maps (bpf/include/shared/services.h): layouts,
+ * descriptors and default sizes. The model (frontend -> group -> slots ->
+ * backend, conntrack, affinity, per-frontend stats, service ranges) is
+ * described in the header.
+ */
+import { be16, ipv4, lpmKey, u16, u32, u64, u8 } from '../libbpf/index.js';
+import { defineMap } from './descriptor.js';
+import { cStruct } from './layout.js';
+
+export const svcKey = cStruct('pn_svc_key', 8, {
+  addr: ['addr', 0, ipv4],
+  port: ['port', 4, be16],
+  proto: ['proto', 6, u8],
+  pad: ['pad', 7, u8],
+});
+export const svcValue = cStruct('pn_svc', 24, {
+  frontendId: ['frontend_id', 0, u32],
+  groupId: ['group_id', 4, u32],
+  count: ['count', 8, u32],
+  flags: ['flags', 12, u32],
+  affinitySeconds: ['affinity_seconds', 16, u32],
+  pad: ['pad', 20, u32],
+});
+export const slotKey = cStruct('pn_slot_key', 8, { groupId: ['group_id', 0, u32], slot: ['slot', 4, u32] });
+export const slotValue = cStruct('pn_slot', 4, { backendId: ['backend_id', 0, u32] });
+export const backendKey = cStruct('pn_backend_key', 4, { backendId: ['backend_id', 0, u32] });
+export const backendValue = cStruct('pn_backend', 8, {
+  addr: ['addr', 0, ipv4],
+  port: ['port', 4, be16],
+  proto: ['proto', 6, u8],
+  flags: ['flags', 7, u8],
+});
+export const ctKey = cStruct('pn_ct_key', 16, {
+  saddr: ['saddr', 0, ipv4],
+  daddr: ['daddr', 4, ipv4],
+  sport: ['sport', 8, be16],
+  dport: ['dport', 10, be16],
+  proto: ['proto', 12, u8],
+  dir: ['dir', 13, u8],
+  pad: ['pad', 14, u16],
+});
+export const ctValue = cStruct('pn_ct_entry', 32, {
+  lastSeenNs: ['last_seen_ns', 0, u64],
+  backendId: ['backend_id', 8, u32],
+  frontendId: ['frontend_id', 12, u32],
+  natAddr: ['nat_addr', 16, ipv4],
+  origAddr: ['orig_addr', 20, ipv4],
+  natPort: ['nat_port', 24, be16],
+  flags: ['flags', 26, u8],
+  pad: ['pad', 27, u8],
+  pad2: ['pad2', 28, u32],
+});
+export const affinityKey = cStruct('pn_affinity_key', 8, { groupId: ['group_id', 0, u32], clientAddr: ['client_addr', 4, ipv4] });
+export const affinityValue = cStruct('pn_affinity', 16, {
+  lastUsedNs: ['last_used_ns', 0, u64],
+  backendId: ['backend_id', 8, u32],
+  pad: ['pad', 12, u32],
+});
+export const svcStatsKey = cStruct('pn_svc_stats_key', 4, { frontendId: ['frontend_id', 0, u32] });
+export const svcStatsValue = cStruct('pn_svc_stats', 32, {
+  connections: ['connections', 0, u64],
+  packets: ['packets', 8, u64],
+  bytes: ['bytes', 16, u64],
+  noBackend: ['no_backend', 24, u64],
+});
+export const svcRangeKey = lpmKey(ipv4);
+export const svcRangeValue = cStruct('pn_svc_range', 4, { flags: ['flags', 0, u32] });
+
+/** IP protocol numbers a frontend can carry. */
+export const IP_PROTO = Object.freeze({ TCP: 6, UDP: 17, SCTP: 132 });
+
+/**
+ * Default sizes, for Kubernetes' own limits: 10,000 Services with several
+ * frontends each, 100,000 endpoints (a backend per endpoint port, slots
+ * for each Local/Cluster scope), conntrack for a busy node.
+ */
+export const SERVICE_MAP_SIZES = Object.freeze({
+  pn_services: 65536,
+  pn_svc_slots: 262144,
+  pn_backends: 131072,
+  pn_ct: 262144,
+  pn_affinity: 65536,
+  pn_svc_stats: 65536,
+  pn_svc_ranges: 64,
+});
+
+export const SERVICES = defineMap({
+  name: 'pn_services', type: 'hash', key: svcKey, value: svcValue, maxEntries: SERVICE_MAP_SIZES.pn_services,
+  perCpu: false, pinned: true, origin: 'object',
+  description: 'frontend {address, port, protocol} -> frontend id, backend group, backend count, flags; written by the service reconciler, read by the LB programs',
+});
+export const SVC_SLOTS = defineMap({
+  name: 'pn_svc_slots', type: 'hash', key: slotKey, value: slotValue, maxEntries: SERVICE_MAP_SIZES.pn_svc_slots,
+  perCpu: false, pinned: true, origin: 'object',
+  description: '{backend group, slot} -> backend id; written by the service reconciler, read by backend selection',
+});
+export const BACKENDS = defineMap({
+  name: 'pn_backends', type: 'hash', key: backendKey, value: backendValue, maxEntries: SERVICE_MAP_SIZES.pn_backends,
+  perCpu: false, pinned: true, origin: 'object',
+  description: 'backend id -> endpoint address, port, protocol, flags; written by the service reconciler, read by DNAT',
+});
+export const CONNTRACK = defineMap({
+  name: 'pn_ct', type: 'lru_hash', key: ctKey, value: ctValue, maxEntries: SERVICE_MAP_SIZES.pn_ct,
+  perCpu: false, pinned: true, origin: 'object',
+  description: 'translated connections, forward and reverse 5-tuples -> backend, frontend, rewrite; written by the LB programs, swept by the agent',
+});
+export const AFFINITY = defineMap({
+  name: 'pn_affinity', type: 'lru_hash', key: affinityKey, value: affinityValue, maxEntries: SERVICE_MAP_SIZES.pn_affinity,
+  perCpu: false, pinned: true, origin: 'object',
+  description: '{backend group, client address} -> backend, last use; sessionAffinity ClientIP, written by the LB programs',
+});
+export const SVC_STATS = defineMap({
+  name: 'pn_svc_stats', type: 'percpu_hash', key: svcStatsKey, value: svcStatsValue, maxEntries: SERVICE_MAP_SIZES.pn_svc_stats,
+  perCpu: true, pinned: true, origin: 'object',
+  description: 'frontend id -> connections, packets, bytes, no-backend rejects per CPU; written by the LB programs, read by metrics',
+});
+export const SVC_RANGES = defineMap({
+  name: 'pn_svc_ranges', type: 'lpm_trie', key: svcRangeKey, value: svcRangeValue, maxEntries: SERVICE_MAP_SIZES.pn_svc_ranges,
+  perCpu: false, pinned: true, origin: 'object',
+  description: 'service CIDRs; traffic into one that matches no frontend is dropped and counted; written by the agent',
+});
