@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   NO_LINK: 'a network interface that should exist was not found',
   BAD_ENUM: 'a value read from a map is not a member of the C enum it should belong to',
   MAP_MISMATCH: 'a pinned map differs from its descriptor (type, key or value size)',
+  MAP_FULL: 'a BPF map has no room for another entry; the error names the map, its size and the setting that raises it',
   NOT_NETNS: 'a path that should be a network namespace is a file, a directory or another kind of namespace',
   LOCKED: 'another process holds the lock (another agent uses this state dir)',
   CANCELED: 'the operation was stopped before it finished (SIGTERM during start-up)',
