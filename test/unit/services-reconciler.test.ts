@@ -125,6 +125,11 @@ describe('the service reconciler', () => {
       t.afterWrite = undefined;
       assert.deepEqual(out.errors, []);
       assert.deepEqual(nonEmpty(), afterSet, `round ${round}: the maps hold what the snapshot asks`);
+      // The incremental pass leaves the maps as a pass from scratch would (ids aside).
+      const view = (x: FakeServiceTables): string[] => [...x.frontends.values()].map(([k, v]) => `${k.addr}:${k.port}/${k.proto} flags=${v.flags} -> ${sorted(x.backendsOf(k.addr, k.port, k.proto)).join(',')}`).sort();
+      assert.deepEqual(view(t), view(shadow), `round ${round}`);
+      assert.deepEqual([...t.backends.values()].map((b) => `${b.addr}:${b.port}/${b.proto} ${b.flags}`).sort(), [...shadow.backends.values()].map((b) => `${b.addr}:${b.port}/${b.proto} ${b.flags}`).sort());
+      assert.equal(t.slots.size, shadow.slots.size, `round ${round}: no slot left behind`);
     }
     assert.ok(checks > 100, `only ${checks} writes were checked`);
   });
@@ -291,6 +296,38 @@ describe('the service reconciler', () => {
     assert.deepEqual([...t.ranges].sort(), ['10.222.0.0/16', '10.223.0.0/24']);
     r.apply(snap([], []), node);
     assert.deepEqual([...t.ranges], CIDRS);
+  });
+
+  it('recomputes only Services whose object or slices changed, also when the source copies unchanged objects', () => {
+    const { t, r } = setup();
+    const a = { ...web(), metadata: { name: 'web', namespace: 'shop', resourceVersion: '7', uid: 'u1' } } as ServiceObject;
+    const sl = { ...webSlice('10.244.0.5'), metadata: { ...webSlice().metadata, resourceVersion: '9', uid: 'u2' } } as EndpointSliceObject;
+    r.apply(snap([a], [sl]), node);
+    const from = t.log.length;
+    // Same versions, new objects whose content differs: taken as unchanged.
+    const copyA = structuredClone(a);
+    const copySl = structuredClone(sl);
+    copySl.endpoints = [ep('10.244.0.99')];
+    assert.equal(r.apply(snap([copyA], [copySl]), node).result, 'ok');
+    assert.equal(t.log.length, from);
+    // A new version is computed.
+    copySl.metadata!.name = 'web-x';
+    (copySl.metadata as { resourceVersion: string }).resourceVersion = '10';
+    r.apply(snap([copyA], [copySl]), node);
+    assert.deepEqual(t.backendsOf('10.96.0.10', 80, TCP), ['10.244.0.99:8080']);
+  });
+
+  it('refuses a frontend two Services claim, keeps the first one, and says so', () => {
+    const { t, r } = setup();
+    const other = svc('web2', { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] });
+    r.apply(snap([web()], [webSlice('10.244.0.5')]), node);
+    const out = r.apply(snap([web(), other], [webSlice('10.244.0.5'), slice('web2', [{ name: 'http', port: 9090, protocol: 'TCP' }], [ep('10.244.0.6')])]), node);
+    assert.match(out.errors.join('\n'), /frontend 10\.96\.0\.10:80\/TCP of Service shop\/web2: already used by Service shop\/web/);
+    assert.deepEqual(t.backendsOf('10.96.0.10', 80, TCP), ['10.244.0.5:8080']);
+    // Once the first one is gone, the second gets it.
+    r.apply(snap([other], [slice('web2', [{ name: 'http', port: 9090, protocol: 'TCP' }], [ep('10.244.0.6')])]), node);
+    assert.deepEqual(t.backendsOf('10.96.0.10', 80, TCP), ['10.244.0.6:9090']);
+    assert.deepEqual(t.broken(), []);
   });
 
   it('keeps TCP and UDP backends of one endpoint apart', () => {

@@ -32,7 +32,10 @@
  */
 import { PodnetError } from '../errors/index.js';
 import { IP_PROTO } from '../maps/services.js';
-import { backendKey, desiredFrontends, endpointPorts, type Frontend, type FrontendKind, type NodeView, type Protocol } from './model.js';
+import {
+  SERVICE_NAME_LABEL, backendKey, desiredFrontends, endpointPorts,
+  type EndpointPort, type EndpointSliceObject, type Frontend, type FrontendKind, type NodeView, type Protocol, type ServiceObject,
+} from './model.js';
 import type { ServiceSnapshot } from './source.js';
 import {
   BACKEND_FLAG, SVC_FLAG, isMapFull,
@@ -163,49 +166,87 @@ export function placeSlots(cur: readonly number[], want: ReadonlySet<number>): n
   return next;
 }
 
-/** Keeps the service maps equal to what the last snapshot asks for. */
+/** What one Service (or the slices of a name without a Service) asked for in the last pass. */
+interface ServicePlan {
+  svc: ServiceObject | undefined;
+  slices: EndpointSliceObject[];
+  frontends: Frontend[];
+  endpoints: Map<string, EndpointPort>;
+  groupKeys: string[];
+}
+
+const versionOf = (o: { metadata?: unknown } | undefined): string | undefined => (o?.metadata as { resourceVersion?: string } | undefined)?.resourceVersion;
+
+/** The same object, or the same resourceVersion (a source that copies objects). */
+function sameObject<T extends { metadata?: unknown }>(a: T | undefined, b: T | undefined): boolean {
+  if (a === b) return true;
+  const va = versionOf(a);
+  return va !== undefined && va === versionOf(b) && (a?.metadata as { uid?: string })?.uid === (b?.metadata as { uid?: string })?.uid;
+}
+
+const ownerOf = (s: EndpointSliceObject): string | undefined => {
+  const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
+  return name ? `${s.metadata?.namespace ?? 'default'}/${name}` : undefined;
+};
+
+/**
+ * Keeps the service maps equal to what the last snapshot asks for. A pass
+ * recomputes only the Services whose object or slices changed since the
+ * last one (same object, or same resourceVersion), so a single endpoint
+ * change costs about as much as that Service, not the whole cluster; the
+ * first pass after load() (start, periodic resync) recomputes everything
+ * and also removes whatever the maps hold that no Service asks for.
+ */
 export class ServiceReconciler {
   private readonly t: ServiceTables;
   private fe = new Map<string, FrontendState>();
+  /** Which Service each frontend belongs to. */
+  private feOwner = new Map<string, string>();
+  /** Frontend keys by the group they point at, as the map holds them. */
+  private groupFes = new Map<number, Set<string>>();
   /** Slots as the map holds them, per group (0: no slot there). */
   private groups = new Map<number, number[]>();
+  /** How many slots name each backend id, as the map holds them. */
+  private slotRefs = new Map<number, number>();
   private groupIds = new Map<string, number>();
-  private readonly groupNames = new Map<number, string>();
   private be = new Map<string, BackendState>();
   private beById = new Map<number, string>();
+  /** How many Service plans list each endpoint port. */
+  private beRefs = new Map<string, number>();
   private ranges = new Set<string>();
   private feIds = new Set<number>();
   private readonly ids = { frontend: new Ids('frontend'), group: new Ids('group'), backend: new Ids('backend') };
+  private plans = new Map<string, ServicePlan>();
+  private nodeSig = '';
   private loaded = false;
-  /** The last desired frontends, for health checks and names. */
-  private desired: Frontend[] = [];
+  /** The next pass removes everything no Service asks for (after load()). */
+  private sweep = false;
 
   constructor(private readonly d: ServiceReconcilerDeps) {
     this.t = d.tables;
   }
 
   /**
-   * Reads the maps back (at start, and before a periodic full pass), so ids
-   * and slots that are in the maps stay as they are. Names are restored from
-   * the remembered ones where the ids match.
+   * Reads the maps back (at start, and for a periodic full pass), so ids
+   * and slots that are in the maps stay as they are; the next apply()
+   * recomputes every Service. Names are kept where the ids match.
    */
   load(): void {
     const names = new Map<number, FrontendName>();
     for (const f of this.fe.values()) if (f.name) names.set(f.value.frontendId, f.name);
     this.fe = new Map();
     this.feIds = new Set();
+    this.groupFes = new Map();
     for (const [k, v] of this.t.readFrontends()) {
-      this.fe.set(fkey(k.addr, k.port, k.proto), { key: k, value: v, name: names.get(v.frontendId) });
-      this.feIds.add(v.frontendId);
+      const fk = fkey(k.addr, k.port, k.proto);
+      this.setFe(fk, { key: k, value: v, name: names.get(v.frontendId) });
       this.ids.frontend.floor(v.frontendId);
       this.ids.group.floor(v.groupId);
     }
     this.groups = new Map();
+    this.slotRefs = new Map();
     for (const [k, backendId] of this.t.readSlots()) {
-      let g = this.groups.get(k.groupId);
-      if (!g) this.groups.set(k.groupId, (g = []));
-      while (g.length <= k.slot) g.push(0);
-      g[k.slot] = backendId;
+      this.setSlot(k.groupId, k.slot, backendId);
       this.ids.group.floor(k.groupId);
     }
     this.be = new Map();
@@ -220,10 +261,63 @@ export class ServiceReconciler {
     const ct = this.t.conntrackMaxIds();
     this.ids.backend.floor(ct.backend);
     this.ids.frontend.floor(ct.frontend);
-    // Group ids stay claimed by their keys only while frontends point at them.
-    const live = new Set([...this.fe.values()].map((f) => f.value.groupId));
-    for (const [k, id] of this.groupIds) if (!live.has(id) && !this.groups.has(id)) this.groupIds.delete(k);
+    this.forgetPlans();
+    // Group ids stay claimed by their keys only while something in the maps uses them.
+    for (const [k, id] of this.groupIds) if (!this.groupFes.has(id) && !this.groups.has(id)) this.groupIds.delete(k);
     this.loaded = true;
+  }
+
+  /** The next pass recomputes every Service and removes what none asks for. */
+  private forgetPlans(): void {
+    this.plans = new Map();
+    this.beRefs = new Map();
+    this.feOwner = new Map();
+    this.sweep = true;
+  }
+
+  private setFe(k: string, s: FrontendState): void {
+    const was = this.fe.get(k);
+    if (was) {
+      this.groupFes.get(was.value.groupId)?.delete(k);
+      if (was.value.frontendId !== s.value.frontendId) this.feIds.delete(was.value.frontendId);
+    }
+    this.fe.set(k, s);
+    this.feIds.add(s.value.frontendId);
+    let g = this.groupFes.get(s.value.groupId);
+    if (!g) this.groupFes.set(s.value.groupId, (g = new Set()));
+    g.add(k);
+  }
+
+  private deleteFe(k: string): void {
+    const was = this.fe.get(k);
+    if (!was) return;
+    this.fe.delete(k);
+    this.feIds.delete(was.value.frontendId);
+    const g = this.groupFes.get(was.value.groupId);
+    g?.delete(k);
+    if (g && g.size === 0) this.groupFes.delete(was.value.groupId);
+  }
+
+  /** Records slot `slot` of group `gid` as the map holds it; 0 for none. */
+  private setSlot(gid: number, slot: number, backendId: number): void {
+    let g = this.groups.get(gid);
+    if (!g) this.groups.set(gid, (g = []));
+    while (g.length <= slot) g.push(0);
+    const old = g[slot]!;
+    if (old !== 0) { const n = (this.slotRefs.get(old) ?? 1) - 1; if (n > 0) this.slotRefs.set(old, n); else this.slotRefs.delete(old); }
+    g[slot] = backendId;
+    if (backendId !== 0) this.slotRefs.set(backendId, (this.slotRefs.get(backendId) ?? 0) + 1);
+    if (backendId === 0) {
+      while (g.length > 0 && g[g.length - 1] === 0) g.pop();
+      if (g.length === 0) this.groups.delete(gid);
+    }
+  }
+
+  /** The highest count of any frontend pointing at a group: its slots below it must stay. */
+  private reach(gid: number): number {
+    let n = 0;
+    for (const k of this.groupFes.get(gid) ?? []) n = Math.max(n, this.fe.get(k)!.value.count);
+    return n;
   }
 
   /** Applies a snapshot for this node; reads the maps first on the first call. */
@@ -234,197 +328,248 @@ export class ServiceReconciler {
       result: 'ok', written: { backends: 0, slots: 0, frontends: 0, ranges: 0 }, removed: { backends: 0, slots: 0, frontends: 0, ranges: 0 },
       errors: [], full: {}, seconds: 0, frontends: 0, backends: 0,
     };
-    const fail = (map: ServiceMapName, verb: string, failures: WriteFailure[]): void => {
-      if (failures.length === 0) return;
+    const fail = (map: ServiceMapName, verb: string, failures: WriteFailure[]): Set<number> => {
+      if (failures.length === 0) return new Set();
       const full = failures.filter((f) => isMapFull(f.error));
       if (full.length > 0) {
         out.full[map] = (out.full[map] ?? 0) + full.length;
         out.errors.push(new MapFullError(map, this.t.capacity(map), full.length, full[0]!.error).message);
       }
       const other = failures.filter((f) => !isMapFull(f.error));
-      if (other.length > 0) out.errors.push(`${verb} ${other.length} of ${map}: ${other[0]!.error.message}`);
+      if (other.length > 0) out.errors.push(`${verb} ${other.length} ${other.length === 1 ? 'entry' : 'entries'} of ${map}: ${other[0]!.error.message}`);
+      return new Set(failures.map((f) => f.index));
     };
 
-    const frontends = desiredFrontends(snap.services, snap.slices, node);
-    this.desired = frontends;
-    const endpoints = endpointPorts(snap.slices, node);
+    const sig = `${node.name}\u0000${node.addresses.join(',')}`;
+    if (sig !== this.nodeSig) {
+      // NodePort frontends and Local scopes depend on the node: every Service again.
+      this.nodeSig = sig;
+      this.forgetPlans();
+    }
+    const sweep = this.sweep;
+    this.sweep = false;
+
+    // Which Services changed since the last pass.
+    const services = new Map<string, ServiceObject>();
+    for (const s of snap.services) services.set(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`, s);
+    const slicesOf = new Map<string, EndpointSliceObject[]>();
+    for (const s of snap.slices) {
+      const o = ownerOf(s);
+      if (o === undefined) continue;
+      const l = slicesOf.get(o);
+      if (l) l.push(s); else slicesOf.set(o, [s]);
+    }
+    interface Change { key: string; old: ServicePlan | undefined; plan: ServicePlan | undefined }
+    const changes: Change[] = [];
+    const consider = (key: string): void => {
+      const svc = services.get(key);
+      const slices = slicesOf.get(key) ?? [];
+      const old = this.plans.get(key);
+      if (old && sameObject(old.svc, svc) && old.slices.length === slices.length && old.slices.every((x, i) => sameObject(x, slices[i]))) return;
+      const frontends = svc ? desiredFrontends([svc], slices, node) : [];
+      const plan: ServicePlan = { svc, slices, frontends, endpoints: endpointPorts(slices, node), groupKeys: [] };
+      changes.push({ key, old, plan: svc || slices.length > 0 ? plan : undefined });
+    };
+    for (const key of services.keys()) consider(key);
+    for (const key of slicesOf.keys()) if (!services.has(key)) consider(key);
+    for (const [key, old] of this.plans) if (!services.has(key) && !slicesOf.has(key)) changes.push({ key, old, plan: undefined });
 
     // 1. Backends: one per endpoint port that exists at all.
+    const beCandidates = new Set<string>();
     const beWrites: Array<[number, BackendValue]> = [];
     const beWriteKeys: string[] = [];
-    for (const [k, e] of endpoints) {
-      const value: BackendValue = { addr: e.ip, port: e.port, proto: PROTO[e.protocol], flags: (e.terminating ? BACKEND_FLAG.terminating : 0) | (e.local ? BACKEND_FLAG.local : 0) };
-      const had = this.be.get(k);
-      if (had && had.value.flags === value.flags) continue;
-      const id = had?.id ?? this.ids.backend.take((x) => this.beById.has(x));
-      beWrites.push([id, value]);
-      beWriteKeys.push(k);
+    const queued = new Set<string>();
+    for (const c of changes) {
+      const now = c.plan?.endpoints ?? new Map<string, EndpointPort>();
+      for (const [k, e] of now) {
+        if (!c.old?.endpoints.has(k)) this.beRefs.set(k, (this.beRefs.get(k) ?? 0) + 1);
+        const value: BackendValue = { addr: e.ip, port: e.port, proto: PROTO[e.protocol], flags: (e.terminating ? BACKEND_FLAG.terminating : 0) | (e.local ? BACKEND_FLAG.local : 0) };
+        const had = this.be.get(k);
+        if ((had && had.value.flags === value.flags) || queued.has(k)) continue;
+        queued.add(k);
+        beWrites.push([had?.id ?? this.ids.backend.take((x) => this.beById.has(x) || this.slotRefs.has(x)), value]);
+        beWriteKeys.push(k);
+      }
+      for (const k of c.old?.endpoints.keys() ?? []) {
+        if (now.has(k)) continue;
+        const n = (this.beRefs.get(k) ?? 1) - 1;
+        if (n > 0) this.beRefs.set(k, n); else { this.beRefs.delete(k); beCandidates.add(k); }
+      }
     }
-    const beFailed = this.t.writeBackends(beWrites);
-    fail('pn_backends', 'write', beFailed);
-    const beFailedAt = new Set(beFailed.map((f) => f.index));
+    if (sweep) for (const k of this.be.keys()) if (!this.beRefs.has(k)) beCandidates.add(k);
+    const beFailed = fail('pn_backends', 'write', this.t.writeBackends(beWrites));
     beWrites.forEach(([id, value], i) => {
-      if (beFailedAt.has(i)) return;
+      if (beFailed.has(i)) return;
       const k = beWriteKeys[i]!;
       this.be.set(k, { id, value });
       this.beById.set(id, k);
       out.written.backends++;
     });
 
-    // 2. Groups and their slots.
+    // 2. Groups of the changed Services and their slots.
     interface Group { id: number; frontends: Frontend[]; next: number[] }
     const groups = new Map<string, Group>();
-    const claimed = new Set<number>();
-    const byKey = new Map<string, Frontend[]>();
-    for (const f of frontends) {
-      const gk = groupKeyOf(f);
-      const list = byKey.get(gk);
-      if (list) list.push(f); else byKey.set(gk, [f]);
+    const touchedGroups = new Set<number>();
+    const releasedKeys: string[] = [];
+    for (const c of changes) {
+      for (const gk of c.old?.groupKeys ?? []) releasedKeys.push(gk);
+      if (!c.plan) continue;
+      const byKey = new Map<string, Frontend[]>();
+      for (const f of c.plan.frontends) {
+        const gk = groupKeyOf(f);
+        const list = byKey.get(gk);
+        if (list) list.push(f); else byKey.set(gk, [f]);
+      }
+      c.plan.groupKeys = [...byKey.keys()];
+      for (const [gk, fs] of byKey) groups.set(gk, { id: 0, frontends: fs, next: [] });
     }
-    // Keys known from earlier passes keep their ids first, so a group read
-    // back from the maps cannot take an id another key already holds.
-    const pending: string[] = [];
-    const heldIds = new Set(this.groupIds.values());
-    for (const gk of byKey.keys()) {
+    // Ids: a key keeps its id; after a restart a group takes the id its
+    // frontends already point at; others get a new one.
+    const keep = new Set<string>(groups.keys());
+    for (const gk of releasedKeys) {
+      if (keep.has(gk)) continue;
       const id = this.groupIds.get(gk);
-      if (id !== undefined && !claimed.has(id)) { claimed.add(id); groups.set(gk, { id, frontends: byKey.get(gk)!, next: [] }); } else pending.push(gk);
+      this.groupIds.delete(gk);
+      if (id !== undefined) touchedGroups.add(id);
     }
-    for (const gk of pending) {
-      const fs = byKey.get(gk)!;
-      // After a restart: the group its frontends already point at.
+    const claimed = new Set(this.groupIds.values());
+    const pending: Array<[string, Group]> = [];
+    for (const [gk, g] of groups) {
+      const id = this.groupIds.get(gk);
+      if (id !== undefined) g.id = id; else pending.push([gk, g]);
+    }
+    for (const [gk, g] of pending) {
       let id: number | undefined;
-      for (const f of fs) {
+      for (const f of g.frontends) {
         const cur = this.fe.get(fkey(f.address, f.port, PROTO[f.protocol]));
         if (cur && !claimed.has(cur.value.groupId)) { id = cur.value.groupId; break; }
       }
-      id ??= this.ids.group.take((x) => claimed.has(x) || this.groups.has(x) || heldIds.has(x));
+      id ??= this.ids.group.take((x) => claimed.has(x) || this.groups.has(x) || this.groupFes.has(x));
       claimed.add(id);
-      groups.set(gk, { id, frontends: fs, next: [] });
+      g.id = id;
+      this.groupIds.set(gk, id);
     }
-    this.groupIds = new Map([...groups].map(([gk, g]) => [gk, g.id]));
-    this.groupNames.clear();
-    for (const [gk, g] of groups) this.groupNames.set(g.id, gk);
-
     const slotWrites: Array<[SlotKey, number]> = [];
     for (const g of groups.values()) {
+      touchedGroups.add(g.id);
       const want = new Set<number>();
+      const proto = g.frontends[0]!.protocol;
       for (const b of g.frontends[0]!.backends) {
-        const st = this.be.get(backendKey(b.ip, b.port, g.frontends[0]!.protocol));
+        const st = this.be.get(backendKey(b.ip, b.port, proto));
         if (st) want.add(st.id); // absent: its write failed (map full), reported above
       }
       const cur = this.groups.get(g.id) ?? [];
       g.next = placeSlots(cur, want);
       for (let i = 0; i < g.next.length; i++) if (g.next[i] !== cur[i]) slotWrites.push([{ groupId: g.id, slot: i }, g.next[i]!]);
     }
-    const slotFailed = this.t.writeSlots(slotWrites);
-    fail('pn_svc_slots', 'write', slotFailed);
-    const slotFailedAt = new Set(slotFailed.map((f) => f.index));
+    const slotFailed = fail('pn_svc_slots', 'write', this.t.writeSlots(slotWrites));
     slotWrites.forEach(([k, id], i) => {
-      if (slotFailedAt.has(i)) return;
-      let g = this.groups.get(k.groupId);
-      if (!g) this.groups.set(k.groupId, (g = []));
-      while (g.length <= k.slot) g.push(0);
-      g[k.slot] = id;
+      if (slotFailed.has(i)) return;
+      this.setSlot(k.groupId, k.slot, id);
       out.written.slots++;
     });
 
-    // 3. Frontends: count = the longest prefix of slots the map holds as wanted.
+    // 3. Frontends of the changed Services: count = the longest prefix of slots the map holds as wanted.
     const feWrites: Array<[FrontendKey, FrontendValue]> = [];
     const feWriteState: FrontendState[] = [];
-    const wanted = new Set<string>();
-    for (const g of groups.values()) {
-      const held = this.groups.get(g.id) ?? [];
-      let count = 0;
-      while (count < g.next.length && held[count] === g.next[count]) count++;
-      for (const f of g.frontends) {
-        const proto = PROTO[f.protocol];
-        const k = fkey(f.address, f.port, proto);
-        wanted.add(k);
-        const cur = this.fe.get(k);
-        const name: FrontendName = { service: f.service, portName: f.portName, kind: f.kind, localOnly: f.localOnly };
-        const value: FrontendValue = {
-          frontendId: cur?.value.frontendId ?? this.ids.frontend.take((x) => this.feIds.has(x)),
-          groupId: g.id, count, flags: frontendFlags(f), affinitySeconds: f.affinitySeconds ?? 0,
-        };
-        if (cur && sameFrontend(cur.value, value)) { cur.name = name; continue; }
-        if (!cur) this.feIds.add(value.frontendId);
-        feWrites.push([{ addr: f.address, port: f.port, proto }, value]);
-        feWriteState.push({ key: { addr: f.address, port: f.port, proto }, value, name });
+    const wantedBy = new Map<string, string>();
+    const changedKeys = new Set(changes.map((c) => c.key));
+    for (const c of changes) {
+      if (!c.plan) continue;
+      for (const gk of c.plan.groupKeys) {
+        const g = groups.get(gk)!;
+        const held = this.groups.get(g.id) ?? [];
+        let count = 0;
+        while (count < g.next.length && held[count] === g.next[count]) count++;
+        for (const f of g.frontends) {
+          const proto = PROTO[f.protocol];
+          const k = fkey(f.address, f.port, proto);
+          const owner = this.feOwner.get(k);
+          if ((owner !== undefined && owner !== c.key && !changedKeys.has(owner)) || wantedBy.has(k)) {
+            out.errors.push(`frontend ${k} of Service ${c.key}: already used by Service ${wantedBy.get(k) ?? owner}; ignoring it`);
+            continue;
+          }
+          wantedBy.set(k, c.key);
+          const cur = this.fe.get(k);
+          const name: FrontendName = { service: f.service, portName: f.portName, kind: f.kind, localOnly: f.localOnly };
+          const value: FrontendValue = {
+            frontendId: cur?.value.frontendId ?? this.ids.frontend.take((x) => this.feIds.has(x)),
+            groupId: g.id, count, flags: frontendFlags(f), affinitySeconds: f.affinitySeconds ?? 0,
+          };
+          if (cur && sameFrontend(cur.value, value)) { cur.name = name; continue; }
+          if (!cur) this.feIds.add(value.frontendId); // reserved while the write is in flight
+          feWrites.push([{ addr: f.address, port: f.port, proto }, value]);
+          feWriteState.push({ key: { addr: f.address, port: f.port, proto }, value, name });
+        }
       }
     }
-    const feFailed = this.t.writeFrontends(feWrites);
-    fail('pn_services', 'write', feFailed);
-    const feFailedAt = new Set(feFailed.map((f) => f.index));
+    const feFailed = fail('pn_services', 'write', this.t.writeFrontends(feWrites));
     feWriteState.forEach((s, i) => {
       const k = fkey(s.key.addr, s.key.port, s.key.proto);
-      if (feFailedAt.has(i)) {
+      if (feFailed.has(i)) {
         const cur = this.fe.get(k);
         if (cur) cur.name = s.name; else this.feIds.delete(s.value.frontendId);
         return;
       }
-      this.fe.set(k, s);
+      this.setFe(k, s);
       out.written.frontends++;
     });
+    for (const [k, owner] of wantedBy) this.feOwner.set(k, owner);
 
     // Ranges after the frontends: a new range never drops traffic to a Service just added.
     const wantRanges = new Set(snap.serviceCidrs && snap.serviceCidrs.length > 0 ? snap.serviceCidrs : this.d.defaultServiceCidrs);
     const addRanges = [...wantRanges].filter((c) => !this.ranges.has(c));
-    const rangeFailed = this.t.writeRanges(addRanges);
-    fail('pn_svc_ranges', 'write', rangeFailed);
-    const rangeFailedAt = new Set(rangeFailed.map((f) => f.index));
-    addRanges.forEach((c, i) => { if (!rangeFailedAt.has(i)) { this.ranges.add(c); out.written.ranges++; } });
+    const rangeFailed = fail('pn_svc_ranges', 'write', this.t.writeRanges(addRanges));
+    addRanges.forEach((c, i) => { if (!rangeFailed.has(i)) { this.ranges.add(c); out.written.ranges++; } });
 
-    // 4. Removed frontends.
-    const feGone = [...this.fe].filter(([k]) => !wanted.has(k));
-    const feDelFailed = this.t.deleteFrontends(feGone.map(([, s]) => s.key));
-    fail('pn_services', 'delete', feDelFailed);
-    const feDelFailedAt = new Set(feDelFailed.map((f) => f.index));
+    // 4. Frontends no Service asks for any more.
+    const feGone = new Set<string>();
+    for (const c of changes) {
+      for (const f of c.old?.frontends ?? []) {
+        const k = fkey(f.address, f.port, PROTO[f.protocol]);
+        if (!wantedBy.has(k) && this.feOwner.get(k) === c.key) feGone.add(k);
+      }
+    }
+    if (sweep) for (const k of this.fe.keys()) if (!this.feOwner.has(k) || (!wantedBy.has(k) && changedKeys.has(this.feOwner.get(k)!))) feGone.add(k);
+    const goneList = [...feGone].filter((k) => this.fe.has(k));
+    const feDelFailed = fail('pn_services', 'delete', this.t.deleteFrontends(goneList.map((k) => this.fe.get(k)!.key)));
     const statsGone: number[] = [];
-    feGone.forEach(([k, s], i) => {
-      if (feDelFailedAt.has(i)) return;
-      this.fe.delete(k);
-      this.feIds.delete(s.value.frontendId);
+    goneList.forEach((k, i) => {
+      if (feDelFailed.has(i)) return;
+      const s = this.fe.get(k)!;
+      touchedGroups.add(s.value.groupId);
       statsGone.push(s.value.frontendId);
+      this.deleteFe(k);
+      this.feOwner.delete(k);
       out.removed.frontends++;
     });
     if (statsGone.length > 0) this.t.deleteStats(statsGone);
 
     // 5. Slots past every count that could read them and not wanted by their group.
-    const reach = new Map<number, number>();
-    for (const s of this.fe.values()) reach.set(s.value.groupId, Math.max(reach.get(s.value.groupId) ?? 0, s.value.count));
     const wantLen = new Map<number, number>();
     for (const g of groups.values()) wantLen.set(g.id, g.next.length);
+    const desiredGroups = new Set(this.groupIds.values());
+    if (sweep) for (const gid of this.groups.keys()) touchedGroups.add(gid);
     const slotDels: SlotKey[] = [];
-    for (const [gid, held] of this.groups) {
-      const keep = Math.max(reach.get(gid) ?? 0, wantLen.get(gid) ?? 0);
-      for (let i = keep; i < held.length; i++) if (held[i] !== 0) slotDels.push({ groupId: gid, slot: i });
+    for (const gid of touchedGroups) {
+      const held = this.groups.get(gid);
+      if (!held) continue;
+      const from = Math.max(this.reach(gid), desiredGroups.has(gid) ? wantLen.get(gid) ?? held.length : 0);
+      for (let i = from; i < held.length; i++) if (held[i] !== 0) slotDels.push({ groupId: gid, slot: i });
     }
-    const slotDelFailed = this.t.deleteSlots(slotDels);
-    fail('pn_svc_slots', 'delete', slotDelFailed);
-    const slotDelFailedAt = new Set(slotDelFailed.map((f) => f.index));
+    const slotDelFailed = fail('pn_svc_slots', 'delete', this.t.deleteSlots(slotDels));
     slotDels.forEach((k, i) => {
-      if (slotDelFailedAt.has(i)) return;
-      const held = this.groups.get(k.groupId)!;
-      held[k.slot] = 0;
+      if (slotDelFailed.has(i)) return;
+      this.setSlot(k.groupId, k.slot, 0);
       out.removed.slots++;
     });
-    for (const [gid, held] of this.groups) {
-      while (held.length > 0 && held[held.length - 1] === 0) held.pop();
-      if (held.length === 0) this.groups.delete(gid);
-    }
 
-    // 6. Backends whose endpoint is gone and that no reachable slot names.
-    const named = new Set<number>();
-    for (const [gid, n] of reach) {
-      const held = this.groups.get(gid) ?? [];
-      for (let i = 0; i < n && i < held.length; i++) named.add(held[i]!);
-    }
-    const beGone = [...this.be].filter(([k, s]) => !endpoints.has(k) && !named.has(s.id));
-    const beDelFailed = this.t.deleteBackends(beGone.map(([, s]) => s.id));
-    fail('pn_backends', 'delete', beDelFailed);
-    const beDelFailedAt = new Set(beDelFailed.map((f) => f.index));
-    beGone.forEach(([k, s], i) => {
-      if (beDelFailedAt.has(i)) return;
+    // 6. Backends whose endpoint is gone and that no slot names.
+    const beGone = [...beCandidates].filter((k) => { const s = this.be.get(k); return s !== undefined && !this.beRefs.has(k) && !this.slotRefs.has(s.id); });
+    const beDelFailed = fail('pn_backends', 'delete', this.t.deleteBackends(beGone.map((k) => this.be.get(k)!.id)));
+    beGone.forEach((k, i) => {
+      if (beDelFailed.has(i)) return;
+      const s = this.be.get(k)!;
       this.be.delete(k);
       this.beById.delete(s.id);
       out.removed.backends++;
@@ -438,10 +583,14 @@ export class ServiceReconciler {
     });
 
     const rangeGone = [...this.ranges].filter((c) => !wantRanges.has(c));
-    const rangeDelFailed = this.t.deleteRanges(rangeGone);
-    fail('pn_svc_ranges', 'delete', rangeDelFailed);
-    const rangeDelFailedAt = new Set(rangeDelFailed.map((f) => f.index));
-    rangeGone.forEach((c, i) => { if (!rangeDelFailedAt.has(i)) { this.ranges.delete(c); out.removed.ranges++; } });
+    const rangeDelFailed = fail('pn_svc_ranges', 'delete', this.t.deleteRanges(rangeGone));
+    rangeGone.forEach((c, i) => { if (!rangeDelFailed.has(i)) { this.ranges.delete(c); out.removed.ranges++; } });
+
+    for (const c of changes) {
+      if (c.plan) this.plans.set(c.key, c.plan); else this.plans.delete(c.key);
+    }
+    // After a refused write the next pass computes every Service again, so what did not fit gets another try.
+    if (out.errors.length > 0) this.forgetPlans();
 
     const changed = Object.values(out.written).some((n) => n > 0) || Object.values(out.removed).some((n) => n > 0);
     out.result = out.errors.length > 0 ? 'failed' : changed ? 'changed' : 'ok';
@@ -451,12 +600,6 @@ export class ServiceReconciler {
     return out;
   }
 
-  /** The agent's name for a frontend id (undefined for one it did not write). */
-  nameOf(frontendId: number): FrontendName | undefined {
-    for (const f of this.fe.values()) if (f.value.frontendId === frontendId) return f.name;
-    return undefined;
-  }
-
   /** Every frontend id the agent has a name for. */
   names(): Map<number, FrontendName> {
     const out = new Map<number, FrontendName>();
@@ -464,9 +607,18 @@ export class ServiceReconciler {
     return out;
   }
 
-  /** The frontends of the last snapshot (for health checks). */
-  lastDesired(): readonly Frontend[] {
-    return this.desired;
+  /** The frontends of the last snapshot, by Service (for health checks). */
+  lastDesired(): Frontend[] {
+    const out: Frontend[] = [];
+    for (const p of this.plans.values()) out.push(...p.frontends);
+    return out;
+  }
+
+  /** The Service objects of the last snapshot. */
+  lastServices(): ServiceObject[] {
+    const out: ServiceObject[] = [];
+    for (const p of this.plans.values()) if (p.svc) out.push(p.svc);
+    return out;
   }
 
   /** How many entries the agent holds in each map it writes. */
