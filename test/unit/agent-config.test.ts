@@ -40,6 +40,11 @@ describe('buildAgentConfig defaults', () => {
       mtu: 1500,
       reconcileIntervalSeconds: 30,
       metricsPodLabels: true,
+      services: true,
+      serviceCidrs: ['10.96.0.0/12'],
+      nodePortAddresses: undefined,
+      lbMapSize: 65536,
+      ctMapSize: 262144,
     });
     assert.equal(DEFAULTS.bpffs, '/sys/fs/bpf/podnet');
     assert.equal(DEFAULTS.stateDir, '/var/lib/podnet');

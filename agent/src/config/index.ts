@@ -42,6 +42,22 @@ export interface AgentConfig {
   readonly reconcileIntervalSeconds: number;
   /** Per-pod labels (namespace, pod) on traffic metrics; off keeps totals by direction. */
   readonly metricsPodLabels: boolean;
+  /** podnet serves Services (--services on); off leaves them to kube-proxy. */
+  readonly services: boolean;
+  /** Service CIDRs for pn_svc_ranges when the API server has no ServiceCIDR objects. */
+  readonly serviceCidrs: readonly string[];
+  /** CIDRs that narrow NodePort addresses; undefined: every address of the node. */
+  readonly nodePortAddresses: readonly string[] | undefined;
+  /** Entries of pn_services (see serviceMapSizes). */
+  readonly lbMapSize: number;
+  /** Entries of pn_ct. */
+  readonly ctMapSize: number;
+}
+
+/** max_entries of every service map, from --lb-map-size and --ct-map-size. */
+export function serviceMapSizes(cfg: Pick<AgentConfig, 'lbMapSize' | 'ctMapSize'>): Readonly<Record<'pn_services' | 'pn_svc_slots' | 'pn_backends' | 'pn_ct' | 'pn_affinity' | 'pn_svc_stats' | 'pn_svc_ranges', number>> {
+  const lb = cfg.lbMapSize;
+  return Object.freeze({ pn_services: lb, pn_svc_stats: lb, pn_affinity: lb, pn_backends: 2 * lb, pn_svc_slots: 4 * lb, pn_ct: cfg.ctMapSize, pn_svc_ranges: 64 });
 }
 
 /**
@@ -79,5 +95,10 @@ export function buildAgentConfig(raw: RawSettings | Record<string, unknown>, hos
     mtu: v.mtu as number,
     reconcileIntervalSeconds: v.reconcileInterval as number,
     metricsPodLabels: v.metricsPodLabels as boolean,
+    services: v.services === 'on',
+    serviceCidrs: Object.freeze([...(v.serviceCidr as string[])]),
+    nodePortAddresses: v.nodeportAddresses === undefined ? undefined : Object.freeze([...(v.nodeportAddresses as string[])]),
+    lbMapSize: v.lbMapSize as number,
+    ctMapSize: v.ctMapSize as number,
   });
 }
