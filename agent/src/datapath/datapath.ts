@@ -20,12 +20,12 @@ import { PodnetError, SyscallError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { Pool } from '../ipam/index.js';
 import type { PodAttacher } from '../endpoints/index.js';
-import { createAgentMaps, openNodeMaps, type NodeMaps } from '../maps/index.js';
+import { createAgentMaps, openNodeMaps, type NodeMaps, type ServiceMapSizes } from '../maps/index.js';
 import { resolveTcMode, type AttachModeOption, type TcMode } from './attach-mode.js';
 import { attachHook, detachHook, hookProblem, removeDirIfEmpty, requirePodProgram, type AttachOutcome } from './attachments.js';
 import { loadObject, type LoadedObject } from './loader.js';
 import { migrateLegacyPins } from './migrate.js';
-import { NODE_OBJECTS, type ObjectDescriptor, type ProgramDescriptor } from './objects.js';
+import { NODE_OBJECTS, type ConntrackTimeouts, type NodeConstants, type ObjectDescriptor, type ProgramDescriptor } from './objects.js';
 import { attachPin, interfaceDir, linksDir, parseAttachPin, progsDir } from './pins.js';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -40,6 +40,12 @@ export interface DatapathOptions {
   log: Logger;
   /** The objects to load (default: every node object). */
   objects?: readonly ObjectDescriptor[];
+  /** max_entries of the resizable service maps (default DEFAULT_SERVICE_MAP_SIZES). */
+  serviceMapSizes?: ServiceMapSizes;
+  /** Conntrack idle timeouts of Service connections (default DEFAULT_CT_TIMEOUTS). */
+  ctTimeouts?: ConntrackTimeouts;
+  /** The uplink (--uplink): from_netdev goes on its tc ingress. */
+  uplink?: string;
 }
 
 /** Mounts bpffs at /sys/fs/bpf when nothing is mounted there, and creates `dir`. */
@@ -74,9 +80,12 @@ export class Datapath implements PodAttacher {
     const created = createAgentMaps(o.bpffs);
     if (created.length > 0) o.log.info({ maps: created }, 'created agent maps');
     const loaded: LoadedObject[] = [];
+    const node: NodeConstants = {
+      pool: o.pool, ...(o.serviceMapSizes ? { serviceMapSizes: o.serviceMapSizes } : {}), ...(o.ctTimeouts ? { ctTimeouts: o.ctTimeouts } : {}),
+    };
     try {
       for (const desc of o.objects ?? NODE_OBJECTS) {
-        loaded.push(await loadObject(desc, { bpffs: o.bpffs, cacheDir: o.cacheDir, node: { pool: o.pool }, ...(o.bpfDir ? { bpfDir: o.bpfDir } : {}) }));
+        loaded.push(await loadObject(desc, { bpffs: o.bpffs, cacheDir: o.cacheDir, node, ...(o.bpfDir ? { bpfDir: o.bpfDir } : {}) }));
       }
       const programs = new Map<string, { object: string; prog: Program }>();
       for (const obj of loaded) for (const [name, prog] of obj.programs()) programs.set(name, { object: obj.desc.name, prog });
@@ -86,7 +95,7 @@ export class Datapath implements PodAttacher {
         const retired = obj.retireOtherGenerations(o.bpffs);
         o.log.info({ object: obj.desc.name, generation: obj.generation, mode, loaded: obj.loaded, cached: obj.compileCached, linksUpdated: swapped.get(obj.desc.name) ?? 0, retired }, obj.loaded ? 'loaded datapath object' : 'adopted pinned datapath object');
       }
-      const maps = openNodeMaps(o.bpffs);
+      const maps = openNodeMaps(o.bpffs, o.serviceMapSizes);
       return new Datapath(mode, maps, loaded, o.bpffs, o.log);
     } catch (err) {
       for (const obj of loaded.reverse()) obj.close();
