@@ -13,7 +13,7 @@
  * way on the first start.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openPinnedLink, type Program } from '../libbpf/index.js';
 import { PodnetError, SyscallError } from '../errors/index.js';
@@ -96,7 +96,16 @@ export class Datapath implements PodAttacher {
         o.log.info({ object: obj.desc.name, generation: obj.generation, mode, loaded: obj.loaded, cached: obj.compileCached, linksUpdated: swapped.get(obj.desc.name) ?? 0, retired }, obj.loaded ? 'loaded datapath object' : 'adopted pinned datapath object');
       }
       const maps = openNodeMaps(o.bpffs, o.serviceMapSizes);
-      return new Datapath(mode, maps, loaded, o.bpffs, o.log);
+      const dp = new Datapath(mode, maps, loaded, o.bpffs, o.log);
+      if (o.uplink !== undefined) {
+        try {
+          dp.attachUplink(o.uplink);
+        } catch (err) {
+          for (const m of Object.values(maps)) m.close();
+          throw err;
+        }
+      }
+      return dp;
     } catch (err) {
       for (const obj of loaded.reverse()) obj.close();
       throw err;
@@ -138,11 +147,39 @@ export class Datapath implements PodAttacher {
   }
 
   private podPrograms(): Array<{ desc: ProgramDescriptor; prog: Program }> {
+    return this.targetPrograms('pod');
+  }
+
+  private targetPrograms(target: ProgramDescriptor['target']): Array<{ desc: ProgramDescriptor; prog: Program }> {
     const out: Array<{ desc: ProgramDescriptor; prog: Program }> = [];
     for (const obj of this.objects) {
-      for (const desc of obj.desc.programs) if (desc.target === 'pod') out.push({ desc, prog: obj.program(desc.name) });
+      for (const desc of obj.desc.programs) if (desc.target === target) out.push({ desc, prog: obj.program(desc.name) });
     }
     return out;
+  }
+
+  /**
+   * Attaches every uplink program (from_netdev on tc ingress) to the
+   * node's uplink, in this network namespace, and pins the attachments
+   * under links/<ifname>/ like a pod's; an existing attachment is updated
+   * in place. Returns the programs attached or updated.
+   * @throws PodnetError NOT_FOUND when the interface does not exist.
+   */
+  attachUplink(ifname: string): string[] {
+    let ifindex: number;
+    try {
+      ifindex = Number(readFileSync(join('/sys/class/net', ifname, 'ifindex'), 'utf8').trim());
+    } catch (err) {
+      throw new PodnetError('NOT_FOUND', `attach the uplink programs to ${ifname}: no such interface`, { cause: err });
+    }
+    mkdirSync(interfaceDir(this.bpffs, ifname), { recursive: true });
+    const done: string[] = [];
+    for (const { desc, prog } of this.targetPrograms('uplink')) {
+      const outcome = attachHook(attachPin(this.bpffs, ifname, desc.name, desc.hook), prog, desc, ifindex, ifname, this.mode);
+      if (outcome !== 'unchanged') done.push(desc.name);
+      this.log.info({ ifname, ifindex, program: desc.name, outcome }, 'uplink program attached');
+    }
+    return done;
   }
 
   /** The program loaded under a name (for tests and status). */
