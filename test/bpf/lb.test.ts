@@ -417,7 +417,9 @@ describe('Service translation programs', () => {
     assertChecksums(pkt);
     assert.equal(statsOf(60).connections - before.connections, 1n);
     const back = run(fromPod, { src: BE_A, dst: OUTSIDE, proto: TCP, sport: 8080, dport: p, flags: SYN | ACK, ack: 1001 });
-    assert.equal(back.retval, TC_ACT_UNSPEC, 'the answer goes to the host stack towards the client');
+    // Straight out when this machine's FIB has a route to the client (the
+    // real-traffic test proves where it goes), else to the host stack.
+    assert.ok([TC_ACT_REDIRECT, TC_ACT_UNSPEC].includes(back.retval), `the answer leaves towards the client (verdict ${back.retval})`);
     assert.deepEqual([back.pkt.src, back.pkt.sport, back.pkt.dst, back.pkt.dport], [NODE, 30080, OUTSIDE, p]);
     assertChecksums(back.pkt);
   });
