@@ -13,19 +13,19 @@
  * way on the first start.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openPinnedLink, type Program } from '../libbpf/index.js';
 import { PodnetError, SyscallError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { Pool } from '../ipam/index.js';
 import type { PodAttacher } from '../endpoints/index.js';
-import { createAgentMaps, openNodeMaps, type NodeMaps } from '../maps/index.js';
+import { createAgentMaps, openNodeMaps, type NodeMaps, type ServiceMapSizes } from '../maps/index.js';
 import { resolveTcMode, type AttachModeOption, type TcMode } from './attach-mode.js';
 import { attachHook, detachHook, hookProblem, removeDirIfEmpty, requirePodProgram, type AttachOutcome } from './attachments.js';
 import { loadObject, type LoadedObject } from './loader.js';
 import { migrateLegacyPins } from './migrate.js';
-import { NODE_OBJECTS, type ObjectDescriptor, type ProgramDescriptor } from './objects.js';
+import { NODE_OBJECTS, type ConntrackTimeouts, type NodeConstants, type ObjectDescriptor, type ProgramDescriptor } from './objects.js';
 import { attachPin, interfaceDir, linksDir, parseAttachPin, progsDir } from './pins.js';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -40,6 +40,12 @@ export interface DatapathOptions {
   log: Logger;
   /** The objects to load (default: every node object). */
   objects?: readonly ObjectDescriptor[];
+  /** max_entries of the resizable service maps (default DEFAULT_SERVICE_MAP_SIZES). */
+  serviceMapSizes?: ServiceMapSizes;
+  /** Conntrack idle timeouts of Service connections (default DEFAULT_CT_TIMEOUTS). */
+  ctTimeouts?: ConntrackTimeouts;
+  /** The uplink (--uplink): from_netdev goes on its tc ingress. */
+  uplink?: string;
 }
 
 /** Mounts bpffs at /sys/fs/bpf when nothing is mounted there, and creates `dir`. */
@@ -74,9 +80,12 @@ export class Datapath implements PodAttacher {
     const created = createAgentMaps(o.bpffs);
     if (created.length > 0) o.log.info({ maps: created }, 'created agent maps');
     const loaded: LoadedObject[] = [];
+    const node: NodeConstants = {
+      pool: o.pool, ...(o.serviceMapSizes ? { serviceMapSizes: o.serviceMapSizes } : {}), ...(o.ctTimeouts ? { ctTimeouts: o.ctTimeouts } : {}),
+    };
     try {
       for (const desc of o.objects ?? NODE_OBJECTS) {
-        loaded.push(await loadObject(desc, { bpffs: o.bpffs, cacheDir: o.cacheDir, node: { pool: o.pool }, ...(o.bpfDir ? { bpfDir: o.bpfDir } : {}) }));
+        loaded.push(await loadObject(desc, { bpffs: o.bpffs, cacheDir: o.cacheDir, node, ...(o.bpfDir ? { bpfDir: o.bpfDir } : {}) }));
       }
       const programs = new Map<string, { object: string; prog: Program }>();
       for (const obj of loaded) for (const [name, prog] of obj.programs()) programs.set(name, { object: obj.desc.name, prog });
@@ -86,8 +95,17 @@ export class Datapath implements PodAttacher {
         const retired = obj.retireOtherGenerations(o.bpffs);
         o.log.info({ object: obj.desc.name, generation: obj.generation, mode, loaded: obj.loaded, cached: obj.compileCached, linksUpdated: swapped.get(obj.desc.name) ?? 0, retired }, obj.loaded ? 'loaded datapath object' : 'adopted pinned datapath object');
       }
-      const maps = openNodeMaps(o.bpffs);
-      return new Datapath(mode, maps, loaded, o.bpffs, o.log);
+      const maps = openNodeMaps(o.bpffs, o.serviceMapSizes);
+      const dp = new Datapath(mode, maps, loaded, o.bpffs, o.log);
+      if (o.uplink !== undefined) {
+        try {
+          dp.attachUplink(o.uplink);
+        } catch (err) {
+          for (const m of Object.values(maps)) m.close();
+          throw err;
+        }
+      }
+      return dp;
     } catch (err) {
       for (const obj of loaded.reverse()) obj.close();
       throw err;
@@ -129,11 +147,39 @@ export class Datapath implements PodAttacher {
   }
 
   private podPrograms(): Array<{ desc: ProgramDescriptor; prog: Program }> {
+    return this.targetPrograms('pod');
+  }
+
+  private targetPrograms(target: ProgramDescriptor['target']): Array<{ desc: ProgramDescriptor; prog: Program }> {
     const out: Array<{ desc: ProgramDescriptor; prog: Program }> = [];
     for (const obj of this.objects) {
-      for (const desc of obj.desc.programs) if (desc.target === 'pod') out.push({ desc, prog: obj.program(desc.name) });
+      for (const desc of obj.desc.programs) if (desc.target === target) out.push({ desc, prog: obj.program(desc.name) });
     }
     return out;
+  }
+
+  /**
+   * Attaches every uplink program (from_netdev on tc ingress) to the
+   * node's uplink, in this network namespace, and pins the attachments
+   * under links/<ifname>/ like a pod's; an existing attachment is updated
+   * in place. Returns the programs attached or updated.
+   * @throws PodnetError NOT_FOUND when the interface does not exist.
+   */
+  attachUplink(ifname: string): string[] {
+    let ifindex: number;
+    try {
+      ifindex = Number(readFileSync(join('/sys/class/net', ifname, 'ifindex'), 'utf8').trim());
+    } catch (err) {
+      throw new PodnetError('NOT_FOUND', `attach the uplink programs to ${ifname}: no such interface`, { cause: err });
+    }
+    mkdirSync(interfaceDir(this.bpffs, ifname), { recursive: true });
+    const done: string[] = [];
+    for (const { desc, prog } of this.targetPrograms('uplink')) {
+      const outcome = attachHook(attachPin(this.bpffs, ifname, desc.name, desc.hook), prog, desc, ifindex, ifname, this.mode);
+      if (outcome !== 'unchanged') done.push(desc.name);
+      this.log.info({ ifname, ifindex, program: desc.name, outcome }, 'uplink program attached');
+    }
+    return done;
   }
 
   /** The program loaded under a name (for tests and status). */
