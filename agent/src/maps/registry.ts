@@ -12,9 +12,10 @@ import { ENDPOINTS } from './endpoints.js';
 import { IPAM } from './ipam.js';
 import { COUNTERS } from './counters.js';
 import { EVENTS } from './events.js';
+import { SOCK_REV } from './sock.js';
 
 /** Every map of a podnet node, by the name the agent uses for it. */
-export const NODE_MAPS = Object.freeze({ endpoints: ENDPOINTS, ipam: IPAM, counters: COUNTERS, events: EVENTS });
+export const NODE_MAPS = Object.freeze({ endpoints: ENDPOINTS, ipam: IPAM, counters: COUNTERS, events: EVENTS, sockRev: SOCK_REV });
 
 /** The agent's handle on each node map. */
 export type NodeMaps = { readonly [K in keyof typeof NODE_MAPS]: BpfMap };
