@@ -24,7 +24,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "lib/maps/sock.h"
-#include "lib/sock_lb.h"
+#include "lib/lb.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -49,45 +49,48 @@ static __always_inline int pn_sock_ours(struct bpf_sock_addr *ctx)
  * call fails with. */
 static __always_inline int pn_sock_translate(struct bpf_sock_addr *ctx, int per_message)
 {
-	struct pn_svc_key key = {
-		.addr = ctx->user_ip4,
-		.port = (__be16)ctx->user_port,
-		.proto = (__u8)ctx->protocol,
-	};
+	__be32 addr = ctx->user_ip4;
+	__be16 port = (__be16)ctx->user_port;
+	__u8 proto = (__u8)ctx->protocol;
 	struct pn_sock_rev_key rkey = {};
 	struct pn_sock_rev rev = {};
+	struct pn_lb_frontend_info fe;
+	struct pn_svc_stats *st;
 	struct pn_backend *be;
 	struct pn_svc *svc;
-	__u32 frontend_id;
+	int new_flow = 1;
 
-	svc = bpf_map_lookup_elem(&pn_services, &key);
+	svc = pn_lb_frontend(addr, port, proto);
 	if (!svc)
-		return pn_in_svc_range(key.addr) ? EHOSTUNREACH : 0;
-	frontend_id = svc->frontend_id;
+		return pn_lb_in_service_range(addr) ? EHOSTUNREACH : 0;
+	pn_lb_frontend_copy(svc, &fe);
 	/* The host is one client: node processes share one affinity entry per
 	 * group, as they share the node's source address towards a backend. */
-	be = pn_sock_select(svc, 0);
-	if (!be) {
-		pn_svc_count(frontend_id, 0, 1);
+	if (!pn_lb_select(&fe, 0, bpf_ktime_get_ns(), &be)) {
+		pn_lb_stats_no_backend(fe.frontend_id);
 		return ECONNREFUSED;
 	}
 	rkey.cookie = bpf_get_socket_cookie(ctx);
 	rkey.addr = be->addr;
 	rkey.port = be->port;
-	rev.addr = key.addr;
-	rev.port = key.port;
-	rev.proto = key.proto;
-	rev.frontend_id = frontend_id;
+	rev.addr = addr;
+	rev.port = port;
+	rev.proto = proto;
+	rev.frontend_id = fe.frontend_id;
 	/* A datagram flow is new when this socket has not sent to this backend
 	 * for this frontend before; a connect is always new. */
 	if (per_message) {
 		struct pn_sock_rev *old = bpf_map_lookup_elem(&pn_sock_rev, &rkey);
 
-		pn_svc_count(frontend_id, !old || old->frontend_id != frontend_id || old->addr != rev.addr || old->port != rev.port, 0);
-	} else {
-		pn_svc_count(frontend_id, 1, 0);
+		new_flow = !old || old->frontend_id != rev.frontend_id || old->addr != addr || old->port != port;
 	}
-	bpf_map_update_elem(&pn_sock_rev, &rkey, &rev, BPF_ANY);
+	/* Sockets are counted as connections (flows); their packets and bytes
+	 * never pass a program here. */
+	st = pn_lb_stats(fe.frontend_id);
+	if (st && new_flow)
+		st->connections++;
+	if (new_flow)
+		bpf_map_update_elem(&pn_sock_rev, &rkey, &rev, BPF_ANY);
 	ctx->user_ip4 = be->addr;
 	ctx->user_port = (__u32)be->port;
 	return 0;
@@ -112,8 +115,8 @@ static __always_inline int pn_sock_forward(struct bpf_sock_addr *ctx, int per_me
 static __always_inline void pn_sock_reverse(struct bpf_sock_addr *ctx)
 {
 	struct pn_sock_rev_key rkey = {};
-	struct pn_svc_key key = {};
 	struct pn_sock_rev *rev;
+	struct pn_svc *svc;
 
 	if (!pn_sock_ours(ctx))
 		return;
@@ -125,16 +128,10 @@ static __always_inline void pn_sock_reverse(struct bpf_sock_addr *ctx)
 		return;
 	/* A frontend removed since (or re-created under another id) no longer
 	 * stands for this backend: show the real peer and forget the entry. */
-	key.addr = rev->addr;
-	key.port = rev->port;
-	key.proto = rev->proto;
-	{
-		struct pn_svc *svc = bpf_map_lookup_elem(&pn_services, &key);
-
-		if (!svc || svc->frontend_id != rev->frontend_id) {
-			bpf_map_delete_elem(&pn_sock_rev, &rkey);
-			return;
-		}
+	svc = pn_lb_frontend(rev->addr, rev->port, rev->proto);
+	if (!svc || svc->frontend_id != rev->frontend_id) {
+		bpf_map_delete_elem(&pn_sock_rev, &rkey);
+		return;
 	}
 	ctx->user_ip4 = rev->addr;
 	ctx->user_port = (__u32)rev->port;

@@ -47,9 +47,11 @@ describe('map descriptors', () => {
   }
 
   test('the registry derives the decode table and the pin list from the descriptors', () => {
-    assert.deepEqual(Object.keys(KNOWN_MAPS).sort(), ['pn_counters', 'pn_endpoints', 'pn_ipam', 'pn_sock_rev']);
+    const service = ['pn_affinity', 'pn_backends', 'pn_ct', 'pn_services', 'pn_svc_ranges', 'pn_svc_slots', 'pn_svc_stats', 'pn_sock_rev'];
+    assert.deepEqual(Object.keys(KNOWN_MAPS).sort(), ['pn_counters', 'pn_endpoints', 'pn_ipam', ...service].sort());
     assert.equal(KNOWN_MAPS['pn_counters']!.perCpu, true);
-    assert.deepEqual([...PINNED_MAPS].sort(), ['pn_counters', 'pn_endpoints', 'pn_events', 'pn_ipam', 'pn_sock_rev']);
+    assert.equal(KNOWN_MAPS['pn_svc_stats']!.perCpu, true);
+    assert.deepEqual([...PINNED_MAPS].sort(), ['pn_counters', 'pn_endpoints', 'pn_events', 'pn_ipam', ...service].sort());
     assert.deepEqual(Object.values(NODE_MAPS).map((d) => d.name), ALL_MAPS.map((d) => d.name));
   });
 

@@ -50,7 +50,7 @@ describe('socket program pins and hooks', () => {
       const file = cgroupPin('/sys/fs/bpf/podnet', p.name, p.hook).split('/').at(-1)!;
       assert.deepEqual(parseAttachPin(file), { program: p.name, hook: p.hook });
     }
-    assert.equal(cgroupPin('/sys/fs/bpf/podnet', 'sock_connect4', 'cgroup_connect4'), '/sys/fs/bpf/podnet/links/cgroup/sock_connect4-cgroup_connect4');
+    assert.equal(cgroupPin('/sys/fs/bpf/podnet', 'sock_connect4', 'cgroup_connect4'), '/sys/fs/bpf/podnet/cgroup/sock_connect4-cgroup_connect4');
   });
 
   it('hooks map to the ELF sections libbpf reads the program type from', () => {

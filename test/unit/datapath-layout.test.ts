@@ -28,7 +28,7 @@ describe('datapath pin layout', () => {
   it('an upgrade finds the program of a pin by its name, whatever its object', () => {
     const parsed = parseAttachPin('to_pod-tc_egress')!;
     assert.equal(programDescriptor(parsed.program), POD_OBJECT.programs.find((p) => p.name === 'to_pod'));
-    assert.equal(programDescriptor('from_netdev'), undefined, 'a program no object has is left alone');
+    assert.equal(programDescriptor('from_nowhere'), undefined, 'a program no object has is left alone');
   });
 
   it('generation directories of the current and the previous layout are told apart', () => {

@@ -13,14 +13,14 @@
  * way on the first start.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { netnsCookie, openPinnedLink, type Program } from '../libbpf/index.js';
 import { PodnetError, SyscallError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { Pool } from '../ipam/index.js';
 import type { PodAttacher } from '../endpoints/index.js';
-import { createAgentMaps, openNodeMaps, type NodeMaps } from '../maps/index.js';
+import { createAgentMaps, openNodeMaps, type NodeMaps, type ServiceMapSizes } from '../maps/index.js';
 import { resolveTcMode, type AttachModeOption, type TcMode } from './attach-mode.js';
 import {
   attachCgroupHook, attachHook, cgroupHookProblem, detachCgroupHook, detachHook, hookProblem, removeDirIfEmpty, requirePodProgram, type AttachOutcome, type CgroupTarget,
@@ -29,7 +29,7 @@ import { cgroupId } from '../libbpf/index.js';
 import { cgroup2Root } from './cgroup.js';
 import { loadObject, type LoadedObject } from './loader.js';
 import { migrateLegacyPins } from './migrate.js';
-import { NODE_OBJECTS, type ObjectDescriptor, type ProgramDescriptor } from './objects.js';
+import { NODE_OBJECTS, type ConntrackTimeouts, type NodeConstants, type ObjectDescriptor, type ProgramDescriptor } from './objects.js';
 import { attachPin, cgroupLinksDir, cgroupPin, interfaceDir, linksDir, parseAttachPin, progsDir } from './pins.js';
 import { SocketDestroyer, type DestroyedSocket, type SocketTarget } from './sock-destroy.js';
 
@@ -45,6 +45,12 @@ export interface DatapathOptions {
   log: Logger;
   /** The objects to load (default: every node object). */
   objects?: readonly ObjectDescriptor[];
+  /** max_entries of the resizable service maps (default DEFAULT_SERVICE_MAP_SIZES). */
+  serviceMapSizes?: ServiceMapSizes;
+  /** Conntrack idle timeouts of Service connections (default DEFAULT_CT_TIMEOUTS). */
+  ctTimeouts?: ConntrackTimeouts;
+  /** The uplink (--uplink): from_netdev goes on its tc ingress. */
+  uplink?: string;
   /**
    * Attach the cgroup programs (socket load balancing for the host's own
    * processes) at the cgroup v2 root; default true. False detaches any left
@@ -91,9 +97,12 @@ export class Datapath implements PodAttacher {
     const created = createAgentMaps(o.bpffs);
     if (created.length > 0) o.log.info({ maps: created }, 'created agent maps');
     const loaded: LoadedObject[] = [];
+    const node: NodeConstants = {
+      pool: o.pool, hostNetnsCookie: netnsCookie(),
+      ...(o.serviceMapSizes ? { serviceMapSizes: o.serviceMapSizes } : {}), ...(o.ctTimeouts ? { ctTimeouts: o.ctTimeouts } : {}),
+    };
     let destroyer: SocketDestroyer | undefined;
     try {
-      const node = { pool: o.pool, hostNetnsCookie: netnsCookie() };
       for (const desc of o.objects ?? NODE_OBJECTS) {
         loaded.push(await loadObject(desc, { bpffs: o.bpffs, cacheDir: o.cacheDir, node, ...(o.bpfDir ? { bpfDir: o.bpfDir } : {}) }));
       }
@@ -117,8 +126,17 @@ export class Datapath implements PodAttacher {
           o.log.warn({ err }, 'socket destroyer unavailable: host sockets connected to a removed backend stay until the application closes them');
         }
       }
-      const maps = openNodeMaps(o.bpffs);
-      return new Datapath(mode, maps, loaded, o.bpffs, o.log, cgroup, destroyer, destroyerError);
+      const maps = openNodeMaps(o.bpffs, o.serviceMapSizes);
+      const dp = new Datapath(mode, maps, loaded, o.bpffs, o.log, cgroup, destroyer, destroyerError);
+      if (o.uplink !== undefined) {
+        try {
+          dp.attachUplink(o.uplink);
+        } catch (err) {
+          for (const m of Object.values(maps)) m.close();
+          throw err;
+        }
+      }
+      return dp;
     } catch (err) {
       destroyer?.close();
       for (const obj of loaded.reverse()) obj.close();
@@ -128,7 +146,7 @@ export class Datapath implements PodAttacher {
 
   /**
    * Attaches every cgroup program of the loaded objects at the cgroup v2
-   * root, each through a link pinned under links/cgroup (an existing link is
+   * root, each through a link pinned under cgroup/ (an existing link is
    * updated in place, so an agent restart or upgrade never leaves connect()
    * unhooked), and detaches pinned cgroup links of programs not in that set.
    * Returns where they went; undefined when there are none.
@@ -231,11 +249,39 @@ export class Datapath implements PodAttacher {
   }
 
   private podPrograms(): Array<{ desc: ProgramDescriptor; prog: Program }> {
+    return this.targetPrograms('pod');
+  }
+
+  private targetPrograms(target: ProgramDescriptor['target']): Array<{ desc: ProgramDescriptor; prog: Program }> {
     const out: Array<{ desc: ProgramDescriptor; prog: Program }> = [];
     for (const obj of this.objects) {
-      for (const desc of obj.desc.programs) if (desc.target === 'pod') out.push({ desc, prog: obj.program(desc.name) });
+      for (const desc of obj.desc.programs) if (desc.target === target) out.push({ desc, prog: obj.program(desc.name) });
     }
     return out;
+  }
+
+  /**
+   * Attaches every uplink program (from_netdev on tc ingress) to the
+   * node's uplink, in this network namespace, and pins the attachments
+   * under links/<ifname>/ like a pod's; an existing attachment is updated
+   * in place. Returns the programs attached or updated.
+   * @throws PodnetError NOT_FOUND when the interface does not exist.
+   */
+  attachUplink(ifname: string): string[] {
+    let ifindex: number;
+    try {
+      ifindex = Number(readFileSync(join('/sys/class/net', ifname, 'ifindex'), 'utf8').trim());
+    } catch (err) {
+      throw new PodnetError('NOT_FOUND', `attach the uplink programs to ${ifname}: no such interface`, { cause: err });
+    }
+    mkdirSync(interfaceDir(this.bpffs, ifname), { recursive: true });
+    const done: string[] = [];
+    for (const { desc, prog } of this.targetPrograms('uplink')) {
+      const outcome = attachHook(attachPin(this.bpffs, ifname, desc.name, desc.hook), prog, desc, ifindex, ifname, this.mode);
+      if (outcome !== 'unchanged') done.push(desc.name);
+      this.log.info({ ifname, ifindex, program: desc.name, outcome }, 'uplink program attached');
+    }
+    return done;
   }
 
   /** The program loaded under a name (for tests and status). */

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfObject, Program, type ConstantValue } from '../libbpf/index.js';
 import { PodnetError } from '../errors/index.js';
+import { openPinnedMap, sizedDescriptor } from '../maps/index.js';
 import { compileBpf } from './compile.js';
 import { generationDir, generationObject, progsDir } from './pins.js';
 import type { NodeConstants, ObjectDescriptor } from './objects.js';
@@ -100,8 +101,17 @@ export async function loadObject(desc: ObjectDescriptor, o: LoadOptions): Promis
       for (const p of desc.programs) progs.set(p.name, Program.openPinned(join(dir, p.name)));
       return LoadedObject.make(desc, generation, false, compiled.cached, progs);
     }
+    // A pinned map of another size would make libbpf refuse to reuse it
+    // with a bare EINVAL: say which map and what to do instead.
+    for (const m of desc.maps) {
+      if (m.pinned && existsSync(join(o.bpffs, m.name))) openPinnedMap(o.bpffs, m, o.node.serviceMapSizes).close();
+    }
     using obj = BpfObject.open(compiled.path, { pinRoot: o.bpffs });
     obj.setConstants(constants);
+    for (const m of desc.maps) {
+      const sized = sizedDescriptor(m, o.node.serviceMapSizes);
+      if (sized !== m) obj.setMapMaxEntries(m.name, sized.maxEntries);
+    }
     obj.load();
     for (const p of desc.programs) progs.set(p.name, obj.program(p.name).clone());
     // A start that died half-way through pinning left a partial directory.

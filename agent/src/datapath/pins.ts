@@ -4,7 +4,7 @@
  *   <bpffs>/pn_*                                   maps (agent/src/maps)
  *   <bpffs>/progs/<object>-<generation>/<program>  programs; <generation> hashes the object and its constants
  *   <bpffs>/links/<ifname>/<program>-<hook>        one attachment: a tcx/XDP link, or the record of a clsact filter
- *   <bpffs>/links/cgroup/<program>-<hook>          one cgroup link at the cgroup v2 root (hook cgroup_connect4, ...)
+ *   <bpffs>/cgroup/<program>-<hook>                one cgroup link at the cgroup v2 root (hook cgroup_connect4, ...)
  *
  * An attachment pin names its program and hook, so an upgrade finds the
  * program for every pin by name whatever object it belongs to. bpffs
@@ -48,12 +48,8 @@ export function attachPin(bpffs: string, ifname: string, program: string, hook: 
   return join(interfaceDir(bpffs, ifname), `${program}-${hook}`);
 }
 
-/**
- * The directory of the cgroup links. "cgroup" never clashes with a device
- * podnet attaches to: those are its pn<hex> veths and the configured uplink
- * and tunnel, none of which is called that.
- */
-export const cgroupLinksDir = (bpffs: string): string => join(linksDir(bpffs), 'cgroup');
+/** The directory of the cgroup links (beside links/, which holds one directory per interface). */
+export const cgroupLinksDir = (bpffs: string): string => join(bpffs, 'cgroup');
 
 /** The pin of one program's cgroup link. */
 export function cgroupPin(bpffs: string, program: string, hook: Hook): string {
