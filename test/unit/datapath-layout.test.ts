@@ -49,7 +49,7 @@ describe('datapath pin layout', () => {
   });
 
   it('the pod object sets the pod CIDR constants in network order', () => {
-    const c = POD_OBJECT.constants({ pool: { network: 0x0a090000, prefixLen: 24 } as never });
+    const c = POD_OBJECT.constants({ pool: { network: 0x0a090000, prefixLen: 24 } as never, hostNetnsCookie: 0n });
     assert.deepEqual([...(c['pn_pod_cidr_addr'] as Uint8Array)], [10, 9, 0, 0]);
     assert.deepEqual([...(c['pn_pod_cidr_mask'] as Uint8Array)], [255, 255, 255, 0]);
   });

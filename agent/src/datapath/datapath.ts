@@ -15,18 +15,23 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
-import { openPinnedLink, type Program } from '../libbpf/index.js';
+import { netnsCookie, openPinnedLink, type Program } from '../libbpf/index.js';
 import { PodnetError, SyscallError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { Pool } from '../ipam/index.js';
 import type { PodAttacher } from '../endpoints/index.js';
 import { createAgentMaps, openNodeMaps, type NodeMaps, type ServiceMapSizes } from '../maps/index.js';
 import { resolveTcMode, type AttachModeOption, type TcMode } from './attach-mode.js';
-import { attachHook, detachHook, hookProblem, removeDirIfEmpty, requirePodProgram, type AttachOutcome } from './attachments.js';
+import {
+  attachCgroupHook, attachHook, cgroupHookProblem, detachCgroupHook, detachHook, hookProblem, removeDirIfEmpty, requirePodProgram, type AttachOutcome, type CgroupTarget,
+} from './attachments.js';
+import { cgroupId } from '../libbpf/index.js';
+import { cgroup2Root } from './cgroup.js';
 import { loadObject, type LoadedObject } from './loader.js';
 import { migrateLegacyPins } from './migrate.js';
 import { NODE_OBJECTS, type ConntrackTimeouts, type NodeConstants, type ObjectDescriptor, type ProgramDescriptor } from './objects.js';
-import { attachPin, interfaceDir, linksDir, parseAttachPin, progsDir } from './pins.js';
+import { attachPin, cgroupLinksDir, cgroupPin, interfaceDir, linksDir, parseAttachPin, progsDir } from './pins.js';
+import { SocketDestroyer, type DestroyedSocket, type SocketTarget } from './sock-destroy.js';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
 
@@ -46,6 +51,14 @@ export interface DatapathOptions {
   ctTimeouts?: ConntrackTimeouts;
   /** The uplink (--uplink): from_netdev goes on its tc ingress. */
   uplink?: string;
+  /**
+   * Attach the cgroup programs (socket load balancing for the host's own
+   * processes) at the cgroup v2 root; default true. False detaches any left
+   * from an earlier start: a node whose Service handling is off.
+   */
+  socketLb?: boolean;
+  /** The cgroup v2 directory to attach at; default the hierarchy's root from /proc/self/mountinfo. */
+  cgroupRoot?: string;
 }
 
 /** Mounts bpffs at /sys/fs/bpf when nothing is mounted there, and creates `dir`. */
@@ -69,6 +82,10 @@ export class Datapath implements PodAttacher {
     private readonly objects: readonly LoadedObject[],
     private readonly bpffs: string,
     private readonly log: Logger,
+    /** Where the cgroup programs are attached; undefined with socketLb off. */
+    readonly cgroup: CgroupTarget | undefined,
+    private readonly destroyer: SocketDestroyer | undefined,
+    private readonly destroyerError: Error | undefined,
   ) {}
 
   /** Creates the agent's maps, loads or adopts every object, migrates and swaps attachments, opens the maps. */
@@ -81,8 +98,10 @@ export class Datapath implements PodAttacher {
     if (created.length > 0) o.log.info({ maps: created }, 'created agent maps');
     const loaded: LoadedObject[] = [];
     const node: NodeConstants = {
-      pool: o.pool, ...(o.serviceMapSizes ? { serviceMapSizes: o.serviceMapSizes } : {}), ...(o.ctTimeouts ? { ctTimeouts: o.ctTimeouts } : {}),
+      pool: o.pool, hostNetnsCookie: netnsCookie(),
+      ...(o.serviceMapSizes ? { serviceMapSizes: o.serviceMapSizes } : {}), ...(o.ctTimeouts ? { ctTimeouts: o.ctTimeouts } : {}),
     };
+    let destroyer: SocketDestroyer | undefined;
     try {
       for (const desc of o.objects ?? NODE_OBJECTS) {
         loaded.push(await loadObject(desc, { bpffs: o.bpffs, cacheDir: o.cacheDir, node, ...(o.bpfDir ? { bpfDir: o.bpfDir } : {}) }));
@@ -95,8 +114,20 @@ export class Datapath implements PodAttacher {
         const retired = obj.retireOtherGenerations(o.bpffs);
         o.log.info({ object: obj.desc.name, generation: obj.generation, mode, loaded: obj.loaded, cached: obj.compileCached, linksUpdated: swapped.get(obj.desc.name) ?? 0, retired }, obj.loaded ? 'loaded datapath object' : 'adopted pinned datapath object');
       }
+      const socketLb = o.socketLb ?? true;
+      const cgroup = Datapath.attachCgroupPrograms(o.bpffs, socketLb ? loaded : [], o.cgroupRoot, o.log);
+      let destroyerError: Error | undefined;
+      if (cgroup) {
+        try {
+          destroyer = await SocketDestroyer.open({ cacheDir: o.cacheDir, ...(o.bpfDir ? { bpfDir: o.bpfDir } : {}) });
+        } catch (err) {
+          // Socket load balancing works without it; only stale connected sockets stay.
+          destroyerError = err as Error;
+          o.log.warn({ err }, 'socket destroyer unavailable: host sockets connected to a removed backend stay until the application closes them');
+        }
+      }
       const maps = openNodeMaps(o.bpffs, o.serviceMapSizes);
-      const dp = new Datapath(mode, maps, loaded, o.bpffs, o.log);
+      const dp = new Datapath(mode, maps, loaded, o.bpffs, o.log, cgroup, destroyer, destroyerError);
       if (o.uplink !== undefined) {
         try {
           dp.attachUplink(o.uplink);
@@ -107,9 +138,80 @@ export class Datapath implements PodAttacher {
       }
       return dp;
     } catch (err) {
+      destroyer?.close();
       for (const obj of loaded.reverse()) obj.close();
       throw err;
     }
+  }
+
+  /**
+   * Attaches every cgroup program of the loaded objects at the cgroup v2
+   * root, each through a link pinned under cgroup/ (an existing link is
+   * updated in place, so an agent restart or upgrade never leaves connect()
+   * unhooked), and detaches pinned cgroup links of programs not in that set.
+   * Returns where they went; undefined when there are none.
+   */
+  private static attachCgroupPrograms(bpffs: string, loaded: readonly LoadedObject[], root: string | undefined, log: Logger): CgroupTarget | undefined {
+    const progs = loaded.flatMap((obj) => obj.desc.programs.filter((d) => d.target === 'cgroup').map((desc) => ({ desc, prog: obj.program(desc.name) })));
+    const keep = new Set(progs.map(({ desc }) => cgroupPin(bpffs, desc.name, desc.hook)));
+    const dir = cgroupLinksDir(bpffs);
+    if (existsSync(dir)) {
+      for (const file of readdirSync(dir)) {
+        const pin = join(dir, file);
+        if (keep.has(pin)) continue;
+        detachCgroupHook(pin);
+        log.info({ pin }, 'detached cgroup program');
+      }
+    }
+    if (progs.length === 0) {
+      removeDirIfEmpty(dir);
+      return undefined;
+    }
+    const path = root ?? cgroup2Root();
+    const cgroup = { path, id: cgroupId(path) };
+    mkdirSync(dir, { recursive: true });
+    for (const { desc, prog } of progs) {
+      const outcome = attachCgroupHook(cgroupPin(bpffs, desc.name, desc.hook), prog, desc, cgroup);
+      if (outcome !== 'unchanged') log.info({ program: desc.name, hook: desc.hook, cgroup: path, outcome }, 'cgroup program attached');
+    }
+    return cgroup;
+  }
+
+  /**
+   * Destroys the host's sockets connected to removed backends (connected
+   * UDP sockets above all: the application gets an error and reconnects to
+   * a live backend). Call after the backends are out of every group.
+   * @throws NotSupportedError when the kernel cannot destroy sockets (Linux < 6.5) or socket load balancing is off.
+   */
+  destroySockets(targets: readonly SocketTarget[]): DestroyedSocket[] {
+    if (!this.destroyer) {
+      if (this.destroyerError) throw this.destroyerError;
+      throw new PodnetError('NOT_SUPPORTED', 'destroy sockets: socket load balancing is off on this node');
+    }
+    return this.destroyer.destroy(targets);
+  }
+
+  /** destroySockets() for one backend {addr, port, proto (IP_PROTO.UDP / TCP)}. */
+  destroySocketsTo(addr: string, port: number, proto: number): DestroyedSocket[] {
+    return this.destroySockets([{ addr, port, proto }]);
+  }
+
+  /**
+   * What is wrong with the cgroup programs: one sentence per hook, e.g.
+   * "cgroup/connect4: no program attached". Empty when all are attached (or
+   * socket load balancing is off).
+   */
+  cgroupHealth(): string[] {
+    if (!this.cgroup) return [];
+    const problems: string[] = [];
+    for (const obj of this.objects) {
+      for (const desc of obj.desc.programs) {
+        if (desc.target !== 'cgroup') continue;
+        const p = cgroupHookProblem(cgroupPin(this.bpffs, desc.name, desc.hook), desc, obj.program(desc.name).id, this.cgroup);
+        if (p) problems.push(p);
+      }
+    }
+    return problems;
   }
 
   /**
@@ -277,6 +379,7 @@ export class Datapath implements PodAttacher {
 
   /** Closes this process's fds; pins keep the datapath running. */
   close(): void {
+    this.destroyer?.close();
     for (const m of Object.values(this.maps)) m.close();
     for (const obj of this.objects) obj.close();
   }

@@ -6,14 +6,31 @@
 import type { ConstantValue } from '../libbpf/index.js';
 import type { Pool } from '../ipam/index.js';
 import { PodnetError } from '../errors/index.js';
-import { COUNTERS, ENDPOINTS, EVENTS, SERVICE_MAPS, type MapDescriptor, type ServiceMapSizes } from '../maps/index.js';
+import { COUNTERS, ENDPOINTS, EVENTS, SERVICE_MAPS, SOCK_REV, type MapDescriptor, type ServiceMapSizes } from '../maps/index.js';
 
-/** Where a program runs: a tc hook (tcx link or clsact filter) or XDP. */
-export type Hook = 'tc_ingress' | 'tc_egress' | 'xdp';
-export const HOOKS: readonly Hook[] = ['tc_ingress', 'tc_egress', 'xdp'];
+/** Where a program runs: a tc hook (tcx link or clsact filter), XDP, or a cgroup socket hook. */
+export type Hook = 'tc_ingress' | 'tc_egress' | 'xdp' | CgroupHookName;
+/** The cgroup socket hooks, as hook names: cgroup_<libbpf section suffix>. */
+export type CgroupHookName = 'cgroup_connect4' | 'cgroup_sendmsg4' | 'cgroup_recvmsg4' | 'cgroup_getpeername4';
+export const HOOKS: readonly Hook[] = ['tc_ingress', 'tc_egress', 'xdp', 'cgroup_connect4', 'cgroup_sendmsg4', 'cgroup_recvmsg4', 'cgroup_getpeername4'];
 
-/** Which interfaces a program goes on: every pod's host veth, the uplink, the tunnel device. */
-export type AttachTarget = 'pod' | 'uplink' | 'tunnel';
+/** True for a cgroup socket hook. */
+export function isCgroupHook(hook: Hook): hook is CgroupHookName {
+  return hook.startsWith('cgroup_');
+}
+
+/** The ELF section a program of a hook is in (libbpf derives the program type from it). */
+export function hookSection(hook: Hook): string {
+  if (isCgroupHook(hook)) return `cgroup/${hook.slice('cgroup_'.length)}`;
+  return hook === 'xdp' ? 'xdp' : 'tc';
+}
+
+/**
+ * Where a program goes: every pod's host veth, the uplink, the tunnel
+ * device, or the root of the node's cgroup v2 hierarchy (every process of the
+ * node; the program itself limits itself to the host network namespace).
+ */
+export type AttachTarget = 'pod' | 'uplink' | 'tunnel' | 'cgroup';
 
 /** One program of an object. */
 export interface ProgramDescriptor {
@@ -52,6 +69,8 @@ export interface NodeConstants {
   ctTimeouts?: ConntrackTimeouts;
   /** Default HAIRPIN_ADDR. */
   hairpinAddr?: string;
+  /** The netns cookie of the host's network namespace (netnsCookie() in the agent's); default 0, which makes the socket programs translate nothing. */
+  hostNetnsCookie?: bigint;
 }
 
 /** One BPF object: bpf/<source>.bpf.c. */
@@ -114,8 +133,27 @@ export const NETDEV_OBJECT: ObjectDescriptor = Object.freeze({
   constants: ({ ctTimeouts }: NodeConstants) => ctConstants(ctTimeouts),
 });
 
+
+/**
+ * bpf/sock.bpf.c: socket load balancing for the host's own processes, at
+ * the cgroup v2 root. Loaded on every node (it declares pn_sock_rev); its
+ * programs are attached only while the node handles Services.
+ */
+export const SOCK_OBJECT: ObjectDescriptor = Object.freeze({
+  name: 'sock',
+  source: 'sock',
+  programs: Object.freeze([
+    { name: 'sock_connect4', hook: 'cgroup_connect4', target: 'cgroup' },
+    { name: 'sock_sendmsg4', hook: 'cgroup_sendmsg4', target: 'cgroup' },
+    { name: 'sock_recvmsg4', hook: 'cgroup_recvmsg4', target: 'cgroup' },
+    { name: 'sock_getpeer4', hook: 'cgroup_getpeername4', target: 'cgroup' },
+  ] as const),
+  maps: Object.freeze([...SERVICE_MAPS, SOCK_REV]),
+  constants: ({ hostNetnsCookie }: NodeConstants) => ({ pn_host_netns_cookie: hostNetnsCookie ?? 0n }),
+});
+
 /** Every object a node loads, in load order. */
-export const NODE_OBJECTS: readonly ObjectDescriptor[] = Object.freeze([POD_OBJECT, NETDEV_OBJECT]);
+export const NODE_OBJECTS: readonly ObjectDescriptor[] = Object.freeze([POD_OBJECT, NETDEV_OBJECT, SOCK_OBJECT]);
 
 /** A program descriptor by name, across every object. */
 export function programDescriptor(name: string, objects: readonly ObjectDescriptor[] = NODE_OBJECTS): ProgramDescriptor | undefined {

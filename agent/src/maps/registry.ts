@@ -13,11 +13,13 @@ import { IPAM } from './ipam.js';
 import { COUNTERS } from './counters.js';
 import { EVENTS } from './events.js';
 import { AFFINITY, BACKENDS, CONNTRACK, SERVICES, SVC_RANGES, SVC_SLOTS, SVC_STATS, sizedDescriptor, type ServiceMapSizes } from './services.js';
+import { SOCK_REV } from './sock.js';
 
 /** Every map of a podnet node, by the name the agent uses for it. */
 export const NODE_MAPS = Object.freeze({
   endpoints: ENDPOINTS, ipam: IPAM, counters: COUNTERS, events: EVENTS,
   services: SERVICES, svcSlots: SVC_SLOTS, backends: BACKENDS, conntrack: CONNTRACK, affinity: AFFINITY, svcStats: SVC_STATS, svcRanges: SVC_RANGES,
+  sockRev: SOCK_REV,
 });
 
 /** The agent's handle on each node map. */

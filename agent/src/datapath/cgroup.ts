@@ -1,0 +1,41 @@
+/**
+ * Finding the cgroup v2 root the socket programs attach at. On a hybrid
+ * (v1 + v2) host it is wherever the unified hierarchy is mounted, e.g.
+ * /sys/fs/cgroup/unified; on a pure v2 host /sys/fs/cgroup.
+ */
+import { readFileSync } from 'node:fs';
+import { PodnetError } from '../errors/index.js';
+
+/** mountinfo escapes space, tab, newline and backslash as \ooo. */
+function unescape(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+}
+
+/**
+ * The mount point of the cgroup v2 hierarchy's root in a /proc/<pid>/mountinfo
+ * text: the first cgroup2 mount whose mounted root is "/" (a mount of a
+ * subtree would hook only that subtree's processes). Undefined when there is none.
+ */
+export function findCgroup2Root(mountinfo: string): string | undefined {
+  for (const line of mountinfo.split('\n')) {
+    // id parent major:minor root mount-point options [optional...] - fstype source super-options
+    const fields = line.split(' ');
+    const dash = fields.indexOf('-');
+    if (dash < 6 || fields[dash + 1] !== 'cgroup2') continue;
+    if (unescape(fields[3]!) !== '/') continue;
+    return unescape(fields[4]!);
+  }
+  return undefined;
+}
+
+/**
+ * The cgroup v2 root of this process's mount namespace.
+ * @throws PodnetError NO_CGROUP2 when no cgroup v2 hierarchy is mounted.
+ */
+export function cgroup2Root(mountinfoPath = '/proc/self/mountinfo'): string {
+  const root = findCgroup2Root(readFileSync(mountinfoPath, 'utf8'));
+  if (root === undefined) {
+    throw new PodnetError('NO_CGROUP2', `attach socket load balancing: find the cgroup v2 root: ${mountinfoPath} lists no cgroup2 mount of the hierarchy's root (mount one, e.g. mount -t cgroup2 none /sys/fs/cgroup/unified)`);
+  }
+  return root;
+}
