@@ -6,9 +6,9 @@
  * Services.
  *
  * The whole file is validated before anything of it is used: a bad
- * document is an error naming the document (its number, line, kind,
- * namespace and name) and the field, and the last good state stays in
- * force. What a file cannot leave to an API server is required: a
+ * document is an error naming the document (its number, kind, namespace
+ * and name), the field and the field's line, and the last good state stays
+ * in force. What a file cannot leave to an API server is required: a
  * ClusterIP, NodePort or LoadBalancer Service names its clusterIP (or None),
  * a NodePort Service its nodePorts, and an EndpointSlice its Service
  * (label kubernetes.io/service-name).
@@ -46,7 +46,15 @@ export interface ServiceDocuments {
 }
 
 /** Limits on one file, so a wrong path (a log, a disk image) fails fast instead of filling memory. */
-export const SERVICE_FILE_LIMITS = Object.freeze({ maxBytes: 64 * 1024 * 1024, maxDocuments: 200_000, maxItems: 200_000 });
+export const SERVICE_FILE_LIMITS: Readonly<ServiceFileLimits> = Object.freeze({ maxBytes: 64 * 1024 * 1024, maxDocuments: 200_000, maxItems: 200_000 });
+
+/** Bounds of one services file. */
+export interface ServiceFileLimits {
+  maxBytes: number;
+  maxDocuments: number;
+  /** Objects, counting each item of a List. */
+  maxItems: number;
+}
 
 /** A field that is not what it should be; the document context is added by the caller. */
 class FieldError extends Error {
@@ -252,15 +260,22 @@ function identity(o: Obj): string {
   return n === undefined ? kind : `${kind} ${ns}/${n}`;
 }
 
+/** `spec.ports[1].port` or `metadata.labels["a.b/c"]` as a YAML path. */
+function fieldPath(field: string): Array<string | number> {
+  const out: Array<string | number> = [];
+  for (const m of field.matchAll(/\["([^"]*)"\]|\[(\d+)\]|([^.[\]]+)/g)) out.push(m[1] ?? (m[2] !== undefined ? Number(m[2]) : m[3]!));
+  return out;
+}
+
 const EXPECTED = 'a services file holds v1 Service and discovery.k8s.io/v1 EndpointSlice objects (or a v1 List of them)';
 
 /**
  * Parses and validates a services file.
  * @throws ServiceFileError naming the document (number from 1, line, kind,
  *   namespace/name) and the field, e.g.
- *   `document 3 (Service default/web, line 12): spec.ports[1].port: must be 1-65535, got "http"`
+ *   `document 3 (Service default/web, line 14): spec.ports[1].port: must be 1-65535, got "http"`
  */
-export function parseServiceDocuments(text: string, limits = SERVICE_FILE_LIMITS): ServiceDocuments {
+export function parseServiceDocuments(text: string, limits: Readonly<ServiceFileLimits> = SERVICE_FILE_LIMITS): ServiceDocuments {
   const lines = new LineCounter();
   // An empty stream gives an EmptyStream (not an array): no documents.
   const parsed = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false });
@@ -282,9 +297,16 @@ export function parseServiceDocuments(text: string, limits = SERVICE_FILE_LIMITS
     }
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) return;
-    const one = (o: unknown, label: string): void => {
-      if (!isObj(o)) throw new ServiceFileError(`${label} (line ${line}): expected a Kubernetes object (a mapping), got ${shown(o)}`);
-      const ctx = `${label} (${identity(o)}, line ${line})`;
+    // The line of a field, or of its nearest parent that exists.
+    const lineOf = (path: Array<string | number>): number => {
+      for (let p = path; p.length > 0; p = p.slice(0, -1)) {
+        const node = doc.getIn(p, true) as { range?: [number, number, number] } | undefined;
+        if (node?.range) return lines.linePos(node.range[0]).line;
+      }
+      return line;
+    };
+    const one = (o: unknown, label: string, prefix: Array<string | number>): void => {
+      if (!isObj(o)) throw new ServiceFileError(`${label} (line ${lineOf(prefix)}): expected a Kubernetes object (a mapping), got ${shown(o)}`);
       try {
         const kind = o['kind'];
         const apiVersion = o['apiVersion'];
@@ -314,7 +336,7 @@ export function parseServiceDocuments(text: string, limits = SERVICE_FILE_LIMITS
         if (dup) throw new FieldError('metadata.name', `${key} is already defined in ${dup}`);
         where.set(key, label);
       } catch (err) {
-        if (err instanceof FieldError) throw new ServiceFileError(`${ctx}: ${err.message}`, { cause: err });
+        if (err instanceof FieldError) throw new ServiceFileError(`${label} (${identity(o)}, line ${lineOf([...prefix, ...fieldPath(err.field)])}): ${err.message}`, { cause: err });
         throw err;
       }
     };
@@ -328,10 +350,10 @@ export function parseServiceDocuments(text: string, limits = SERVICE_FILE_LIMITS
       }
       items += listed.length;
       if (items > limits.maxItems) throw new ServiceFileError(`${at} (List, line ${line}): too many objects (at most ${limits.maxItems})`);
-      listed.forEach((o, j) => one(o, `${at} items[${j}]`));
+      listed.forEach((o, j) => one(o, `${at} items[${j}]`, ['items', j]));
     } else {
       if (++items > limits.maxItems) throw new ServiceFileError(`${at} (line ${line}): too many objects (at most ${limits.maxItems})`);
-      one(value, at);
+      one(value, at, []);
     }
   });
   return { services, slices, documents: docs.length };
@@ -345,7 +367,7 @@ export interface FileSourceOptions {
   maxDelayMs?: number;
   /** Period of the safety stat poll, ms (default 2000). */
   pollMs?: number;
-  limits?: typeof SERVICE_FILE_LIMITS;
+  limits?: Readonly<ServiceFileLimits>;
 }
 
 /** What identifies one version of the file without reading it. */
