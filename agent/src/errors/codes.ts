@@ -8,6 +8,7 @@ export const ERROR_CODES = {
   INVALID_ARGUMENT: 'a caller passed a value the function does not accept',
   INVALID_CONFIG: 'a setting (flag, PODNET_* variable or config file key) is invalid',
   INVALID_USAGE: 'a command line could not be understood (unknown command or flag, bad value)',
+  INVALID_MANIFEST: 'a Kubernetes object from a file (Service, EndpointSlice) is not valid; the message names the document and the field',
   NOT_FOUND: 'the named object (program, map, pin, endpoint) does not exist',
   CLOSED: 'the object was used after close()',
   BUSY: 'the resource is held by someone else right now',
