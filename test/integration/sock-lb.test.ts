@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,7 @@ import {
 } from '../../agent/src/maps/services.js';
 import { cleanup } from '../../agent/src/cli/cleanup.js';
 import { CountersMap, DROP_REASONS } from '../../agent/src/maps/index.js';
-import { rand } from '../lib/agent-fixture.js';
+import { rand, REPO } from '../lib/agent-fixture.js';
 
 const RANGE = '10.96.250.0/24';
 const FE = '10.96.250.10';       // TCP and UDP frontend, port 80 / 53
@@ -298,13 +298,24 @@ describe('socket load balancing of host-originated traffic', { timeout: 120_000 
     assert.equal((await echoed).msg, 'backend 1');
   });
 
-  test('an agent restart adopts the pinned cgroup links; with socket load balancing off they are detached', async () => {
+  test('an agent restart adopts the pinned cgroup links, an upgrade updates them in place, and with socket load balancing off they are detached', async () => {
     const ids = () => listLinks().filter((l) => l.type === 'cgroup' && SOCK_OBJECT.programs.some((d) => dp!.program(d.name).id === l.programId)).map((l) => l.id).sort();
     const before = ids();
     assert.equal(before.length, 4);
     dp!.close();
     dp = await start();
     assert.deepEqual(ids(), before, 'the same links, not new ones');
+    assert.equal((await tcpExchange(FE, 80)).answer, 'backend 1');
+    // An upgraded object (another generation) is swapped into the same links.
+    const oldConnect = dp.program('sock_connect4').id;
+    dp.close();
+    const bpfDir = join(dir, 'bpf');
+    cpSync(join(REPO, 'bpf'), bpfDir, { recursive: true });
+    appendFileSync(join(bpfDir, 'sock.bpf.c'), '/* another build */\n');
+    dp = await Datapath.start({ bpffs, bpfDir, cacheDir: join(dir, 'cache'), pool: parsePool('10.96.251.0/24'), attachMode: 'auto', log: silentLogger() });
+    assert.notEqual(dp.program('sock_connect4').id, oldConnect);
+    assert.deepEqual(ids(), before, 'the upgrade updated the links in place');
+    assert.deepEqual(dp.cgroupHealth(), []);
     assert.equal((await tcpExchange(FE, 80)).answer, 'backend 1');
     dp.close();
     dp = await Datapath.start({
