@@ -31,6 +31,7 @@
 #include "lib/parse.h"
 #include "lib/drop.h"
 #include "lib/service.h"
+#include "lib/fib.h"
 #include "lib/verdict.h"
 
 /* This node's pod CIDR, network order; set by the agent between open and load. */
@@ -48,13 +49,15 @@ static __always_inline int pn_in_pod_cidr(__be32 addr)
 
 /* Decides what happens to a packet leaving a pod. Returns the drop reason
  * (PN_DROP_NONE when not dropped) and sets *verdict otherwise. */
-/* Service translation of a packet leaving a pod; updates pkt->daddr. */
-static __always_inline __u8 pn_services_from_pod(struct __sk_buff *skb, struct pn_pkt *pkt, int *verdict)
+/* Service translation of a packet leaving a pod; updates pkt->daddr and,
+ * for an answer translated back, f (else f->proto is 0). */
+static __always_inline __u8 pn_services_from_pod(struct __sk_buff *skb, struct pn_pkt *pkt, struct pn_flow *out, int *verdict)
 {
 	struct pn_flow f;
 	int translated = 0, rejected = 0, rc;
 	__u8 reason;
 
+	out->proto = 0;
 	rc = pn_flow_parse(skb, &f);
 	if (rc < 0)
 		return PN_DROP_MALFORMED;
@@ -67,6 +70,8 @@ static __always_inline __u8 pn_services_from_pod(struct __sk_buff *skb, struct p
 		pkt->rejected = 1;
 		*verdict = TC_ACT_REDIRECT;
 	}
+	if (translated)
+		*out = f;
 	pkt->daddr = f.daddr;
 	return reason;
 }
@@ -75,6 +80,7 @@ static __always_inline __u8 pn_handle_from_pod(struct __sk_buff *skb, struct pn_
 {
 	struct pn_ip4_key skey, dkey;
 	struct pn_endpoint *src, *dst;
+	struct pn_flow answer;
 	struct iphdr *ip;
 	int malformed;
 	__u8 reason;
@@ -94,7 +100,7 @@ static __always_inline __u8 pn_handle_from_pod(struct __sk_buff *skb, struct pn_
 		return PN_DROP_SPOOFED_SOURCE;
 	pkt->endpoint_id = src->endpoint_id;
 
-	reason = pn_services_from_pod(skb, pkt, verdict);
+	reason = pn_services_from_pod(skb, pkt, &answer, verdict);
 	if (reason != PN_DROP_NONE)
 		return reason;
 
@@ -121,6 +127,11 @@ static __always_inline __u8 pn_handle_from_pod(struct __sk_buff *skb, struct pn_
 		return PN_DROP_NO_ENDPOINT;
 
 	pn_ep_count(pkt->endpoint_id, PN_DIR_EGRESS, PN_DROP_NONE, pkt->len);
+	/* An answer leaving the node with a frontend as its source (a NodePort
+	 * on a node address) goes straight out: the host stack would take
+	 * its own address as source for a martian. */
+	if (answer.proto && pn_fib_redirect(skb, &answer) == TC_ACT_REDIRECT)
+		*verdict = TC_ACT_REDIRECT;
 	return PN_DROP_NONE;
 }
 

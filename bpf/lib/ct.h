@@ -39,7 +39,9 @@ static __always_inline struct pn_ct_entry *pn_ct_lookup(const struct pn_ct_key *
 
 	if (!e)
 		return NULL;
-	if (now - e->last_seen_ns > pn_ct_timeout_ns(key->proto, e->flags))
+	/* Another CPU may have refreshed the entry after this one read the
+	 * clock: a last use later than now is fresh, not 2^64 ns old. */
+	if (now > e->last_seen_ns && now - e->last_seen_ns > pn_ct_timeout_ns(key->proto, e->flags))
 		return NULL;
 	return e;
 }

@@ -77,7 +77,8 @@ static __always_inline __u32 pn_lb_affinity_get(const struct pn_lb_frontend_info
 	a = bpf_map_lookup_elem(&pn_affinity, &key);
 	if (!a)
 		return 0;
-	if (now - a->last_used_ns > (__u64)fe->affinity_seconds * PN_NSEC_PER_SEC)
+	/* A last use after now (another CPU, just now) is fresh. */
+	if (now > a->last_used_ns && now - a->last_used_ns > (__u64)fe->affinity_seconds * PN_NSEC_PER_SEC)
 		return 0;
 	id = a->backend_id;
 	if (!pn_lb_backend(id))

@@ -64,6 +64,9 @@ describe('Service traffic through ClusterIPs between real pods', () => {
   let hostAddr = '';
   let hostVethA = '';
   let blackhole = false;
+  let uplink = '';
+  let outside: { name: string; path: string } | undefined;
+  let nodeAddr = '', outsideAddr = '';
 
   /** Starts SERVER (in a namespace, or on the host with ns undefined) and waits for "ready". */
   async function serve(ns: string | undefined, name: string, host: string, tcpPort: number, udpPort: number): Promise<void> {
@@ -121,6 +124,21 @@ describe('Service traffic through ClusterIPs between real pods', () => {
     frontend(HOST_SVC_IP, 443, TCP, 106, [3]);
     m.svcRanges.typed(svcRangeKey, svcRangeValue).set({ prefixLen: 24, data: '10.96.2.0' }, { flags: 0 });
 
+    // The uplink: a veth whose far end sits in an "outside" namespace.
+    outside = node.netns('lbout');
+    uplink = `pnup${rand(3)}`;
+    const net = `10.239.${node.podCidr.split('.')[2]}`;
+    nodeAddr = `${net}.1`;
+    outsideAddr = `${net}.2`;
+    execFileSync('ip', ['link', 'add', uplink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside.name]);
+    execFileSync('ip', ['addr', 'add', `${nodeAddr}/30`, 'dev', uplink]);
+    execFileSync('ip', ['link', 'set', uplink, 'up']);
+    for (const cmd of [['addr', 'add', `${outsideAddr}/30`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up'], ['link', 'set', 'lo', 'up']]) {
+      execFileSync('ip', ['netns', 'exec', outside.name, 'ip', ...cmd]);
+    }
+    frontend(nodeAddr, 30080, TCP, 107, [1]);
+    frontend(nodeAddr, 30081, TCP, 108, []);
+
     await serve(server.ns.name, 'backend', '0.0.0.0', 8080, 5353);
     await serve(undefined, 'host', hostAddr, 18443, 18053);
   });
@@ -128,6 +146,7 @@ describe('Service traffic through ClusterIPs between real pods', () => {
   after(async () => {
     for (const s of servers) if (s.exitCode === null) s.kill();
     for (const p of pods) await node.cni('DEL', { containerId: p.id, netns: p.ns.path }).catch(() => {});
+    if (uplink) execFileSync('ip', ['link', 'del', uplink], { stdio: 'ignore' });
     await node.cleanup();
     if (blackhole) execFileSync('ip', ['route', 'del', 'blackhole', RANGE]);
   });
@@ -162,6 +181,18 @@ describe('Service traffic through ClusterIPs between real pods', () => {
   test('a backend on the host network answers through to_pod with the ClusterIP as source', () => {
     const r = client(pods[0]!.ns.name, 'tcp', HOST_SVC_IP, 443, 'api');
     assert.deepEqual(r, { ok: true, peer: `${HOST_SVC_IP}:443`, data: 'host:api' });
+  });
+
+  test('from_netdev on the uplink takes a NodePort connection from outside the node to the backend pod', (t) => {
+    // The answer is forwarded by the host stack from the pod's veth to the uplink.
+    const forwarding = execFileSync('sysctl', ['-n', 'net.ipv4.ip_forward'], { encoding: 'utf8' }).trim();
+    if (forwarding !== '1') execFileSync('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    t.after(() => { if (forwarding !== '1') execFileSync('sysctl', ['-qw', `net.ipv4.ip_forward=${forwarding}`]); });
+    assert.deepEqual(node.agent!.datapath.attachUplink(uplink), ['from_netdev']);
+    assert.deepEqual(node.agent!.datapath.attachUplink(uplink), [], 'attaching again changes nothing');
+    const r = client(outside!.name, 'tcp', nodeAddr, 30080, 'np');
+    assert.deepEqual(r, { ok: true, peer: `${nodeAddr}:30080`, data: 'backend:np' });
+    assert.deepEqual(client(outside!.name, 'tcp', nodeAddr, 30081), { ok: false, code: 'ECONNREFUSED' }, 'a NodePort without backends resets');
   });
 
   test('a connection to an address in the service range that is no Service is dropped on the node and counted', () => {
