@@ -16,8 +16,10 @@
  * Only sockets of the host's network namespace are translated (its netns
  * cookie is a load-time constant): pods' traffic keeps the tc path, and a
  * service mesh inside a pod sees the addresses its application used.
- * Entry functions are thin dispatchers with one exit; the call is refused
- * only in pn_sock_forward. */
+ * Refusals are recorded through the drop path (PN_DROP_NO_BACKEND,
+ * PN_DROP_NO_SERVICE) and no-backend ones in pn_svc_stats too. Entry
+ * functions are thin dispatchers with one exit; the call is refused only in
+ * pn_sock_forward. */
 #include <linux/bpf.h>
 #include <linux/in.h>
 #include <linux/errno.h>
@@ -25,6 +27,7 @@
 #include <bpf/bpf_endian.h>
 #include "lib/maps/sock.h"
 #include "lib/lb.h"
+#include "lib/drop.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -45,6 +48,16 @@ static __always_inline int pn_sock_ours(struct bpf_sock_addr *ctx)
 	       bpf_get_netns_cookie(ctx) == pn_host_netns_cookie;
 }
 
+/* Records a refused call through the one drop path (counters and a ring
+ * buffer event for `podnet monitor`), as the tc path records the packets it
+ * rejects: no endpoint, direction egress, the frontend as destination. */
+static __always_inline void pn_sock_record(__be32 daddr, __u8 proto, __u8 reason)
+{
+	struct pn_pkt pkt = { .daddr = daddr, .direction = PN_DIR_EGRESS, .protocol = proto, .rejected = 1 };
+
+	pn_drop_record(&pkt, reason);
+}
+
 /* Rewrites a frontend destination to a backend. Returns 0, or the errno the
  * call fails with. */
 static __always_inline int pn_sock_translate(struct bpf_sock_addr *ctx, int per_message)
@@ -61,13 +74,18 @@ static __always_inline int pn_sock_translate(struct bpf_sock_addr *ctx, int per_
 	int new_flow = 1;
 
 	svc = pn_lb_frontend(addr, port, proto);
-	if (!svc)
-		return pn_lb_in_service_range(addr) ? EHOSTUNREACH : 0;
+	if (!svc) {
+		if (!pn_lb_in_service_range(addr))
+			return 0;
+		pn_sock_record(addr, proto, PN_DROP_NO_SERVICE);
+		return EHOSTUNREACH;
+	}
 	pn_lb_frontend_copy(svc, &fe);
 	/* The host is one client: node processes share one affinity entry per
 	 * group, as they share the node's source address towards a backend. */
 	if (!pn_lb_select(&fe, 0, bpf_ktime_get_ns(), &be)) {
 		pn_lb_stats_no_backend(fe.frontend_id);
+		pn_sock_record(addr, proto, PN_DROP_NO_BACKEND);
 		return ECONNREFUSED;
 	}
 	rkey.cookie = bpf_get_socket_cookie(ctx);

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +24,8 @@ import {
   backendKey, backendValue, IP_PROTO, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcStatsKey, svcStatsValue, svcValue,
 } from '../../agent/src/maps/services.js';
 import { cleanup } from '../../agent/src/cli/cleanup.js';
-import { rand } from '../lib/agent-fixture.js';
+import { CountersMap, DROP_REASONS } from '../../agent/src/maps/index.js';
+import { rand, REPO } from '../lib/agent-fixture.js';
 
 const RANGE = '10.96.250.0/24';
 const FE = '10.96.250.10';       // TCP and UDP frontend, port 80 / 53
@@ -132,6 +133,12 @@ describe('socket load balancing of host-originated traffic', { timeout: 120_000 
     return (per ?? []).reduce((a, s) => ({ connections: a.connections + s.connections, noBackend: a.noBackend + s.noBackend }), { connections: 0n, noBackend: 0n });
   };
 
+  /** Host refusals of one drop reason: recorded against no endpoint, egress. */
+  const refused = (reason: number) => new CountersMap(dp!.maps.counters).readAll()
+    .filter((c) => c.endpointId === 0 && c.direction === 'egress' && c.reason === reason).reduce((a, c) => a + c.packets, 0n);
+  const reason = (name: string) => DROP_REASONS.find((r) => r.name === name)!.value;
+  const NO_SERVICE = reason('no_service'), NO_BACKEND = reason('no_backend');
+
   before(async () => {
     // First: nothing addressed to the test range may ever leave the machine.
     ip('route', 'add', 'blackhole', RANGE);
@@ -214,8 +221,10 @@ describe('socket load balancing of host-originated traffic', { timeout: 120_000 
 
   test('a frontend without backends refuses TCP connects and UDP sends with ECONNREFUSED and counts them', async () => {
     const before = statsOf(3).noBackend;
+    const recorded = refused(NO_BACKEND);
     assert.equal(await tcpConnectError(FE_NONE, 80), 'ECONNREFUSED');
     assert.equal(statsOf(3).noBackend, before + 1n);
+    assert.equal(refused(NO_BACKEND), recorded + 1n, 'recorded through the drop path as no_backend');
     const c = await udpSocket();
     clients.push(c);
     assert.equal(await sendError(c, 53, FE_NONE), 'ECONNREFUSED');
@@ -223,7 +232,9 @@ describe('socket load balancing of host-originated traffic', { timeout: 120_000 
   });
 
   test('an address inside the service range without a frontend is refused with EHOSTUNREACH', async () => {
+    const recorded = refused(NO_SERVICE);
     assert.equal(await tcpConnectError(MISS, 80), 'EHOSTUNREACH');
+    assert.equal(refused(NO_SERVICE), recorded + 1n, 'recorded through the drop path as no_service');
     assert.equal(await tcpConnectError(FE, 81), 'EHOSTUNREACH'); // the address exists, that port does not
     const c = await udpSocket();
     clients.push(c);
@@ -287,13 +298,24 @@ describe('socket load balancing of host-originated traffic', { timeout: 120_000 
     assert.equal((await echoed).msg, 'backend 1');
   });
 
-  test('an agent restart adopts the pinned cgroup links; with socket load balancing off they are detached', async () => {
+  test('an agent restart adopts the pinned cgroup links, an upgrade updates them in place, and with socket load balancing off they are detached', async () => {
     const ids = () => listLinks().filter((l) => l.type === 'cgroup' && SOCK_OBJECT.programs.some((d) => dp!.program(d.name).id === l.programId)).map((l) => l.id).sort();
     const before = ids();
     assert.equal(before.length, 4);
     dp!.close();
     dp = await start();
     assert.deepEqual(ids(), before, 'the same links, not new ones');
+    assert.equal((await tcpExchange(FE, 80)).answer, 'backend 1');
+    // An upgraded object (another generation) is swapped into the same links.
+    const oldConnect = dp.program('sock_connect4').id;
+    dp.close();
+    const bpfDir = join(dir, 'bpf');
+    cpSync(join(REPO, 'bpf'), bpfDir, { recursive: true });
+    appendFileSync(join(bpfDir, 'sock.bpf.c'), '/* another build */\n');
+    dp = await Datapath.start({ bpffs, bpfDir, cacheDir: join(dir, 'cache'), pool: parsePool('10.96.251.0/24'), attachMode: 'auto', log: silentLogger() });
+    assert.notEqual(dp.program('sock_connect4').id, oldConnect);
+    assert.deepEqual(ids(), before, 'the upgrade updated the links in place');
+    assert.deepEqual(dp.cgroupHealth(), []);
     assert.equal((await tcpExchange(FE, 80)).answer, 'backend 1');
     dp.close();
     dp = await Datapath.start({

@@ -34,7 +34,7 @@ describe('the cgroup v2 root', () => {
       const f = join(dir, 'mountinfo');
       writeFileSync(f, HYBRID.split('\n').slice(0, 2).join('\n'));
       assert.equal(findCgroup2Root(readFileSync(f, 'utf8')), undefined);
-      assert.throws(() => cgroup2Root(f), (err: unknown) => err instanceof PodnetError && err.code === 'NO_CGROUP2' && /lists no cgroup2 mount.*mount -t cgroup2/.test(err.message));
+      assert.throws(() => cgroup2Root(f), (err: unknown) => err instanceof PodnetError && err.code === 'NO_CGROUP' && /lists no cgroup2 mount.*mount -t cgroup2/.test(err.message));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

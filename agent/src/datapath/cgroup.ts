@@ -30,12 +30,12 @@ export function findCgroup2Root(mountinfo: string): string | undefined {
 
 /**
  * The cgroup v2 root of this process's mount namespace.
- * @throws PodnetError NO_CGROUP2 when no cgroup v2 hierarchy is mounted.
+ * @throws PodnetError NO_CGROUP when no cgroup v2 hierarchy is mounted.
  */
 export function cgroup2Root(mountinfoPath = '/proc/self/mountinfo'): string {
   const root = findCgroup2Root(readFileSync(mountinfoPath, 'utf8'));
   if (root === undefined) {
-    throw new PodnetError('NO_CGROUP2', `attach socket load balancing: find the cgroup v2 root: ${mountinfoPath} lists no cgroup2 mount of the hierarchy's root (mount one, e.g. mount -t cgroup2 none /sys/fs/cgroup/unified)`);
+    throw new PodnetError('NO_CGROUP', `attach socket load balancing: find the cgroup v2 root: ${mountinfoPath} lists no cgroup2 mount of the hierarchy's root (mount one, e.g. mount -t cgroup2 none /sys/fs/cgroup/unified)`);
   }
   return root;
 }

@@ -110,12 +110,13 @@ export class Datapath implements PodAttacher {
       for (const obj of loaded) for (const [name, prog] of obj.programs()) programs.set(name, { object: obj.desc.name, prog });
       migrateLegacyPins(o.bpffs, new Map([...programs].map(([n, p]) => [n, p.prog])), o.log);
       const swapped = Datapath.swapAttachments(o.bpffs, programs);
+      // Cgroup links move to the new generation too before the old one goes.
+      const socketLb = o.socketLb ?? true;
+      const cgroup = Datapath.attachCgroupPrograms(o.bpffs, socketLb ? loaded : [], o.cgroupRoot, o.log);
       for (const obj of loaded) {
         const retired = obj.retireOtherGenerations(o.bpffs);
         o.log.info({ object: obj.desc.name, generation: obj.generation, mode, loaded: obj.loaded, cached: obj.compileCached, linksUpdated: swapped.get(obj.desc.name) ?? 0, retired }, obj.loaded ? 'loaded datapath object' : 'adopted pinned datapath object');
       }
-      const socketLb = o.socketLb ?? true;
-      const cgroup = Datapath.attachCgroupPrograms(o.bpffs, socketLb ? loaded : [], o.cgroupRoot, o.log);
       let destroyerError: Error | undefined;
       if (cgroup) {
         try {

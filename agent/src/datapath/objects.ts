@@ -148,7 +148,7 @@ export const SOCK_OBJECT: ObjectDescriptor = Object.freeze({
     { name: 'sock_recvmsg4', hook: 'cgroup_recvmsg4', target: 'cgroup' },
     { name: 'sock_getpeer4', hook: 'cgroup_getpeername4', target: 'cgroup' },
   ] as const),
-  maps: Object.freeze([...SERVICE_MAPS, SOCK_REV]),
+  maps: Object.freeze([COUNTERS, EVENTS, ...SERVICE_MAPS, SOCK_REV]),
   constants: ({ hostNetnsCookie }: NodeConstants) => ({ pn_host_netns_cookie: hostNetnsCookie ?? 0n }),
 });
 

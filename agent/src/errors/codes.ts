@@ -24,7 +24,7 @@ export const ERROR_CODES = {
   COMPILE_FAILED: 'clang could not compile the BPF sources',
   NO_BPF_SOURCE: 'the BPF C sources to compile were not found',
   NO_BPFFS: 'the pin directory is not on a bpf filesystem',
-  NO_CGROUP2: 'no cgroup v2 hierarchy is mounted for the socket programs to attach at',
+  NO_CGROUP: 'no cgroup v2 hierarchy is mounted for the socket programs to attach at',
   NO_LINK: 'a network interface that should exist was not found',
   BAD_ENUM: 'a value read from a map is not a member of the C enum it should belong to',
   MAP_MISMATCH: 'a pinned map differs from its descriptor (type, key or value size)',
