@@ -2,9 +2,11 @@
  * An in-memory API server behind the agent's KubeTransport interface:
  * lists answer the current objects, open watches get every change as it is
  * made. Objects are kept per plural and keyed namespace/name (name for
- * cluster-scoped ones). An API version can be left unserved (lists and
- * watches answer 404, as for a ServiceCIDR API the server lacks), and open
- * watches can be expired (410 Gone) or dropped. For tests of the agent's
+ * cluster-scoped ones). Like a real server, a watch from an older
+ * resourceVersion first replays the changes made since, unless the history
+ * was compacted past it (then it answers 410 Gone). An API version can be
+ * left unserved (lists and watches answer 404, as for a ServiceCIDR API the
+ * server lacks), and open watches can be expired (410 Gone) or dropped. For tests of the agent's
  * reaction to API changes without a cluster; the cluster tier runs the same
  * code against a real kube-apiserver.
  */
@@ -19,6 +21,9 @@ export class FakeKube implements KubeTransport {
   private rv = 1;
   private readonly objects = new Map<string, Map<string, KubeObject>>();
   private readonly watchers: Watcher[] = [];
+  /** Every change since the last compact(), for watches that resume from an older resourceVersion. */
+  private history: Array<{ rv: number; plural: string; event: WatchEvent<KubeObject> }> = [];
+  private compactedRv = 0;
   /** "apiVersion/plural" of APIs this server does not have: lists and watches answer 404. */
   readonly unserved = new Set<string>();
   /** List calls per "apiVersion/plural", for tests that count retries. */
@@ -44,6 +49,7 @@ export class FakeKube implements KubeTransport {
     const type = b.has(name) ? 'MODIFIED' : 'ADDED';
     const stored = { ...obj, metadata: { ...obj.metadata, resourceVersion: String(++this.rv) } };
     b.set(name, stored);
+    this.history.push({ rv: this.rv, plural, event: { type, object: stored } });
     for (const w of this.watchers) if (w.open && w.plural === plural && this.matches(w.sel, stored)) w.onEvent({ type, object: stored });
   }
 
@@ -54,12 +60,19 @@ export class FakeKube implements KubeTransport {
     if (!old) return;
     b.delete(name);
     const gone = { ...old, metadata: { ...old.metadata, resourceVersion: String(++this.rv) } };
+    this.history.push({ rv: this.rv, plural, event: { type: 'DELETED', object: gone } });
     for (const w of this.watchers) if (w.open && w.plural === plural && this.matches(w.sel, gone)) w.onEvent({ type: 'DELETED', object: gone });
   }
 
   /** Ends every open watch as a server restart would. */
   dropWatches(err: unknown = new Error('connection reset')): void {
     for (const w of this.watchers.splice(0)) if (w.open) { w.open = false; w.onDone(err); }
+  }
+
+  /** Forgets the change history: a watch from any resourceVersion before now answers 410 Gone. */
+  compact(): void {
+    this.history = [];
+    this.compactedRv = this.rv;
   }
 
   /** Ends every open watch with a 410 Gone ERROR event, as when its resourceVersion is too old. */
@@ -88,9 +101,17 @@ export class FakeKube implements KubeTransport {
     return { items: items as T[], resourceVersion: String(this.rv) };
   }
 
-  async watch<T extends KubeObject>(type: ResourceType, sel: Selection, _rv: string, _timeout: number, onEvent: (e: WatchEvent<T>) => void, onDone: (err: unknown) => void): Promise<WatchHandle> {
+  async watch<T extends KubeObject>(type: ResourceType, sel: Selection, rv: string, _timeout: number, onEvent: (e: WatchEvent<T>) => void, onDone: (err: unknown) => void): Promise<WatchHandle> {
     this.check(type, 'watch');
     const w: Watcher = { plural: type.plural, sel, onEvent: onEvent as (e: WatchEvent<KubeObject>) => void, onDone, open: true };
+    const from = Number(rv);
+    // Events reach the caller only after it holds the handle, as from a real stream.
+    if (from < this.compactedRv) {
+      queueMicrotask(() => { if (w.open) w.onEvent({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: `too old resource version: ${rv} (${this.compactedRv})` } }); });
+      return { abort: () => { w.open = false; } };
+    }
+    const replay = this.history.filter((h) => h.rv > from && h.plural === type.plural && this.matches(sel, h.event.object as KubeObject));
+    if (replay.length > 0) queueMicrotask(() => { for (const h of replay) if (w.open) w.onEvent(h.event); });
     this.watchers.push(w);
     return { abort: () => { w.open = false; } };
   }

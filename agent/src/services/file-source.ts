@@ -21,6 +21,7 @@
  * PATH a symlink into another directory). A missing or unreadable file is
  * an error too; the last good state stays.
  */
+import { createHash } from 'node:crypto';
 import { watch, type FSWatcher, readFileSync, statSync } from 'node:fs';
 import { isIPv4, isIPv6 } from 'node:net';
 import { dirname } from 'node:path';
@@ -267,7 +268,7 @@ function fieldPath(field: string): Array<string | number> {
   return out;
 }
 
-const EXPECTED = 'a services file holds v1 Service and discovery.k8s.io/v1 EndpointSlice objects (or a v1 List of them)';
+const ACCEPTED_KINDS = 'a services file holds v1 Service and discovery.k8s.io/v1 EndpointSlice objects (or a v1 List of them)';
 
 /**
  * Parses and validates a services file.
@@ -328,9 +329,9 @@ export function parseServiceDocuments(text: string, limits: Readonly<ServiceFile
           key = `EndpointSlice ${s.metadata!.namespace}/${s.metadata!.name}`;
           slices.push(s);
         } else if (kind === undefined) {
-          return fail('kind', `required: ${EXPECTED}`);
+          return fail('kind', `required: ${ACCEPTED_KINDS}`);
         } else {
-          return fail('kind', `${shown(kind)} is not accepted: ${EXPECTED}`);
+          return fail('kind', `${shown(kind)} is not accepted: ${ACCEPTED_KINDS}`);
         }
         const dup = where.get(key);
         if (dup) throw new FieldError('metadata.name', `${key} is already defined in ${dup}`);
@@ -385,7 +386,8 @@ export class FileServiceSource implements ServiceSource {
   private debounceTimer: NodeJS.Timeout | undefined;
   private firstEventMs: number | undefined;
   private lastKey: string | undefined;
-  private lastText: string | undefined;
+  /** sha256 of the text in force: a rewrite with the same content delivers nothing (the text itself is not kept). */
+  private lastHash: string | undefined;
   private current: ServiceDocuments | undefined;
   private stopped = true;
   private hasSynced = false;
@@ -506,7 +508,8 @@ export class FileServiceSource implements ServiceSource {
       return;
     }
     this.lastKey = key;
-    if (text === this.lastText && this.current) {
+    const hash = createHash('sha256').update(text).digest('hex');
+    if (hash === this.lastHash && this.current) {
       if (this.error) this.log.info({ path: this.path }, 'services file readable again, unchanged');
       this.error = undefined;
       return;
@@ -518,7 +521,7 @@ export class FileServiceSource implements ServiceSource {
       this.note(`load services file ${this.path}: ${(err as Error).message}`);
       return;
     }
-    this.lastText = text;
+    this.lastHash = hash;
     this.current = parsed;
     this.error = undefined;
     this.counters.loads++;

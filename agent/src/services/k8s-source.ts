@@ -79,7 +79,7 @@ export class KubeServiceSource implements ServiceSource {
     return this.hasSynced;
   }
 
-  /** The newest error of any informer (or of the ServiceCIDR probe). */
+  /** The last error of any informer or of the ServiceCIDR probe (kept after recovery, like the informers' own). */
   get lastError(): string | undefined {
     return this.services.stats.lastError ?? this.slices.stats.lastError ?? this.cidrs?.stats.lastError ?? this.cidrProbeError;
   }
@@ -142,7 +142,6 @@ export class KubeServiceSource implements ServiceSource {
         if (code === 404) continue;
         if (code === 403) {
           this.cidrApi = 'forbidden';
-          this.cidrProbeError = undefined;
           this.log.warn({ err: (err as Error).message }, `may not list ${type.plural}: using the --service-cidr setting (grant get/list/watch on networking.k8s.io servicecidrs)`);
           this.coalescer.kick();
           return;
@@ -156,7 +155,6 @@ export class KubeServiceSource implements ServiceSource {
         return;
       }
       if (this.stopped) return;
-      this.cidrProbeError = undefined;
       this.cidrApi = type.apiVersion;
       const kick = (): void => this.coalescer.kick();
       this.cidrs = new Informer(this.transport, type, {}, { add: kick, update: kick, delete: kick, synced: kick },
@@ -165,7 +163,6 @@ export class KubeServiceSource implements ServiceSource {
       return;
     }
     if (this.stopped) return;
-    this.cidrProbeError = undefined;
     this.cidrApi = 'absent';
     this.log.info('the API server has no ServiceCIDR API: using the --service-cidr setting');
     this.coalescer.kick();
