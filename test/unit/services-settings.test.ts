@@ -1,15 +1,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildAgentConfig, serviceMapSizes } from '../../agent/src/config/index.js';
-import { SERVICE_MAP_SIZES } from '../../agent/src/maps/services.js';
+import { buildAgentConfig, serviceMapSizesOf } from '../../agent/src/config/index.js';
+import { DEFAULT_SERVICE_MAP_SIZES } from '../../agent/src/maps/services.js';
 
 describe('Service settings', () => {
   it('size the service maps by default exactly as the map contract does', () => {
-    assert.deepEqual({ ...serviceMapSizes(buildAgentConfig({}, 'n')) }, { ...SERVICE_MAP_SIZES });
+    assert.deepEqual({ ...serviceMapSizesOf(buildAgentConfig({}, 'n')) }, { ...DEFAULT_SERVICE_MAP_SIZES });
   });
 
   it('scale backends and slots with --lb-map-size and conntrack with --ct-map-size', () => {
-    const s = serviceMapSizes(buildAgentConfig({ lbMapSize: '4096', ctMapSize: 8192 }, 'n'));
+    const s = serviceMapSizesOf(buildAgentConfig({ lbMapSize: '4096', ctMapSize: 8192 }, 'n'));
     assert.equal(s.pn_services, 4096);
     assert.equal(s.pn_backends, 8192);
     assert.equal(s.pn_svc_slots, 16384);

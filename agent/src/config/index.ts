@@ -6,6 +6,7 @@
  */
 import { ConfigError } from '../errors/index.js';
 import { parsePool, type Pool } from '../ipam/pool.js';
+import { serviceMapSizes, type ServiceMapSizes } from '../maps/services.js';
 import { SETTINGS, parseListenAddr, type AttachMode, type LogLevel, type RawSettings, type SettingKey } from './settings.js';
 
 export { DEFAULTS, KNOWN_KEYS, SETTINGS, parseListenAddr, settingsFromEnv, type Setting, type RawSettings, type SettingKey } from './settings.js';
@@ -54,10 +55,10 @@ export interface AgentConfig {
   readonly ctMapSize: number;
 }
 
-/** max_entries of every service map, from --lb-map-size and --ct-map-size. */
-export function serviceMapSizes(cfg: Pick<AgentConfig, 'lbMapSize' | 'ctMapSize'>): Readonly<Record<'pn_services' | 'pn_svc_slots' | 'pn_backends' | 'pn_ct' | 'pn_affinity' | 'pn_svc_stats' | 'pn_svc_ranges', number>> {
+/** max_entries of every resizable service map, from --lb-map-size and --ct-map-size. */
+export function serviceMapSizesOf(cfg: Pick<AgentConfig, 'lbMapSize' | 'ctMapSize'>): ServiceMapSizes {
   const lb = cfg.lbMapSize;
-  return Object.freeze({ pn_services: lb, pn_svc_stats: lb, pn_affinity: lb, pn_backends: 2 * lb, pn_svc_slots: 4 * lb, pn_ct: cfg.ctMapSize, pn_svc_ranges: 64 });
+  return serviceMapSizes({ pn_services: lb, pn_svc_stats: lb, pn_affinity: lb, pn_backends: 2 * lb, pn_svc_slots: 4 * lb, pn_ct: cfg.ctMapSize });
 }
 
 /**

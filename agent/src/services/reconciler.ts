@@ -104,7 +104,7 @@ function frontendFlags(f: Frontend): number {
   let flags = 0;
   if (f.affinitySeconds !== undefined) flags |= SVC_FLAG.affinity;
   if (f.localOnly) flags |= SVC_FLAG.local;
-  if (f.kind === 'NodePort') flags |= SVC_FLAG.nodePort;
+  if (f.kind === 'NodePort') flags |= SVC_FLAG.nodeport;
   if (f.kind === 'ExternalIP' || f.kind === 'LoadBalancer') flags |= SVC_FLAG.external;
   return flags;
 }

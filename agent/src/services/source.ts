@@ -73,6 +73,7 @@ export function slimService(o: ServiceObject & { metadata?: Meta }): ServiceObje
       sessionAffinityConfig: s.sessionAffinityConfig?.clientIP ? { clientIP: defined({ timeoutSeconds: num(s.sessionAffinityConfig.clientIP.timeoutSeconds) }) } : undefined,
       externalTrafficPolicy: str(s.externalTrafficPolicy),
       internalTrafficPolicy: str(s.internalTrafficPolicy),
+      healthCheckNodePort: num(s.healthCheckNodePort),
     });
   }
   const ingress = o.status?.loadBalancer?.ingress;

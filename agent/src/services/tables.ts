@@ -14,10 +14,8 @@ import {
   backendKey as backendKeyCodec, backendValue, slotKey as slotKeyCodec, slotValue, svcKey, svcRangeKey, svcRangeValue, svcStatsKey, svcStatsValue, svcValue,
 } from '../maps/services.js';
 
-/** Bits of pn_svc.flags (enum pn_svc_flag). */
-export const SVC_FLAG = Object.freeze({ affinity: 0x1, local: 0x2, nodePort: 0x4, external: 0x8 });
-/** Bits of pn_backend.flags (enum pn_backend_flag). */
-export const BACKEND_FLAG = Object.freeze({ terminating: 0x1, local: 0x2 });
+/** Bits of pn_svc.flags and pn_backend.flags (generated from services.h). */
+export { BACKEND_FLAG, SVC_FLAG } from '../maps/gen/enums.js';
 
 /** Key of pn_services: a frontend. */
 export interface FrontendKey { addr: string; port: number; proto: number }

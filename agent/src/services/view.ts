@@ -9,7 +9,7 @@ import type { FrontendName } from './reconciler.js';
 import { BACKEND_FLAG, SVC_FLAG, type ServiceTables } from './tables.js';
 
 const PROTO_NAME: Record<number, string> = { [IP_PROTO.TCP]: 'TCP', [IP_PROTO.UDP]: 'UDP', [IP_PROTO.SCTP]: 'SCTP' };
-const FLAG_NAMES: Array<[number, string]> = [[SVC_FLAG.affinity, 'affinity'], [SVC_FLAG.local, 'local'], [SVC_FLAG.nodePort, 'nodeport'], [SVC_FLAG.external, 'external']];
+const FLAG_NAMES: Array<[number, string]> = [[SVC_FLAG.affinity, 'affinity'], [SVC_FLAG.local, 'local'], [SVC_FLAG.nodeport, 'nodeport'], [SVC_FLAG.external, 'external']];
 const KIND_ORDER = ['ClusterIP', 'NodePort', 'ExternalIP', 'LoadBalancer', 'unknown'];
 
 /** Every Service with its frontends and backends, sorted by namespace, name, port name, protocol. */
