@@ -27,7 +27,7 @@ import { CniErrorCode, type CniDelRequest, type AgentStatus, type EndpointInfo, 
 import type { ApiRequest, ApiResponse, Routes } from './api/server.js';
 import { delQueueDir, enqueueDel, readDelQueue, removeFromDelQueue } from '../../cni/src/del-queue.js';
 import { MetricsServer, createMetrics, type AgentMetrics } from './metrics/index.js';
-import { BpfServiceTables, FileServiceSource, KubeServiceSource, ServiceController, nodePortAddresses, type ServiceSource } from './services/index.js';
+import { BpfServiceTables, FileServiceSource, SERVICE_MAP_NAMES, KubeServiceSource, ServiceController, nodePortAddresses, type ServiceSource } from './services/index.js';
 import { VERSION } from './version.js';
 
 /** The lock file in the state dir that one running agent holds (flock). */
@@ -143,7 +143,8 @@ export class Agent {
       ipam: () => this.ipam?.usage() ?? { used: 0, free: 0 },
       lastReconcile: () => this.lastReconcile,
       delQueueDepth: () => this.delQueueDepth(),
-      maps: () => (this.datapath ? Object.values(this.datapath.maps) : []),
+      // The service maps report through their own group, which counts the big ones less often.
+      maps: () => (this.datapath ? Object.values(this.datapath.maps).filter((m) => !(SERVICE_MAP_NAMES as readonly string[]).includes(m.name)) : []),
       counters: () => counters?.readAll() ?? [],
       perPodLabels: cfg.metricsPodLabels,
       informers: () => (this.nodeSource ? [{ resource: 'nodes', synced: this.nodeSource.hasSynced, ...this.nodeSource.stats }] : []),
