@@ -11,7 +11,8 @@
  *   - restart: a new reconciler over the filled maps reads them back and
  *     applies the same snapshot (must write nothing);
  *   - single endpoint change: one endpoint added to one Service, then
- *     removed again, with everything else present.
+ *     removed again, with everything else present;
+ *   - the periodic check: read every map back and compare with what was written.
  * Also the heap the reconciler holds after a full sync.
  *
  * Limits (PASS/MISS): full sync on real maps within 5 s; a single endpoint
@@ -103,7 +104,7 @@ const KINDS: Kind[] = [
   { id: 'bpf', label: 'BPF hash maps (default sizes)', make: () => { const m = bpfMaps(); return { tables: new BpfServiceTables(m), close: () => m.close() }; } },
 ];
 
-interface Round { full: number; restart: number; restartWrites: number; change: number[]; heapMb: number }
+interface Round { full: number; restart: number; restartWrites: number; change: number[]; verify: number; heapMb: number }
 
 function seconds(t0: bigint): number {
   return Number(process.hrtime.bigint() - t0) / 1e9;
@@ -141,7 +142,10 @@ function runRound(kind: Kind, snap: ServiceSnapshot, changes: number): Round {
       change.push(seconds(t0));
       if (b.removed.backends !== 1) throw new Error(`single change back on ${kind.id}: removed ${b.removed.backends} backends, expected 1`);
     }
-    return { full, restart, restartWrites, change, heapMb };
+    t0 = process.hrtime.bigint();
+    if (!again.verify()) throw new Error(`verify on ${kind.id}: the maps differ from what the reconciler wrote`);
+    const verify = seconds(t0);
+    return { full, restart, restartWrites, change, verify, heapMb };
   } finally {
     close();
   }
@@ -178,13 +182,13 @@ async function main(): Promise<void> {
     return {
       id: k.id, label: k.label, rounds: rs.length,
       fullS: median(rs.map((r) => r.full)), restartS: median(rs.map((r) => r.restart)), restartWrites: Math.max(...rs.map((r) => r.restartWrites)),
-      changeMs: median(rs.flatMap((r) => r.change)) * 1000, heapMb: median(rs.map((r) => r.heapMb)),
+      changeMs: median(rs.flatMap((r) => r.change)) * 1000, verifyMs: median(rs.map((r) => r.verify)) * 1000, heapMb: median(rs.map((r) => r.heapMb)),
     };
   });
   console.log(`Service reconcile: ${services} Services x ${endpoints} endpoints (${services * endpoints} endpoints), ${rounds} rounds, ${changes * 2} single changes per round`);
   console.log(NOISE_NOTE);
-  console.log(formatTable(['tables', 'rounds', 'full sync s (p50)', 'restart s (p50)', 'restart writes', 'single change ms (p50)', 'change / full', 'heap held MB'],
-    rows.map((r) => [r.label, r.rounds, fmt(r.fullS, 3), fmt(r.restartS, 3), r.restartWrites, fmt(r.changeMs, 1), fmt(ratio(r.changeMs / 1000, r.fullS), 4), fmt(r.heapMb, 1)])));
+  console.log(formatTable(['tables', 'rounds', 'full sync s (p50)', 'restart s (p50)', 'restart writes', 'single change ms (p50)', 'change / full', 'periodic check ms', 'heap held MB'],
+    rows.map((r) => [r.label, r.rounds, fmt(r.fullS, 3), fmt(r.restartS, 3), r.restartWrites, fmt(r.changeMs, 1), fmt(ratio(r.changeMs / 1000, r.fullS), 4), fmt(r.verifyMs, 1), fmt(r.heapMb, 1)])));
   const fake = rows.find((r) => r.id === 'fake')!;
   const bpf = rows.find((r) => r.id === 'bpf');
   if (bpf) console.log(`BPF / fake: full sync ${fmt(ratio(bpf.fullS, fake.fullS))}x, single change ${fmt(ratio(bpf.changeMs, fake.changeMs))}x`);

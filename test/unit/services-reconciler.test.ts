@@ -157,6 +157,24 @@ describe('the service reconciler', () => {
     assert.deepEqual(t.broken(), []);
   });
 
+  it('tells whether the maps still hold what it wrote', () => {
+    const { t, r } = setup();
+    assert.equal(r.verify(), false, 'nothing is known before the first pass');
+    r.apply(snap([web()], [webSlice('10.244.0.5', '10.244.0.6')]), node);
+    assert.equal(r.verify(), true);
+    const [id, b] = [...t.backends][0]!;
+    t.backends.set(id, { ...b, flags: 3 });
+    assert.equal(r.verify(), false);
+    t.backends.set(id, b);
+    t.slots.delete([...t.slots.keys()][0]!);
+    assert.equal(r.verify(), false);
+    r.load();
+    r.apply(snap([web()], [webSlice('10.244.0.5', '10.244.0.6')]), node);
+    assert.equal(r.verify(), true);
+    assert.deepEqual(t.broken(), []);
+    assert.equal(t.frontend('10.96.0.10', 80, TCP)!.count, 2, 'the missing slot is written again');
+  });
+
   it('does not hand out a backend id conntrack still names after a restart', () => {
     const { t, r } = setup();
     r.apply(snap([web()], [webSlice('10.244.0.5')]), node);

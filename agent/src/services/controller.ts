@@ -81,7 +81,11 @@ export class ServiceController {
     });
   }
 
-  /** A full pass: read the maps back and apply the last snapshot again (periodic repair). */
+  /**
+   * The periodic check: when the maps differ from what the agent wrote
+   * (changed behind its back), read them back and compute every Service
+   * again; otherwise apply the last snapshot (nothing to write).
+   */
   resync(): Promise<void> {
     if (this.last) this.pass(true);
     return this.chain;
@@ -99,7 +103,10 @@ export class ServiceController {
   private pass(full: boolean): void {
     if (this.stopped || !this.last) return;
     const node = this.node();
-    if (full) this.reconciler.load();
+    if (full && !this.reconciler.verify()) {
+      this.d.log.warn({}, 'the service maps differ from what this agent wrote: reading them back and computing every Service again');
+      this.reconciler.load();
+    }
     const snap = this.last;
     this.apply(snap, node.addresses, node);
     const health = this.health;

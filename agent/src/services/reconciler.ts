@@ -258,13 +258,45 @@ export class ServiceReconciler {
       this.ids.backend.floor(id);
     }
     this.ranges = new Set(this.t.readRanges());
-    const ct = this.t.conntrackMaxIds();
-    this.ids.backend.floor(ct.backend);
-    this.ids.frontend.floor(ct.frontend);
+    if (!this.loaded) {
+      // Only at start: ids are never handed out twice while this process runs anyway.
+      const ct = this.t.conntrackMaxIds();
+      this.ids.backend.floor(ct.backend);
+      this.ids.frontend.floor(ct.frontend);
+    }
     this.forgetPlans();
     // Group ids stay claimed by their keys only while something in the maps uses them.
     for (const [k, id] of this.groupIds) if (!this.groupFes.has(id) && !this.groups.has(id)) this.groupIds.delete(k);
     this.loaded = true;
+  }
+
+  /**
+   * True when the maps hold exactly what this reconciler believes they do:
+   * the cheap periodic check (reads the maps, computes nothing). False
+   * before the first load().
+   */
+  verify(): boolean {
+    if (!this.loaded) return false;
+    const fes = this.t.readFrontends();
+    if (fes.length !== this.fe.size) return false;
+    for (const [k, v] of fes) {
+      const m = this.fe.get(fkey(k.addr, k.port, k.proto));
+      if (!m || !sameFrontend(m.value, v)) return false;
+    }
+    let slots = 0;
+    for (const g of this.groups.values()) for (const id of g) if (id !== 0) slots++;
+    const held = this.t.readSlots();
+    if (held.length !== slots) return false;
+    for (const [k, id] of held) if (this.groups.get(k.groupId)?.[k.slot] !== id) return false;
+    const bes = this.t.readBackends();
+    if (bes.length !== this.be.size) return false;
+    for (const [id, v] of bes) {
+      const k = this.beById.get(id);
+      const m = k === undefined ? undefined : this.be.get(k);
+      if (!m || m.value.addr !== v.addr || m.value.port !== v.port || m.value.proto !== v.proto || m.value.flags !== v.flags) return false;
+    }
+    const ranges = this.t.readRanges();
+    return ranges.length === this.ranges.size && ranges.every((r) => this.ranges.has(r));
   }
 
   /** The next pass recomputes every Service and removes what none asks for. */
