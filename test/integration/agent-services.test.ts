@@ -15,6 +15,7 @@ import { TestNode, testCidr } from '../lib/agent-fixture.js';
 import { apiCall } from '../../agent/src/api/client.js';
 import type { ServicesInfo } from '../../agent/src/api/protocol.js';
 import { BpfMap } from '../../agent/src/libbpf/index.js';
+import { podnet } from '../lib/podnet-cli.js';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -122,6 +123,15 @@ describe('Services in a real agent from a file', () => {
     await until('the second endpoint appears', (x) => backends(x).length === 4);
     assert.equal(count('pn_backends'), 2);
     assert.equal((JSON.parse((await get(hcPort)).body) as { localEndpoints: number }).localEndpoints, 2);
+  });
+
+  test('podnet services prints the same from its own process, as JSON and as a table', async () => {
+    const j = await podnet(['services', '-o', 'json', '--api-socket', node.socket]);
+    assert.equal(j.code, 0, j.stderr);
+    assert.deepEqual(JSON.parse(j.stdout), await services().then((s) => ({ ...s, lastReconcile: JSON.parse(j.stdout).lastReconcile })));
+    const t = await podnet(['services', '--api-socket', node.socket, '-n', 'shop']);
+    assert.equal(t.code, 0, t.stderr);
+    assert.match(t.stdout, /^shop\/web\s+http\/TCP\s+10\.96\.239\.10:80\s+ClusterIP\s+-\s+0\s+0\s+10\.244\.39\.5:8080, 10\.244\.39\.6:8080$/m);
   });
 
   test('keeps every frontend, group and backend id across an agent restart', async () => {
