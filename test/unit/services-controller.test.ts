@@ -44,7 +44,7 @@ describe('the service controller', () => {
   it('repairs an entry removed behind its back on the periodic resync', async () => {
     const tables = new FakeServiceTables();
     const source = new FakeSource();
-    const c = new ServiceController({ tables, source, nodeName: 'n', addresses: () => [], defaultServiceCidrs: [], log: silentLogger() });
+    const c = new ServiceController({ tables, source, nodeName: 'n', addresses: () => [], defaultServiceCidrs: [], log: silentLogger(), verifyIntervalMs: 0 });
     c.start();
     source.push(web);
     tables.frontends.clear();

@@ -32,6 +32,8 @@ export interface ServiceControllerDeps {
   log: Logger;
   /** Serve healthCheckNodePorts (default true). */
   healthChecks?: boolean;
+  /** How often resync() reads every map back to compare, ms (default 5 minutes; 0: every call). */
+  verifyIntervalMs?: number;
 }
 
 /** How long a count of the maps the agent does not mirror (conntrack, affinity, stats) is reused, ms. */
@@ -47,6 +49,7 @@ export class ServiceController {
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
   private counts = new Map<ServiceMapName, { n: number; at: number }>();
+  private lastVerify = 0;
 
   constructor(private readonly d: ServiceControllerDeps) {
     this.reconciler = new ServiceReconciler({
@@ -82,12 +85,17 @@ export class ServiceController {
   }
 
   /**
-   * The periodic check: when the maps differ from what the agent wrote
-   * (changed behind its back), read them back and compute every Service
-   * again; otherwise apply the last snapshot (nothing to write).
+   * The periodic check: at most every verifyIntervalMs (reading every map
+   * back costs about half a full sync), compare the maps with what the
+   * agent wrote; when they differ (changed behind its back), read them back
+   * and compute every Service again.
    */
   resync(): Promise<void> {
-    if (this.last) this.pass(true);
+    const now = Date.now();
+    if (this.last && now - this.lastVerify >= (this.d.verifyIntervalMs ?? 300_000)) {
+      this.lastVerify = now;
+      this.pass(true);
+    }
     return this.chain;
   }
 
@@ -111,7 +119,7 @@ export class ServiceController {
     this.apply(snap, node.addresses, node);
     const health = this.health;
     if (health) {
-      const targets = healthCheckTargets(this.reconciler.lastServices(), this.reconciler.lastDesired(), this.d.nodeName);
+      const targets = healthCheckTargets(this.reconciler.lastServices(), (svc) => this.reconciler.frontendsOf(svc), this.d.nodeName);
       this.chain = this.chain.then(async () => {
         if (this.stopped) return;
         await health.update(targets, node.addresses);

@@ -30,15 +30,13 @@ export interface HealthCheckTarget {
 
 /**
  * The healthCheckNodePorts the Services ask for, with their local ready
- * endpoint counts taken from the desired frontends.
+ * endpoint counts taken from the desired frontends (a list, or the
+ * frontends of one "namespace/name", so only the Services that ask are looked at).
  */
-export function healthCheckTargets(services: readonly ServiceObject[], frontends: readonly Frontend[], nodeName: string): HealthCheckTarget[] {
-  const local = new Map<string, Set<string>>();
-  for (const f of frontends) {
-    let s = local.get(f.service);
-    if (!s) local.set(f.service, (s = new Set()));
-    for (const b of f.backends) if (b.state === 'ready' && b.nodeName === nodeName) s.add(b.ip);
-  }
+export function healthCheckTargets(
+  services: readonly ServiceObject[], frontends: readonly Frontend[] | ((service: string) => readonly Frontend[]), nodeName: string,
+): HealthCheckTarget[] {
+  const of = typeof frontends === 'function' ? frontends : (svc: string): readonly Frontend[] => frontends.filter((f) => f.service === svc);
   const out: HealthCheckTarget[] = [];
   for (const svc of services) {
     const spec = svc.spec ?? {};
@@ -47,7 +45,9 @@ export function healthCheckTargets(services: readonly ServiceObject[], frontends
     if (spec.type !== 'LoadBalancer' && spec.type !== 'NodePort') continue;
     const namespace = svc.metadata?.namespace ?? 'default';
     const name = svc.metadata?.name ?? '';
-    out.push({ namespace, name, port, localEndpoints: local.get(`${namespace}/${name}`)?.size ?? 0 });
+    const local = new Set<string>();
+    for (const f of of(`${namespace}/${name}`)) for (const b of f.backends) if (b.state === 'ready' && b.nodeName === nodeName) local.add(b.ip);
+    out.push({ namespace, name, port, localEndpoints: local.size });
   }
   return out.sort((a, b) => a.port - b.port);
 }

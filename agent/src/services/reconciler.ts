@@ -646,6 +646,11 @@ export class ServiceReconciler {
     return out;
   }
 
+  /** The desired frontends of one Service ("namespace/name") in the last snapshot. */
+  frontendsOf(service: string): readonly Frontend[] {
+    return this.plans.get(service)?.frontends ?? [];
+  }
+
   /** The Service objects of the last snapshot. */
   lastServices(): ServiceObject[] {
     const out: ServiceObject[] = [];
