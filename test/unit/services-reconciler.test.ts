@@ -312,6 +312,10 @@ describe('the service reconciler', () => {
     assert.deepEqual([...t.ranges].sort(), ['10.222.0.0/16', '10.223.0.0/24']);
     r.apply(snap([], []), node);
     assert.deepEqual([...t.ranges], CIDRS);
+    // A dual-stack cluster's ServiceCIDRs: the IPv6 one is not for this datapath.
+    const out = r.apply(snap([], [], ['10.222.0.0/16', 'fd00:10:96::/112']), node);
+    assert.deepEqual(out.errors, []);
+    assert.deepEqual([...t.ranges], ['10.222.0.0/16']);
   });
 
   it('recomputes only Services whose object or slices changed, also when the source copies unchanged objects', () => {
@@ -344,6 +348,15 @@ describe('the service reconciler', () => {
     r.apply(snap([other], [slice('web2', [{ name: 'http', port: 9090, protocol: 'TCP' }], [ep('10.244.0.6')])]), node);
     assert.deepEqual(t.backendsOf('10.96.0.10', 80, TCP), ['10.244.0.6:9090']);
     assert.deepEqual(t.broken(), []);
+  });
+
+  it('skips ports that cannot exist instead of failing the whole pass', () => {
+    const { t, r } = setup();
+    const bad = svc('bad', { clusterIP: '10.96.0.30', ports: [{ name: 'x', port: 70000 }, { name: 'y', port: 81 }] });
+    const out = r.apply(snap([web(), bad], [webSlice('10.244.0.5'), slice('bad', [{ name: 'y', port: 0 }], [ep('10.244.0.7')])]), node);
+    assert.deepEqual(out.errors, []);
+    assert.equal(t.frontend('10.96.0.30', 81, TCP)!.count, 0);
+    assert.deepEqual(t.backendsOf('10.96.0.10', 80, TCP), ['10.244.0.5:8080']);
   });
 
   it('keeps TCP and UDP backends of one endpoint apart', () => {

@@ -398,8 +398,13 @@ export class ServiceReconciler {
       const slices = slicesOf.get(key) ?? [];
       const old = this.plans.get(key);
       if (old && sameObject(old.svc, svc) && old.slices.length === slices.length && old.slices.every((x, i) => sameObject(x, slices[i]))) return;
-      const frontends = svc ? desiredFrontends([svc], slices, node) : [];
-      const plan: ServicePlan = { svc, slices, frontends, endpoints: endpointPorts(slices, node), groupKeys: [] };
+      // Ports outside 1..65535 cannot be written (the API server never sends them; a hand-written file might).
+      const okPort = (p: number): boolean => Number.isInteger(p) && p > 0 && p <= 0xffff;
+      const frontends = (svc ? desiredFrontends([svc], slices, node) : []).filter((f) => okPort(f.port));
+      for (const f of frontends) if (f.backends.some((b) => !okPort(b.port))) f.backends = f.backends.filter((b) => okPort(b.port));
+      const endpoints = endpointPorts(slices, node);
+      for (const [k, e] of endpoints) if (!okPort(e.port)) endpoints.delete(k);
+      const plan: ServicePlan = { svc, slices, frontends, endpoints, groupKeys: [] };
       changes.push({ key, old, plan: svc || slices.length > 0 ? plan : undefined });
     };
     for (const key of services.keys()) consider(key);
@@ -549,7 +554,9 @@ export class ServiceReconciler {
     for (const [k, owner] of wantedBy) this.feOwner.set(k, owner);
 
     // Ranges after the frontends: a new range never drops traffic to a Service just added.
-    const wantRanges = new Set(snap.serviceCidrs && snap.serviceCidrs.length > 0 ? snap.serviceCidrs : this.d.defaultServiceCidrs);
+    // IPv4 only: the datapath has no IPv6 Services (a dual-stack cluster's ServiceCIDRs have both).
+    const v4 = (cidrs: readonly string[] | undefined): string[] => (cidrs ?? []).filter((c) => /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(c));
+    const wantRanges = new Set(v4(snap.serviceCidrs).length > 0 ? v4(snap.serviceCidrs) : v4(this.d.defaultServiceCidrs));
     const addRanges = [...wantRanges].filter((c) => !this.ranges.has(c));
     const rangeFailed = fail('pn_svc_ranges', 'write', this.t.writeRanges(addRanges));
     addRanges.forEach((c, i) => { if (!rangeFailed.has(i)) { this.ranges.add(c); out.written.ranges++; } });
