@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfMap } from '../../agent/src/libbpf/index.js';
-import { NETDEV_OBJECT, POD_OBJECT, loadObject } from '../../agent/src/datapath/index.js';
+import { NETDEV_OBJECT, POD_OBJECT, SOCK_OBJECT, loadObject } from '../../agent/src/datapath/index.js';
 import { CONNTRACK, DEFAULT_SERVICE_MAP_SIZES, SERVICE_MAP_SIZES, createAgentMaps, openNodeMaps, openPinnedMap, serviceMapSizes } from '../../agent/src/maps/index.js';
 import { parsePool } from '../../agent/src/ipam/index.js';
 import { bpffsDir, rmBpffsDir, scratchDir } from '../fixtures/bpf/fixtures.js';
@@ -37,10 +37,11 @@ describe('configurable service map sizes', () => {
     assert.throws(() => serviceMapSizes({ pn_ct: 1.5 }), /1\.5 is not an integer/);
   });
 
-  test('both objects load with the configured sizes and share one instance of each map', async () => {
+  test('every node object loads with the configured sizes and they share one instance of each map', async () => {
     using podObj = await loadObject(POD_OBJECT, { bpffs: pins, cacheDir: cache, node: { pool, serviceMapSizes: sizes } });
     using netObj = await loadObject(NETDEV_OBJECT, { bpffs: pins, cacheDir: cache, node: { pool, serviceMapSizes: sizes } });
-    assert.equal(podObj.loaded && netObj.loaded, true);
+    using sockObj = await loadObject(SOCK_OBJECT, { bpffs: pins, cacheDir: cache, node: { pool, serviceMapSizes: sizes } });
+    assert.equal(podObj.loaded && netObj.loaded && sockObj.loaded, true);
     using ct = BpfMap.openPinned(join(pins, 'pn_ct'));
     using svc = BpfMap.openPinned(join(pins, 'pn_services'));
     using be = BpfMap.openPinned(join(pins, 'pn_backends'));
