@@ -37,13 +37,11 @@ describe('configurable service map sizes', () => {
     assert.throws(() => serviceMapSizes({ pn_ct: 1.5 }), /1\.5 is not an integer/);
   });
 
-  test('both objects load with the configured sizes and share one instance of each map', async () => {
+  test('every node object loads with the configured sizes and they share one instance of each map', async () => {
     using podObj = await loadObject(POD_OBJECT, { bpffs: pins, cacheDir: cache, node: { pool, serviceMapSizes: sizes } });
     using netObj = await loadObject(NETDEV_OBJECT, { bpffs: pins, cacheDir: cache, node: { pool, serviceMapSizes: sizes } });
-    // The socket programs' maps are node maps too: openNodeMaps below needs their pins.
     using sockObj = await loadObject(SOCK_OBJECT, { bpffs: pins, cacheDir: cache, node: { pool, serviceMapSizes: sizes } });
-    void sockObj;
-    assert.equal(podObj.loaded && netObj.loaded, true);
+    assert.equal(podObj.loaded && netObj.loaded && sockObj.loaded, true);
     using ct = BpfMap.openPinned(join(pins, 'pn_ct'));
     using svc = BpfMap.openPinned(join(pins, 'pn_services'));
     using be = BpfMap.openPinned(join(pins, 'pn_backends'));

@@ -13,6 +13,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { TestNode, inNetns, rand, testCidr } from '../lib/agent-fixture.js';
 import {
   CountersMap, DROP_REASONS, backendKey, backendValue, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcValue,
@@ -183,16 +185,19 @@ describe('Service traffic through ClusterIPs between real pods', () => {
     assert.deepEqual(r, { ok: true, peer: `${HOST_SVC_IP}:443`, data: 'host:api' });
   });
 
-  test('from_netdev on the uplink takes a NodePort connection from outside the node to the backend pod', (t) => {
+  test('from_netdev on the uplink takes a NodePort connection from outside the node to the backend pod', async (t) => {
     // The answer is forwarded by the host stack from the pod's veth to the uplink.
     const forwarding = execFileSync('sysctl', ['-n', 'net.ipv4.ip_forward'], { encoding: 'utf8' }).trim();
     if (forwarding !== '1') execFileSync('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     t.after(() => { if (forwarding !== '1') execFileSync('sysctl', ['-qw', `net.ipv4.ip_forward=${forwarding}`]); });
-    assert.deepEqual(node.agent!.datapath.attachUplink(uplink), ['from_netdev']);
-    assert.deepEqual(node.agent!.datapath.attachUplink(uplink), [], 'attaching again changes nothing');
+    assert.deepEqual(await node.agent!.datapath.attachUplink(uplink), ['from_netdev']);
+    assert.deepEqual(await node.agent!.datapath.attachUplink(uplink), [], 'attaching again changes nothing');
     const r = client(outside!.name, 'tcp', nodeAddr, 30080, 'np');
     assert.deepEqual(r, { ok: true, peer: `${nodeAddr}:30080`, data: 'backend:np' });
     assert.deepEqual(client(outside!.name, 'tcp', nodeAddr, 30081), { ok: false, code: 'ECONNREFUSED' }, 'a NodePort without backends resets');
+    node.agent!.datapath.detachUplink(uplink);
+    assert.equal(existsSync(join(node.bpffs, 'links', uplink)), false, 'no pins left for the uplink');
+    node.agent!.datapath.detachUplink(uplink); // already detached: fine
   });
 
   test('a connection to an address in the service range that is no Service is dropped on the node and counted', () => {

@@ -28,6 +28,15 @@ describe('the cgroup v2 root', () => {
     assert.equal(findCgroup2Root(text), '/mnt/my cgroup');
   });
 
+  it('is the host hierarchy mounted into a private cgroup namespace when no mount of "/" exists', () => {
+    const text = [
+      '60 23 0:38 /../../.. /host/cgroup rw - cgroup2 cgroup2 rw',
+      '61 23 0:38 /kubepods/x /sys/fs/cgroup rw - cgroup2 cgroup2 rw',
+    ].join('\n');
+    assert.equal(findCgroup2Root(text), '/host/cgroup');
+    assert.equal(findCgroup2Root(`${text}\n62 23 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw`), '/sys/fs/cgroup/unified', 'a mount of "/" wins');
+  });
+
   it('is missing without a cgroup2 mount, and the error says how to get one', () => {
     const dir = mkdtempSync(join(tmpdir(), 'pn-cg-'));
     try {

@@ -14,18 +14,23 @@ function unescape(field: string): string {
 /**
  * The mount point of the cgroup v2 hierarchy's root in a /proc/<pid>/mountinfo
  * text: the first cgroup2 mount whose mounted root is "/" (a mount of a
- * subtree would hook only that subtree's processes). Undefined when there is none.
+ * subtree would hook only that subtree's processes). An agent in a private
+ * cgroup namespace sees the host's hierarchy, bind-mounted in, with a root
+ * of only ".." segments (it lies above the namespace's root); such a mount
+ * is taken when no "/" mount exists. Undefined when there is neither.
  */
 export function findCgroup2Root(mountinfo: string): string | undefined {
+  let above: string | undefined;
   for (const line of mountinfo.split('\n')) {
     // id parent major:minor root mount-point options [optional...] - fstype source super-options
     const fields = line.split(' ');
     const dash = fields.indexOf('-');
     if (dash < 6 || fields[dash + 1] !== 'cgroup2') continue;
-    if (unescape(fields[3]!) !== '/') continue;
-    return unescape(fields[4]!);
+    const root = unescape(fields[3]!);
+    if (root === '/') return unescape(fields[4]!);
+    if (/^(\/\.\.)+\/?$/.test(root)) above ??= unescape(fields[4]!);
   }
-  return undefined;
+  return above;
 }
 
 /**
@@ -35,7 +40,7 @@ export function findCgroup2Root(mountinfo: string): string | undefined {
 export function cgroup2Root(mountinfoPath = '/proc/self/mountinfo'): string {
   const root = findCgroup2Root(readFileSync(mountinfoPath, 'utf8'));
   if (root === undefined) {
-    throw new PodnetError('NO_CGROUP', `attach socket load balancing: find the cgroup v2 root: ${mountinfoPath} lists no cgroup2 mount of the hierarchy's root (mount one, e.g. mount -t cgroup2 none /sys/fs/cgroup/unified)`);
+    throw new PodnetError('NO_CGROUP', `attach socket load balancing: find the cgroup v2 root: ${mountinfoPath} lists no cgroup2 mount of the hierarchy's root (mount one, e.g. mount -t cgroup2 none /sys/fs/cgroup/unified; in a container, mount the host's cgroup2 directory in)`);
   }
   return root;
 }

@@ -27,7 +27,7 @@ import {
 } from './attachments.js';
 import { cgroupId } from '../libbpf/index.js';
 import { cgroup2Root } from './cgroup.js';
-import { loadObject, type LoadedObject } from './loader.js';
+import { loadObject, type LoadedObject, type LoadOptions } from './loader.js';
 import { migrateLegacyPins } from './migrate.js';
 import { NODE_OBJECTS, type ConntrackTimeouts, type NodeConstants, type ObjectDescriptor, type ProgramDescriptor } from './objects.js';
 import { attachPin, cgroupLinksDir, cgroupPin, interfaceDir, linksDir, parseAttachPin, progsDir } from './pins.js';
@@ -43,7 +43,7 @@ export interface DatapathOptions {
   pool: Pool;
   attachMode: AttachModeOption;
   log: Logger;
-  /** The objects to load (default: every node object). */
+  /** The objects to load (default: every node object with a program for a target this node has: pods always, the uplink when `uplink` is set). */
   objects?: readonly ObjectDescriptor[];
   /** max_entries of the resizable service maps (default DEFAULT_SERVICE_MAP_SIZES). */
   serviceMapSizes?: ServiceMapSizes;
@@ -79,9 +79,11 @@ export class Datapath implements PodAttacher {
   private constructor(
     readonly mode: TcMode,
     readonly maps: NodeMaps,
-    private readonly objects: readonly LoadedObject[],
+    private readonly objects: LoadedObject[],
     private readonly bpffs: string,
     private readonly log: Logger,
+    /** How the objects were loaded, for one loaded later (the uplink's). */
+    private readonly load: Omit<LoadOptions, 'bpffs'>,
     /** Where the cgroup programs are attached; undefined with socketLb off. */
     readonly cgroup: CgroupTarget | undefined,
     private readonly destroyer: SocketDestroyer | undefined,
@@ -103,7 +105,9 @@ export class Datapath implements PodAttacher {
     };
     let destroyer: SocketDestroyer | undefined;
     try {
-      for (const desc of o.objects ?? NODE_OBJECTS) {
+      // The socket object always loads (it declares pn_sock_rev); socketLb decides whether it is attached.
+      const targets = new Set<ProgramDescriptor['target']>(o.uplink !== undefined ? ['pod', 'uplink', 'cgroup'] : ['pod', 'cgroup']);
+      for (const desc of o.objects ?? NODE_OBJECTS.filter((d) => d.programs.some((p) => targets.has(p.target)))) {
         loaded.push(await loadObject(desc, { bpffs: o.bpffs, cacheDir: o.cacheDir, node, ...(o.bpfDir ? { bpfDir: o.bpfDir } : {}) }));
       }
       const programs = new Map<string, { object: string; prog: Program }>();
@@ -128,10 +132,10 @@ export class Datapath implements PodAttacher {
         }
       }
       const maps = openNodeMaps(o.bpffs, o.serviceMapSizes);
-      const dp = new Datapath(mode, maps, loaded, o.bpffs, o.log, cgroup, destroyer, destroyerError);
+      const dp = new Datapath(mode, maps, loaded, o.bpffs, o.log, { cacheDir: o.cacheDir, node, ...(o.bpfDir ? { bpfDir: o.bpfDir } : {}) }, cgroup, destroyer, destroyerError);
       if (o.uplink !== undefined) {
         try {
-          dp.attachUplink(o.uplink);
+          await dp.attachUplink(o.uplink);
         } catch (err) {
           for (const m of Object.values(maps)) m.close();
           throw err;
@@ -263,17 +267,27 @@ export class Datapath implements PodAttacher {
 
   /**
    * Attaches every uplink program (from_netdev on tc ingress) to the
-   * node's uplink, in this network namespace, and pins the attachments
+   * node's uplink, in this network namespace, loading its object first
+   * when this start did not, and pins the attachments
    * under links/<ifname>/ like a pod's; an existing attachment is updated
    * in place. Returns the programs attached or updated.
    * @throws PodnetError NOT_FOUND when the interface does not exist.
    */
-  attachUplink(ifname: string): string[] {
+  async attachUplink(ifname: string): Promise<string[]> {
     let ifindex: number;
     try {
       ifindex = Number(readFileSync(join('/sys/class/net', ifname, 'ifindex'), 'utf8').trim());
     } catch (err) {
       throw new PodnetError('NOT_FOUND', `attach the uplink programs to ${ifname}: no such interface`, { cause: err });
+    }
+    // A node started without an uplink has not loaded the uplink's objects.
+    const fresh: LoadedObject[] = [];
+    for (const desc of NODE_OBJECTS) {
+      if (!desc.programs.some((p) => p.target === 'uplink') || this.objects.some((l) => l.desc.name === desc.name)) continue;
+      const obj = await loadObject(desc, { bpffs: this.bpffs, ...this.load });
+      this.objects.push(obj);
+      fresh.push(obj);
+      this.log.info({ object: desc.name, generation: obj.generation, loaded: obj.loaded }, obj.loaded ? 'loaded datapath object' : 'adopted pinned datapath object');
     }
     mkdirSync(interfaceDir(this.bpffs, ifname), { recursive: true });
     const done: string[] = [];
@@ -282,6 +296,8 @@ export class Datapath implements PodAttacher {
       if (outcome !== 'unchanged') done.push(desc.name);
       this.log.info({ ifname, ifindex, program: desc.name, outcome }, 'uplink program attached');
     }
+    // Only once the attachment runs the new generation.
+    for (const obj of fresh) obj.retireOtherGenerations(this.bpffs);
     return done;
   }
 
@@ -289,6 +305,31 @@ export class Datapath implements PodAttacher {
   program(name: string): Program {
     for (const obj of this.objects) if (obj.desc.programs.some((p) => p.name === name)) return obj.program(name);
     throw new PodnetError('NOT_FOUND', `program ${name}: no loaded object has it`);
+  }
+
+  /**
+   * Detaches the uplink programs from `ifname` and removes their pins; a
+   * hook already gone is fine.
+   * @throws AggregateError of every hook that failed, after trying all of them.
+   */
+  detachUplink(ifname: string): void {
+    let ifindex: number | undefined;
+    try {
+      ifindex = Number(readFileSync(join('/sys/class/net', ifname, 'ifindex'), 'utf8').trim());
+    } catch {
+      ifindex = undefined; // the device is gone, and its hooks with it
+    }
+    const errors: unknown[] = [];
+    for (const { desc } of this.targetPrograms('uplink')) {
+      try {
+        detachHook(attachPin(this.bpffs, ifname, desc.name, desc.hook), desc, ifindex);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    removeDirIfEmpty(interfaceDir(this.bpffs, ifname));
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `detach uplink programs from ${ifname}`);
   }
 
   /**
