@@ -8,11 +8,11 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FileServiceSource, ServiceFileError, parseServiceDocuments, type ServiceSnapshot } from '../../agent/src/services/index.js';
+import { FileServiceSource, ServiceFileError, desiredFrontends, parseServiceDocuments, type ServiceSnapshot } from '../../agent/src/services/index.js';
 import { silentLogger } from '../../agent/src/log/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'podnet-svc-file-'));
@@ -156,6 +156,17 @@ describe('parseServiceDocuments', () => {
       'apiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec: {type: ExternalName, externalName: example.org}\n',
     ].join('---\n'));
     assert.equal(got.services.length, 2);
+  });
+
+  it('reads the demo\'s services file once the demo filled in its addresses', () => {
+    // As scripts/demo.sh's services_file does: the Service address, then one ready endpoint per pod.
+    const template = readFileSync(new URL('../../scripts/demo-services.yaml', import.meta.url), 'utf8');
+    const eps = ['10.244.7.2', '10.244.7.3'].map((ip) => `  - addresses: [${ip}]\n    conditions: {ready: true}\n    nodeName: demo-node`).join('\n');
+    const text = template.replaceAll('@SERVICE_IP@', '10.96.7.10').split('\n').map((l) => (l === '@ENDPOINTS@' ? eps : l)).join('\n');
+    const got = parseServiceDocuments(text);
+    assert.deepEqual(got.services.map((x) => [x.metadata?.namespace, x.metadata?.name, x.spec?.clusterIP]), [['demo', 'web', '10.96.7.10']]);
+    const fe = desiredFrontends(got.services, got.slices, { name: 'demo-node', addresses: [] });
+    assert.deepEqual(fe.map((f) => [f.address, f.port, f.backends.map((b) => `${b.ip}:${b.port}`)]), [['10.96.7.10', 80, ['10.244.7.2:8080', '10.244.7.3:8080']]]);
   });
 
   it('refuses more documents than its limit', () => {
