@@ -143,7 +143,11 @@ ls -l "$DEMO/cni/bin/podnet"
 # The agent watches this file; it starts with no Services (comments only).
 printf '# Services and EndpointSlices for standalone mode: none yet\n' > "$DEMO/services.yaml"
 say "Starting the agent (pod CIDR $CIDR, pins under $BPFFS)"
-"$PODNET" agent --node-name demo-node --pod-cidr "$CIDR" --source "file:$DEMO/services.yaml" \
+# The service range, for agents that take it (addresses in it that match no
+# Service are dropped on the node).
+svc_flags=()
+if "$PODNET" agent --help 2>/dev/null | grep -q -- '--service-cidr'; then svc_flags=(--service-cidr "$SVC_CIDR"); fi
+"$PODNET" agent --node-name demo-node --pod-cidr "$CIDR" --source "file:$DEMO/services.yaml" "${svc_flags[@]}" \
   --bpffs "$BPFFS" --state-dir "$DEMO/state" --api-socket "$SOCK" --metrics-addr "$METRICS" \
   --log-level warn &
 AGENT_PID=$!

@@ -159,6 +159,7 @@ export class KubeServiceSource implements ServiceSource {
       if (this.stopped) return;
       this.cidrApi = type.apiVersion;
       const kick = (): void => this.coalescer.kick();
+      this.cidrs?.stop();
       this.cidrs = new Informer(this.transport, type, {}, { add: kick, update: kick, delete: kick, synced: kick },
         this.log.child({ informer: 'servicecidrs' }), { ...this.informerOpts, transform: slimCidr });
       this.cidrs.start();
