@@ -8,11 +8,11 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FileServiceSource, ServiceFileError, parseServiceDocuments, type ServiceSnapshot } from '../../agent/src/services/index.js';
+import { FileServiceSource, ServiceFileError, desiredFrontends, parseServiceDocuments, type ServiceSnapshot } from '../../agent/src/services/index.js';
 import { silentLogger } from '../../agent/src/log/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'podnet-svc-file-'));
@@ -75,7 +75,7 @@ function watchFile(path: string) {
 describe('parseServiceDocuments', () => {
   it('reads Services and EndpointSlices from a multi-document file, keeping only the fields the model reads', () => {
     const got = parseServiceDocuments(`# the demo's Services\n${WEB}---\n# nothing here\n---\n${WEB_SLICE}`);
-    assert.equal(got.documents, 3);
+    assert.equal(got.documents, 2, 'the document of only a comment is not counted');
     assert.deepEqual(got.services, [{
       metadata: { name: 'web', namespace: 'demo' },
       spec: {
@@ -124,8 +124,9 @@ describe('parseServiceDocuments', () => {
       ['apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n', /^document 1 \(Deployment default\/web, line 2\): kind: "Deployment" is not accepted: a services file holds v1 Service and discovery\.k8s\.io\/v1 EndpointSlice objects/],
       ['metadata: {name: web}\n', /^document 1 \(object default\/web, line 1\): kind: required/],
       ['- just\n- a list\n', /^document 1 \(line 1\): expected a Kubernetes object \(a mapping\), got a list$/],
-      ['# a comment before the first ---\n---\nkind: Service\napiVersion: v1\nmetadata: {name: web\n', /^document 1 \(line 6, column 1\): YAML: Flow map in block collection/],
-      ['apiVersion: v1\nkind: Service\nmetadata: {name: web}\nmetadata: {name: web2}\n', /^document 1 \(line 4, column 1\): YAML: Map keys must be unique/],
+      ['# a comment before the first ---\n---\nkind: Service\napiVersion: v1\nmetadata: {name: web\n', /^document 1 \(line 6, column 1\): YAML: unexpected end of the stream within a flow collection$/],
+      [`${svc('a', '10.96.0.1')}---\n${svc('b', '10.96.0.2')}---\nkind: Service\nmetadata: {name: c}\nspec: [1,\n`, /^document 3 \(line 14, column 1\): YAML: unexpected end of the stream within a flow collection$/],
+      ['apiVersion: v1\nkind: Service\nmetadata: {name: web}\nmetadata: {name: web2}\n', /^document 1 \(line 4, column 1\): YAML: duplicated mapping key$/],
       [`${svc('web', '10.96.0.1')}---\n${svc('web', '10.96.0.2')}`, /^document 2 \(Service default\/web, line 8\): metadata\.name: Service default\/web is already defined in document 1$/],
       [`${svc('a', '10.96.0.1')}---\n${svc('b', '10.96.0.1')}`, /^document 2 \(Service default\/b, line 9\): spec\.clusterIP: 10\.96\.0\.1 is already the clusterIP of Service default\/a \(document 1\)$/],
       ['apiVersion: discovery.k8s.io/v1beta1\nkind: EndpointSlice\nmetadata: {name: s}\n', /apiVersion: must be "discovery\.k8s\.io\/v1" for an EndpointSlice, got "discovery\.k8s\.io\/v1beta1"/],
@@ -157,8 +158,19 @@ describe('parseServiceDocuments', () => {
     assert.equal(got.services.length, 2);
   });
 
+  it('reads the demo\'s services file once the demo filled in its addresses', () => {
+    // As scripts/demo.sh's services_file does: the Service address, then one ready endpoint per pod.
+    const template = readFileSync(new URL('../../scripts/demo-services.yaml', import.meta.url), 'utf8');
+    const eps = ['10.244.7.2', '10.244.7.3'].map((ip) => `  - addresses: [${ip}]\n    conditions: {ready: true}\n    nodeName: demo-node`).join('\n');
+    const text = template.replaceAll('@SERVICE_IP@', '10.96.7.10').split('\n').map((l) => (l === '@ENDPOINTS@' ? eps : l)).join('\n');
+    const got = parseServiceDocuments(text);
+    assert.deepEqual(got.services.map((x) => [x.metadata?.namespace, x.metadata?.name, x.spec?.clusterIP]), [['demo', 'web', '10.96.7.10']]);
+    const fe = desiredFrontends(got.services, got.slices, { name: 'demo-node', addresses: [] });
+    assert.deepEqual(fe.map((f) => [f.address, f.port, f.backends.map((b) => `${b.ip}:${b.port}`)]), [['10.96.7.10', 80, ['10.244.7.2:8080', '10.244.7.3:8080']]]);
+  });
+
   it('refuses more documents than its limit', () => {
-    assert.throws(() => parseServiceDocuments('---\n---\n---\n', { maxBytes: 1 << 20, maxDocuments: 2, maxItems: 10 }), /too many documents: 3 \(at most 2\)/);
+    assert.throws(() => parseServiceDocuments('---\n---\n---\n', { maxBytes: 1 << 20, maxDocuments: 2, maxItems: 10 }), /too many documents: more than 2$/);
   });
 });
 

@@ -13,7 +13,7 @@
 import type { Logger } from '../log/index.js';
 import { ApiStatusError, Informer, type InformerOptions, type InformerStats, type KubeObject, type KubeTransport, type ResourceType } from '../k8s/index.js';
 import type { EndpointSliceObject, ServiceObject } from './model.js';
-import { Coalescer, slimService, slimSlice, type ServiceSnapshot, type ServiceSource } from './source.js';
+import { Coalescer, Interner, slimService, slimSlice, type ServiceSnapshot, type ServiceSource } from './source.js';
 
 export const SERVICES: ResourceType = { apiVersion: 'v1', kind: 'Service', plural: 'services' };
 export const ENDPOINT_SLICES: ResourceType = { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', plural: 'endpointslices' };
@@ -70,8 +70,10 @@ export class KubeServiceSource implements ServiceSource {
     this.informerOpts = opts.informer ?? {};
     const kick = (): void => this.coalescer.kick();
     const handlers = { add: kick, update: kick, delete: kick, synced: kick };
-    this.services = new Informer(transport, SERVICES, {}, handlers, log.child({ informer: 'services' }), { ...this.informerOpts, transform: (o) => slimService(o as ServiceObject) as KubeObject });
-    this.slices = new Informer(transport, ENDPOINT_SLICES, {}, handlers, log.child({ informer: 'endpointslices' }), { ...this.informerOpts, transform: (o) => slimSlice(o as EndpointSliceObject) as KubeObject });
+    // One interner for the source's lifetime: node names, namespaces and protocols repeat across objects and updates.
+    const intern = new Interner();
+    this.services = new Informer(transport, SERVICES, {}, handlers, log.child({ informer: 'services' }), { ...this.informerOpts, transform: (o) => slimService(o as ServiceObject, intern) as KubeObject });
+    this.slices = new Informer(transport, ENDPOINT_SLICES, {}, handlers, log.child({ informer: 'endpointslices' }), { ...this.informerOpts, transform: (o) => slimSlice(o as EndpointSliceObject, intern) as KubeObject });
     this.coalescer = new Coalescer(opts.coalesceMs ?? 10, () => this.deliver());
   }
 
@@ -157,6 +159,7 @@ export class KubeServiceSource implements ServiceSource {
       if (this.stopped) return;
       this.cidrApi = type.apiVersion;
       const kick = (): void => this.coalescer.kick();
+      this.cidrs?.stop();
       this.cidrs = new Informer(this.transport, type, {}, { add: kick, update: kick, delete: kick, synced: kick },
         this.log.child({ informer: 'servicecidrs' }), { ...this.informerOpts, transform: slimCidr });
       this.cidrs.start();
