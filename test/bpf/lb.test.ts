@@ -10,8 +10,8 @@ import { rmSync } from 'node:fs';
 import { BpfObject, type BpfMap, type Program, type TypedMap } from '../../agent/src/libbpf/index.js';
 import { compileBpf, DEFAULT_CT_TIMEOUTS, HAIRPIN_ADDR } from '../../agent/src/datapath/index.js';
 import {
-  CountersMap, CT_DIR, CT_FLAG, DROP_REASONS, EndpointsMap, EP_F_READY, SVC_FLAG,
-  affinityKey, affinityValue, backendKey, backendValue, ctKey, ctValue, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcStatsKey, svcStatsValue, svcValue,
+  CountersMap, CT_DIR, CT_FLAG, DROP_REASONS, EndpointsMap, EP_F_READY, SVC_FLAG, ServiceMaps,
+  affinityKey, affinityValue, backendKey, backendValue, ctKey, ctValue, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcValue,
 } from '../../agent/src/maps/index.js';
 import { bpffsDir, rmBpffsDir, scratchDir } from '../fixtures/bpf/fixtures.js';
 import { ACK, FIN, ICMP, RST, SYN, TCP, UDP, frame, ipBytes, parse, type FrameSpec } from '../lib/packets.js';
@@ -32,8 +32,9 @@ describe('Service translation programs', () => {
   let pod: BpfObject, netdev: BpfObject;
   let fromPod: Program, toPod: Program, fromNetdev: Program;
   let services: TypedMap<any, any>, slots: TypedMap<any, any>, backends: TypedMap<any, any>, ct: TypedMap<any, any>;
-  let affinity: TypedMap<any, any>, stats: TypedMap<any, any>, ranges: TypedMap<any, any>;
+  let affinity: TypedMap<any, any>, ranges: TypedMap<any, any>;
   let counters: CountersMap;
+  let view: ServiceMaps;
   let sport = 41000;
   const nextPort = () => ++sport;
 
@@ -57,9 +58,12 @@ describe('Service translation programs', () => {
     backends = m('pn_backends').typed(backendKey, backendValue);
     ct = m('pn_ct').typed(ctKey, ctValue);
     affinity = m('pn_affinity').typed(affinityKey, affinityValue);
-    stats = m('pn_svc_stats').typed(svcStatsKey, svcStatsValue);
     ranges = m('pn_svc_ranges').typed(svcRangeKey, svcRangeValue);
     counters = new CountersMap(m('pn_counters'));
+    view = new ServiceMaps({
+      services: m('pn_services'), svcSlots: m('pn_svc_slots'), backends: m('pn_backends'), conntrack: m('pn_ct'),
+      affinity: m('pn_affinity'), svcStats: m('pn_svc_stats'), svcRanges: m('pn_svc_ranges'),
+    });
     assert.equal(netdev.map('pn_ct').id, pod.map('pn_ct').id, 'both objects share one conntrack map');
 
     const eps = new EndpointsMap(m('pn_endpoints'));
@@ -85,12 +89,7 @@ describe('Service translation programs', () => {
     ({ saddr: s.src, daddr: s.dst, sport: s.sport, dport: s.dport, proto: s.proto, dir: CT_DIR.forward, pad: 0 });
   const revKey = (s: { src: string; dst: string; sport: number; dport: number; proto: number }) =>
     ({ saddr: s.src, daddr: s.dst, sport: s.sport, dport: s.dport, proto: s.proto, dir: CT_DIR.reverse, pad: 0 });
-  const statsOf = (frontendId: number) => {
-    const per = stats.getPerCpu({ frontendId }) ?? [];
-    const sum = { connections: 0n, packets: 0n, bytes: 0n, noBackend: 0n };
-    for (const v of per) { sum.connections += v.connections; sum.packets += v.packets; sum.bytes += v.bytes; sum.noBackend += v.noBackend; }
-    return sum;
-  };
+  const statsOf = (frontendId: number) => view.frontendStats(frontendId);
   const dropCount = (endpointId: number, dir: 'ingress' | 'egress', r: number) =>
     counters.readAll().filter((c) => c.endpointId === endpointId && c.direction === dir && c.reason === r).reduce((s, c) => s + c.packets, 0n);
   const run = (p: Program, s: FrameSpec) => {
@@ -362,6 +361,7 @@ describe('Service translation programs', () => {
     assert.equal(dropCount(10, 'egress', reason('no_backend')) - before, 1n, 'counted under no_backend');
     assert.equal(statsOf(4).noBackend, 1n);
     assert.equal(statsOf(4).connections, 0n);
+    assert.equal(view.allStats().get(4)?.noBackend, 1n, 'allStats sums the same');
   });
 
   test('a TCP segment with payload and FIN to a frontend without backends is acknowledged whole in the RST', () => {
