@@ -14,7 +14,7 @@ import {
   affinityKey, affinityValue, backendKey, backendValue, ctKey, ctValue, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcValue,
 } from '../../agent/src/maps/index.js';
 import { bpffsDir, rmBpffsDir, scratchDir } from '../fixtures/bpf/fixtures.js';
-import { ACK, FIN, ICMP, RST, SYN, TCP, UDP, frame, ipBytes, parse, type FrameSpec } from '../lib/packets.js';
+import { ACK, FIN, ICMP, RST, SYN, TCP, UDP, frame, icmpErrorFrame, inetChecksum, ipBytes, parse, type FrameSpec } from '../lib/packets.js';
 
 const TC_ACT_UNSPEC = -1, TC_ACT_SHOT = 2, TC_ACT_REDIRECT = 7;
 const LO = 1; // BPF_PROG_TEST_RUN runs tc programs on an skb of the loopback device
@@ -172,6 +172,32 @@ describe('Service translation programs', () => {
     const { retval, pkt } = run(fromPod, { src: BE_A, dst: CLIENT, proto: TCP, sport: 8080, dport: 1, flags: ACK });
     assert.equal(retval, TC_ACT_REDIRECT);
     assert.deepEqual([pkt.src, pkt.sport], [BE_A, 8080]);
+  });
+
+  test("a backend's ICMP port unreachable about a translated flow is translated back, quoted packet included", () => {
+    const p = nextPort();
+    const sent = run(fromPod, { src: CLIENT, dst: '10.96.1.1', proto: UDP, sport: p, dport: 53, payload: Buffer.from('q') });
+    assert.deepEqual([sent.pkt.dst, sent.pkt.dport], [BE_A, 5353]);
+    // What the backend's kernel quotes: the datagram as it arrived there.
+    const quoted = Buffer.from(sent.raw.subarray(14, 14 + 28));
+    const r = fromPod.testRun({ data: icmpErrorFrame({ src: BE_A, dst: CLIENT, quoted }) });
+    assert.equal(r.retval, TC_ACT_REDIRECT, 'on to the client pod');
+    const pkt = parse(r.dataOut);
+    assert.deepEqual([pkt.src, pkt.dst, pkt.icmpType, pkt.icmpCode], ['10.96.1.1', CLIENT, 3, 3]);
+    assert.ok(pkt.ipChecksumOk && pkt.l4ChecksumOk, 'outer IPv4 and ICMP checksums verify');
+    const inner = pkt.quoted;
+    assert.equal(`${inner[12]}.${inner[13]}.${inner[14]}.${inner[15]}`, CLIENT, 'quoted source is the client');
+    assert.equal(`${inner[16]}.${inner[17]}.${inner[18]}.${inner[19]}`, '10.96.1.1', 'quoted destination is the frontend');
+    assert.deepEqual([inner.readUInt16BE(20), inner.readUInt16BE(22)], [p, 53]);
+    assert.equal(inetChecksum(inner.subarray(0, 20)), 0, 'quoted IPv4 checksum verifies');
+  });
+
+  test('an ICMP error about a flow that was never translated is left alone', () => {
+    const quoted = frame({ src: CLIENT, dst: BE_B, proto: UDP, sport: 9, dport: 9 }).subarray(14, 42);
+    const r = fromPod.testRun({ data: icmpErrorFrame({ src: BE_A, dst: CLIENT, quoted }) });
+    const pkt = parse(r.dataOut);
+    assert.equal(pkt.src, BE_A);
+    assert.deepEqual(pkt.quoted.subarray(0, 28), quoted);
   });
 
   // ---- host-network backend, to_pod ------------------------------------------

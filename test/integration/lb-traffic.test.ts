@@ -118,8 +118,10 @@ describe('Service traffic through ClusterIPs between real pods', () => {
     backends.set({ backendId: 1 }, { addr: server.ip, port: 8080, proto: TCP, flags: 0 });
     backends.set({ backendId: 2 }, { addr: server.ip, port: 5353, proto: UDP, flags: 0 });
     backends.set({ backendId: 3 }, { addr: hostAddr, port: 18443, proto: TCP, flags: 0 });
+    backends.set({ backendId: 4 }, { addr: server.ip, port: 5999, proto: UDP, flags: 0 }); // nothing listens there
     frontend(CLUSTER_IP, 80, TCP, 101, [1]);
     frontend(CLUSTER_IP, 53, UDP, 102, [2]);
+    frontend(CLUSTER_IP, 54, UDP, 109, [4]);
     frontend(NO_BACKEND_IP, 80, TCP, 103, []);
     frontend(NO_BACKEND_IP, 53, UDP, 104, []);
     frontend(HAIRPIN_IP, 80, TCP, 105, [1]);
@@ -165,6 +167,10 @@ describe('Service traffic through ClusterIPs between real pods', () => {
   test('a UDP datagram to a ClusterIP is answered from the ClusterIP', () => {
     const r = client(pods[0]!.ns.name, 'udp', CLUSTER_IP, 53, 'q');
     assert.deepEqual(r, { ok: true, peer: `${CLUSTER_IP}:53`, data: 'backend:q' });
+  });
+
+  test("the backend's port unreachable reaches the client as the ClusterIP's, so a connected UDP socket reports it", () => {
+    assert.deepEqual(client(pods[0]!.ns.name, 'udp', CLUSTER_IP, 54), { ok: false, code: 'ECONNREFUSED' });
   });
 
   test('a Service without backends refuses a TCP connection at once (reset built in BPF)', () => {
