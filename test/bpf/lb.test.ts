@@ -30,7 +30,7 @@ describe('Service translation programs', () => {
   const out = scratchDir();
   const pins = bpffsDir();
   let pod: BpfObject, netdev: BpfObject;
-  let fromPod: Program, toPod: Program, fromNetdev: Program;
+  let fromPod: Program, toPod: Program, fromNetdev: Program, toNetdev: Program;
   let services: TypedMap<any, any>, slots: TypedMap<any, any>, backends: TypedMap<any, any>, ct: TypedMap<any, any>;
   let affinity: TypedMap<any, any>, ranges: TypedMap<any, any>;
   let counters: CountersMap;
@@ -52,6 +52,7 @@ describe('Service translation programs', () => {
     fromPod = pod.program('from_pod');
     toPod = pod.program('to_pod');
     fromNetdev = netdev.program('from_netdev');
+    toNetdev = netdev.program('to_netdev');
     const m = (n: string): BpfMap => pod.map(n);
     services = m('pn_services').typed(svcKey, svcValue);
     slots = m('pn_svc_slots').typed(slotKey, slotValue);
@@ -466,6 +467,22 @@ describe('Service translation programs', () => {
     assert.ok([TC_ACT_REDIRECT, TC_ACT_UNSPEC].includes(back.retval), `the answer leaves towards the client (verdict ${back.retval})`);
     assert.deepEqual([back.pkt.src, back.pkt.sport, back.pkt.dst, back.pkt.dport], [NODE, 30080, OUTSIDE, p]);
     assertChecksums(back.pkt);
+  });
+
+  test("from_netdev DNATs a NodePort to a host-network backend for the host stack; to_netdev translates the host's answer", () => {
+    backend(62, NODE, 10250);
+    frontend({ addr: NODE, port: 30082, id: 62, group: 62, ids: [62], flags: SVC_FLAG.nodeport });
+    const p = nextPort();
+    const fwd = run(fromNetdev, { src: OUTSIDE, dst: NODE, proto: TCP, sport: p, dport: 30082 });
+    assert.equal(fwd.retval, TC_ACT_UNSPEC, 'to the host stack, which owns the backend address');
+    assert.deepEqual([fwd.pkt.dst, fwd.pkt.dport], [NODE, 10250]);
+    assertChecksums(fwd.pkt);
+    const back = run(toNetdev, { src: NODE, dst: OUTSIDE, proto: TCP, sport: 10250, dport: p, flags: SYN | ACK, ack: 1001 });
+    assert.equal(back.retval, TC_ACT_UNSPEC, 'to_netdev never drops or redirects');
+    assert.deepEqual([back.pkt.src, back.pkt.sport, back.pkt.dst, back.pkt.dport], [NODE, 30082, OUTSIDE, p]);
+    assertChecksums(back.pkt);
+    const other = run(toNetdev, { src: NODE, dst: OUTSIDE, proto: TCP, sport: 22, dport: p, flags: ACK });
+    assert.deepEqual([other.pkt.src, other.pkt.sport], [NODE, 22], 'other traffic leaves as it is');
   });
 
   test('from_netdev passes traffic that is no Service traffic untouched', () => {

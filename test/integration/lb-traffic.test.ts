@@ -142,6 +142,7 @@ describe('Service traffic through ClusterIPs between real pods', () => {
     }
     frontend(nodeAddr, 30080, TCP, 107, [1]);
     frontend(nodeAddr, 30081, TCP, 108, []);
+    frontend(nodeAddr, 30082, TCP, 110, [3]); // the host-network backend
 
     await serve(server.ns.name, 'backend', '0.0.0.0', 8080, 5353);
     await serve(undefined, 'host', hostAddr, 18443, 18053);
@@ -191,16 +192,17 @@ describe('Service traffic through ClusterIPs between real pods', () => {
     assert.deepEqual(r, { ok: true, peer: `${HOST_SVC_IP}:443`, data: 'host:api' });
   });
 
-  test('from_netdev on the uplink takes a NodePort connection from outside the node to the backend pod', async (t) => {
+  test('the uplink programs take NodePort connections from outside the node to a backend pod and to a host-network backend', async (t) => {
     // The answer is forwarded by the host stack from the pod's veth to the uplink.
     const forwarding = execFileSync('sysctl', ['-n', 'net.ipv4.ip_forward'], { encoding: 'utf8' }).trim();
     if (forwarding !== '1') execFileSync('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     t.after(() => { if (forwarding !== '1') execFileSync('sysctl', ['-qw', `net.ipv4.ip_forward=${forwarding}`]); });
-    assert.deepEqual(await node.agent!.datapath.attachUplink(uplink), ['from_netdev']);
+    assert.deepEqual(await node.agent!.datapath.attachUplink(uplink), ['from_netdev', 'to_netdev']);
     assert.deepEqual(await node.agent!.datapath.attachUplink(uplink), [], 'attaching again changes nothing');
     const r = client(outside!.name, 'tcp', nodeAddr, 30080, 'np');
     assert.deepEqual(r, { ok: true, peer: `${nodeAddr}:30080`, data: 'backend:np' });
     assert.deepEqual(client(outside!.name, 'tcp', nodeAddr, 30081), { ok: false, code: 'ECONNREFUSED' }, 'a NodePort without backends resets');
+    assert.deepEqual(client(outside!.name, 'tcp', nodeAddr, 30082, 'hn'), { ok: true, peer: `${nodeAddr}:30082`, data: 'host:hn' }, 'a NodePort to a host-network backend, answered through to_netdev');
     node.agent!.datapath.detachUplink(uplink);
     assert.equal(existsSync(join(node.bpffs, 'links', uplink)), false, 'no pins left for the uplink');
     node.agent!.datapath.detachUplink(uplink); // already detached: fine
