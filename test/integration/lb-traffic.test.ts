@@ -16,6 +16,9 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestNode, inNetns, rand, testCidr } from '../lib/agent-fixture.js';
+import { Datapath } from '../../agent/src/datapath/index.js';
+import { parsePool } from '../../agent/src/ipam/index.js';
+import { silentLogger } from '../../agent/src/log/index.js';
 import {
   CountersMap, DROP_REASONS, backendKey, backendValue, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcValue,
 } from '../../agent/src/maps/index.js';
@@ -91,7 +94,7 @@ describe('Service traffic through ClusterIPs between real pods', () => {
 
   before(async () => {
     // First of all: nothing sent to the range can leave the machine untranslated.
-    execFileSync('ip', ['route', 'add', 'blackhole', RANGE]);
+    execFileSync('ip', ['route', 'replace', 'blackhole', RANGE]); // replace: a crashed run may have left it
     blackhole = true;
     await node.start();
     for (const label of ['lbc', 'lbs']) {
@@ -206,6 +209,19 @@ describe('Service traffic through ClusterIPs between real pods', () => {
     node.agent!.datapath.detachUplink(uplink);
     assert.equal(existsSync(join(node.bpffs, 'links', uplink)), false, 'no pins left for the uplink');
     node.agent!.datapath.detachUplink(uplink); // already detached: fine
+  });
+
+  test('a datapath started with the uplink option loads and attaches the uplink programs itself', async () => {
+    const dp = await Datapath.start({
+      bpffs: node.bpffs, cacheDir: join(node.stateDir, 'bpf-cache'), pool: parsePool(node.podCidr), attachMode: node.cfg.attachMode, log: silentLogger(), uplink,
+    });
+    try {
+      assert.ok(existsSync(join(node.bpffs, 'links', uplink)), 'uplink attachments pinned');
+      assert.equal(client(outside!.name, 'tcp', nodeAddr, 30080, 'again').data, 'backend:again');
+      dp.detachUplink(uplink);
+    } finally {
+      dp.close();
+    }
   });
 
   test('a connection to an address in the service range that is no Service is dropped on the node and counted', () => {
