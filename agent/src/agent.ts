@@ -232,8 +232,7 @@ export class Agent {
   private startServices(host: NetlinkHandle, opts: AgentOptions): void {
     const { cfg, log } = this;
     const dp = this.datapath;
-    const m = dp.maps;
-    const tables = new BpfServiceTables({ services: m.services, slots: m.svcSlots, backends: m.backends, conntrack: m.conntrack, affinity: m.affinity, stats: m.svcStats, ranges: m.svcRanges });
+    const tables = new BpfServiceTables(dp.maps);
     let source: ServiceSource | undefined;
     if (cfg.services) {
       const slog = log.child({ component: 'service-source' });

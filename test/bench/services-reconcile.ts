@@ -30,7 +30,8 @@ import type { MapDescriptor } from '../../agent/src/maps/descriptor.js';
 import { SERVICE_NAME_LABEL, type EndpointSliceObject, type ServiceObject } from '../../agent/src/services/index.js';
 import { ServiceReconciler } from '../../agent/src/services/reconciler.js';
 import type { ServiceSnapshot } from '../../agent/src/services/source.js';
-import { BpfServiceTables, FakeServiceTables, type ServiceMaps, type ServiceTables } from '../../agent/src/services/tables.js';
+import { BpfServiceTables, FakeServiceTables, type ServiceTables } from '../../agent/src/services/tables.js';
+import type { ServiceMapHandles } from '../../agent/src/maps/services.js';
 import { intOption } from './lib/args.js';
 import { NOISE_NOTE, machineInfo, printJsonSummary, rotation, stopCondition } from './lib/runner.js';
 import { median, ratio } from './lib/stats.js';
@@ -80,7 +81,7 @@ interface Kind {
   make(): { tables: ServiceTables; close(): void };
 }
 
-function bpfMaps(): ServiceMaps & { close(): void } {
+function bpfMaps(): ServiceMapHandles & { close(): void } {
   const made: BpfMap[] = [];
   const mk = (d: MapDescriptor<any, any>): BpfMap => {
     const m = BpfMap.create({ type: d.type, name: d.name, keySize: d.key!.size, valueSize: d.value!.size, maxEntries: d.maxEntries });
@@ -89,8 +90,8 @@ function bpfMaps(): ServiceMaps & { close(): void } {
   };
   try {
     return {
-      services: mk(SERVICES), slots: mk(SVC_SLOTS), backends: mk(BACKENDS), conntrack: mk(CONNTRACK), affinity: mk(AFFINITY), stats: mk(SVC_STATS),
-      ranges: mk(SVC_RANGES),
+      services: mk(SERVICES), svcSlots: mk(SVC_SLOTS), backends: mk(BACKENDS), conntrack: mk(CONNTRACK), affinity: mk(AFFINITY), svcStats: mk(SVC_STATS),
+      svcRanges: mk(SVC_RANGES),
       close: () => { for (const m of made) m.close(); },
     };
   } catch (err) {

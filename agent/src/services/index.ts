@@ -7,7 +7,7 @@ export { Coalescer, Interner, sharedConditions, slimService, slimSlice, type Ser
 export { FileServiceSource, SERVICE_FILE_LIMITS, ServiceFileError, parseServiceDocuments, type FileSourceOptions, type ServiceDocuments, type ServiceFileLimits } from './file-source.js';
 export { ENDPOINT_SLICES, KubeServiceSource, SERVICES, SERVICE_CIDRS, type KubeSourceOptions, type ServiceCidrApi } from './k8s-source.js';
 export { ServiceReconciler, MapFullError, placeSlots, type FrontendName, type ServiceReconcileOutcome } from './reconciler.js';
-export { BpfServiceTables, FakeServiceTables, SERVICE_MAP_NAMES, type ServiceMaps, type ServiceTables } from './tables.js';
+export { BpfServiceTables, FakeServiceTables, SERVICE_MAP_NAMES, type ServiceTables } from './tables.js';
 export { ServiceController, nodePortAddresses, type ServiceControllerDeps } from './controller.js';
 export { HealthCheckServers, healthCheckTargets, type HealthCheckTarget } from './health-check.js';
 export { servicesView } from './view.js';

@@ -11,6 +11,7 @@
 import { SyscallError } from '../errors/index.js';
 import type { BpfMap } from '../libbpf/index.js';
 import {
+  type ServiceMapHandles,
   backendKey as backendKeyCodec, backendValue, slotKey as slotKeyCodec, slotValue, svcKey, svcRangeKey, svcRangeValue, svcStatsKey, svcStatsValue, svcValue,
 } from '../maps/services.js';
 
@@ -72,26 +73,16 @@ function parseCidr(cidr: string): { prefixLen: number; data: string } {
   return { prefixLen: Number(len ?? 32), data: addr! };
 }
 
-/** The service maps of a loaded datapath. */
-export interface ServiceMaps {
-  readonly services: BpfMap;
-  readonly slots: BpfMap;
-  readonly backends: BpfMap;
-  readonly conntrack: BpfMap;
-  readonly affinity: BpfMap;
-  readonly stats: BpfMap;
-  readonly ranges: BpfMap;
-}
-
-const MAP_OF: Record<ServiceMapName, keyof ServiceMaps> = {
-  pn_services: 'services', pn_svc_slots: 'slots', pn_backends: 'backends', pn_ct: 'conntrack', pn_affinity: 'affinity', pn_svc_stats: 'stats', pn_svc_ranges: 'ranges',
+const MAP_OF: Record<ServiceMapName, keyof ServiceMapHandles> = {
+  pn_services: 'services', pn_svc_slots: 'svcSlots', pn_backends: 'backends', pn_ct: 'conntrack', pn_affinity: 'affinity', pn_svc_stats: 'svcStats', pn_svc_ranges: 'svcRanges',
 };
 
 interface Codec<T> { size: number; encode(v: T, b: Buffer, off: number): void; decode(b: Buffer, off: number): T }
 
 /** The BPF-backed tables. Does not own the maps. */
 export class BpfServiceTables implements ServiceTables {
-  constructor(private readonly m: ServiceMaps) {}
+  /** The datapath's maps (NodeMaps has them under these names). */
+  constructor(private readonly m: ServiceMapHandles) {}
 
   readFrontends(): Array<[FrontendKey, FrontendValue]> {
     return this.m.services.lookupBatch().map(([k, v]) => {
@@ -102,7 +93,7 @@ export class BpfServiceTables implements ServiceTables {
   }
 
   readSlots(): Array<[SlotKey, number]> {
-    return this.m.slots.lookupBatch().map(([k, v]) => [slotKeyCodec.decode(k, 0), slotValue.decode(v, 0).backendId]);
+    return this.m.svcSlots.lookupBatch().map(([k, v]) => [slotKeyCodec.decode(k, 0), slotValue.decode(v, 0).backendId]);
   }
 
   readBackends(): Array<[number, BackendValue]> {
@@ -110,7 +101,7 @@ export class BpfServiceTables implements ServiceTables {
   }
 
   readRanges(): string[] {
-    return [...this.m.ranges.keys()].map((k) => { const r = svcRangeKey.decode(k, 0); return `${r.data}/${r.prefixLen}`; });
+    return [...this.m.svcRanges.keys()].map((k) => { const r = svcRangeKey.decode(k, 0); return `${r.data}/${r.prefixLen}`; });
   }
 
   conntrackMaxIds(): { backend: number; frontend: number } {
@@ -124,7 +115,7 @@ export class BpfServiceTables implements ServiceTables {
 
   readStats(): Map<number, FrontendStats> {
     const out = new Map<number, FrontendStats>();
-    const m = this.m.stats;
+    const m = this.m.svcStats;
     const stride = (m.valueSize + 7) & ~7;
     for (const [k, v] of m.lookupBatch()) {
       const s: FrontendStats = { connections: 0n, packets: 0n, bytes: 0n, noBackend: 0n };
@@ -142,7 +133,7 @@ export class BpfServiceTables implements ServiceTables {
   }
 
   writeSlots(entries: Array<[SlotKey, number]>): WriteFailure[] {
-    return write(this.m.slots, slotKeyCodec, slotValue, entries.map(([k, id]) => [k, { backendId: id }]));
+    return write(this.m.svcSlots, slotKeyCodec, slotValue, entries.map(([k, id]) => [k, { backendId: id }]));
   }
 
   writeFrontends(entries: Array<[FrontendKey, FrontendValue]>): WriteFailure[] {
@@ -150,7 +141,7 @@ export class BpfServiceTables implements ServiceTables {
   }
 
   writeRanges(cidrs: string[]): WriteFailure[] {
-    return write(this.m.ranges, svcRangeKey, svcRangeValue, cidrs.map((c) => [parseCidr(c), { flags: 0 }]));
+    return write(this.m.svcRanges, svcRangeKey, svcRangeValue, cidrs.map((c) => [parseCidr(c), { flags: 0 }]));
   }
 
   deleteFrontends(keys: FrontendKey[]): WriteFailure[] {
@@ -158,7 +149,7 @@ export class BpfServiceTables implements ServiceTables {
   }
 
   deleteSlots(keys: SlotKey[]): WriteFailure[] {
-    return del(this.m.slots, slotKeyCodec, keys);
+    return del(this.m.svcSlots, slotKeyCodec, keys);
   }
 
   deleteBackends(ids: number[]): WriteFailure[] {
@@ -166,11 +157,11 @@ export class BpfServiceTables implements ServiceTables {
   }
 
   deleteRanges(cidrs: string[]): WriteFailure[] {
-    return del(this.m.ranges, svcRangeKey, cidrs.map(parseCidr));
+    return del(this.m.svcRanges, svcRangeKey, cidrs.map(parseCidr));
   }
 
   deleteStats(frontendIds: number[]): void {
-    del(this.m.stats, svcStatsKey, frontendIds.map((frontendId) => ({ frontendId })));
+    del(this.m.svcStats, svcStatsKey, frontendIds.map((frontendId) => ({ frontendId })));
   }
 
   capacity(map: ServiceMapName): number {
