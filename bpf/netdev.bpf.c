@@ -8,7 +8,11 @@
  *   it (bpf_redirect_peer), any other goes on to the host stack. A packet
  *   into a service range that matches no frontend is dropped. Everything
  *   else passes untouched (PN_PASS). The answers of the pods leave through
- *   from_pod's REVERSE translation and the host stack.
+ *   from_pod's REVERSE translation (and a FIB redirect to the uplink).
+ * to_netdev (tc egress of the uplink): answers the host stack sends out for
+ *   backends on the host network (a NodePort whose endpoint is a
+ *   hostNetwork pod or the node itself) get the frontend as their source
+ *   again; never drops.
  *
  * A thin dispatcher with one exit, like pod.bpf.c; drops are recorded
  * against no endpoint (0), direction ingress.
@@ -84,6 +88,26 @@ int from_netdev(struct __sk_buff *skb)
 	if (reason != PN_DROP_NONE)
 		verdict = pkt.rejected ? pn_reject_tc(&pkt, reason) : pn_drop_tc(&pkt, reason);
 	return verdict;
+}
+
+/* Translates answers of host-network backends leaving through the uplink;
+ * never drops (a packet it cannot translate goes on as it is). */
+static __always_inline void pn_handle_to_netdev(struct __sk_buff *skb)
+{
+	struct pn_flow f;
+	int translated = 0;
+
+	if (pn_flow_parse(skb, &f) == 0)
+		pn_svc_reverse(skb, &f, &translated);
+	else
+		pn_svc_reverse_icmp(skb, &translated);
+}
+
+SEC("tc")
+int to_netdev(struct __sk_buff *skb)
+{
+	pn_handle_to_netdev(skb);
+	return PN_PASS;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -61,8 +61,12 @@ static __always_inline __u8 pn_services_from_pod(struct __sk_buff *skb, struct p
 	rc = pn_flow_parse(skb, &f);
 	if (rc < 0)
 		return PN_DROP_MALFORMED;
-	if (rc > 0)
+	if (rc > 0) {
+		reason = pn_svc_reverse_icmp(skb, &translated);
+		if (reason != PN_DROP_NONE || translated)
+			return reason;
 		return pn_lb_in_service_range(pkt->daddr) ? PN_DROP_NO_SERVICE : PN_DROP_NONE;
+	}
 	reason = pn_svc_reverse(skb, &f, &translated);
 	if (!translated)
 		reason = pn_svc_forward(skb, &f, pn_hairpin_addr, &rejected);
@@ -165,6 +169,8 @@ static __always_inline void pn_handle_to_pod(struct __sk_buff *skb)
 	key.addr = ip->daddr;
 	if (pn_flow_parse(skb, &f) == 0)
 		pn_svc_reverse(skb, &f, &translated);
+	else
+		pn_svc_reverse_icmp(skb, &translated);
 	ep = bpf_map_lookup_elem(&pn_endpoints, &key);
 	if (ep)
 		pn_ep_count(ep->endpoint_id, PN_DIR_INGRESS, PN_DROP_NONE, skb->len);

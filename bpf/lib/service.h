@@ -12,6 +12,10 @@
  * pn_svc_reverse()  a backend's answer: conntrack REVERSE hit -> the
  *                   source becomes the frontend again (and a hairpinned
  *                   answer's destination the client again).
+ * pn_svc_reverse_icmp()  an ICMP error a backend sent about a translated
+ *                   connection (port unreachable, fragmentation needed):
+ *                   the quoted packet and the error's source become the
+ *                   frontend again, so the client's socket matches it.
  *
  * Both return a drop reason (PN_DROP_NONE when the packet goes on) and
  * keep *f equal to what is on the wire. A rejected packet has been turned
@@ -174,5 +178,76 @@ static __always_inline __u8 pn_svc_reverse(struct __sk_buff *skb, struct pn_flow
 		return PN_DROP_MALFORMED;
 	if (orig_addr && pn_nat_addr(skb, f, 1, orig_addr) < 0)
 		return PN_DROP_MALFORMED;
+	return PN_DROP_NONE;
+}
+
+/* Where an ICMP error's parts are, for an outer and a quoted IPv4 header
+ * without options (anything else is left alone). */
+#define PN_ICMP_OFF (PN_IP_OFF + 20)
+#define PN_ICMP_CSUM_OFF (PN_ICMP_OFF + 2)
+#define PN_INNER_IP_OFF (PN_ICMP_OFF + 8)
+#define PN_INNER_CSUM_OFF (PN_INNER_IP_OFF + offsetof(struct iphdr, check))
+#define PN_INNER_DADDR_OFF (PN_INNER_IP_OFF + offsetof(struct iphdr, daddr))
+#define PN_INNER_L4_OFF (PN_INNER_IP_OFF + 20)
+#define PN_ICMP_TYPE_DEST_UNREACH 3
+#define PN_ICMP_TYPE_TIME_EXCEEDED 11
+
+static __always_inline __u8 pn_svc_reverse_icmp(struct __sk_buff *skb, int *translated)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *outer = data + PN_IP_OFF, *inner;
+	struct pn_ct_key rkey = { .dir = PN_CT_REVERSE };
+	struct pn_ct_entry *rev;
+	__be32 outer_saddr, inner_daddr, nat_addr;
+	__be16 inner_dport, nat_port;
+	__u8 *icmp, *l4;
+
+	if ((void *)(outer + 1) > data_end || outer->protocol != IPPROTO_ICMP || outer->ihl != 5)
+		return PN_DROP_NONE;
+	icmp = data + PN_ICMP_OFF;
+	inner = data + PN_INNER_IP_OFF;
+	l4 = data + PN_INNER_L4_OFF;
+	if ((void *)(l4 + 8) > data_end)
+		return PN_DROP_NONE;
+	if (icmp[0] != PN_ICMP_TYPE_DEST_UNREACH && icmp[0] != PN_ICMP_TYPE_TIME_EXCEEDED)
+		return PN_DROP_NONE;
+	if (inner->ihl != 5 || (inner->protocol != IPPROTO_TCP && inner->protocol != IPPROTO_UDP))
+		return PN_DROP_NONE;
+	/* The quoted packet went client -> backend; its REVERSE entry is the
+	 * other way round. */
+	rkey.saddr = inner->daddr;
+	rkey.daddr = inner->saddr;
+	rkey.sport = *(__be16 *)(l4 + 2);
+	rkey.dport = *(__be16 *)l4;
+	rkey.proto = inner->protocol;
+	outer_saddr = outer->saddr;
+	inner_daddr = inner->daddr;
+	inner_dport = rkey.sport;
+
+	rev = pn_ct_lookup(&rkey, bpf_ktime_get_ns());
+	if (!rev || rev->orig_addr)
+		return PN_DROP_NONE; /* not ours, or hairpinned: left as it is */
+	nat_addr = rev->nat_addr;
+	nat_port = rev->nat_port;
+	*translated = 1;
+
+	/* The quoted header's checksum is updated with its address, so the sum
+	 * over the whole quoted header, and with it the ICMP checksum, stays
+	 * the same; the port is summed by ICMP only. The quoted L4 checksum
+	 * is left as it was: nobody verifies a quoted header's. */
+	if (bpf_l3_csum_replace(skb, PN_INNER_CSUM_OFF, inner_daddr, nat_addr, sizeof(nat_addr)) < 0 ||
+	    bpf_skb_store_bytes(skb, PN_INNER_DADDR_OFF, &nat_addr, sizeof(nat_addr), 0) < 0)
+		return PN_DROP_MALFORMED;
+	if (bpf_l4_csum_replace(skb, PN_ICMP_CSUM_OFF, inner_dport, nat_port, sizeof(nat_port)) < 0 ||
+	    bpf_skb_store_bytes(skb, PN_INNER_L4_OFF + 2, &nat_port, sizeof(nat_port), 0) < 0)
+		return PN_DROP_MALFORMED;
+	/* The backend itself sent the error: it comes from the frontend.
+	 * (ICMP has no pseudo header: only the IPv4 checksum changes.) */
+	if (outer_saddr == inner_daddr) {
+		if (bpf_l3_csum_replace(skb, PN_IP_CSUM_OFF, outer_saddr, nat_addr, sizeof(nat_addr)) < 0 ||
+		    bpf_skb_store_bytes(skb, PN_IP_SADDR_OFF, &nat_addr, sizeof(nat_addr), 0) < 0)
+			return PN_DROP_MALFORMED;
+	}
 	return PN_DROP_NONE;
 }

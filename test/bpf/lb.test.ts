@@ -10,11 +10,11 @@ import { rmSync } from 'node:fs';
 import { BpfObject, type BpfMap, type Program, type TypedMap } from '../../agent/src/libbpf/index.js';
 import { compileBpf, DEFAULT_CT_TIMEOUTS, HAIRPIN_ADDR } from '../../agent/src/datapath/index.js';
 import {
-  CountersMap, CT_DIR, CT_FLAG, DROP_REASONS, EndpointsMap, EP_F_READY, SVC_FLAG,
-  affinityKey, affinityValue, backendKey, backendValue, ctKey, ctValue, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcStatsKey, svcStatsValue, svcValue,
+  CountersMap, CT_DIR, CT_FLAG, DROP_REASONS, EndpointsMap, EP_F_READY, SVC_FLAG, ServiceMaps,
+  affinityKey, affinityValue, backendKey, backendValue, ctKey, ctValue, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcValue,
 } from '../../agent/src/maps/index.js';
 import { bpffsDir, rmBpffsDir, scratchDir } from '../fixtures/bpf/fixtures.js';
-import { ACK, FIN, ICMP, RST, SYN, TCP, UDP, frame, ipBytes, parse, type FrameSpec } from '../lib/packets.js';
+import { ACK, FIN, ICMP, RST, SYN, TCP, UDP, frame, icmpErrorFrame, inetChecksum, ipBytes, parse, type FrameSpec } from '../lib/packets.js';
 
 const TC_ACT_UNSPEC = -1, TC_ACT_SHOT = 2, TC_ACT_REDIRECT = 7;
 const LO = 1; // BPF_PROG_TEST_RUN runs tc programs on an skb of the loopback device
@@ -30,10 +30,11 @@ describe('Service translation programs', () => {
   const out = scratchDir();
   const pins = bpffsDir();
   let pod: BpfObject, netdev: BpfObject;
-  let fromPod: Program, toPod: Program, fromNetdev: Program;
+  let fromPod: Program, toPod: Program, fromNetdev: Program, toNetdev: Program;
   let services: TypedMap<any, any>, slots: TypedMap<any, any>, backends: TypedMap<any, any>, ct: TypedMap<any, any>;
-  let affinity: TypedMap<any, any>, stats: TypedMap<any, any>, ranges: TypedMap<any, any>;
+  let affinity: TypedMap<any, any>, ranges: TypedMap<any, any>;
   let counters: CountersMap;
+  let view: ServiceMaps;
   let sport = 41000;
   const nextPort = () => ++sport;
 
@@ -51,15 +52,19 @@ describe('Service translation programs', () => {
     fromPod = pod.program('from_pod');
     toPod = pod.program('to_pod');
     fromNetdev = netdev.program('from_netdev');
+    toNetdev = netdev.program('to_netdev');
     const m = (n: string): BpfMap => pod.map(n);
     services = m('pn_services').typed(svcKey, svcValue);
     slots = m('pn_svc_slots').typed(slotKey, slotValue);
     backends = m('pn_backends').typed(backendKey, backendValue);
     ct = m('pn_ct').typed(ctKey, ctValue);
     affinity = m('pn_affinity').typed(affinityKey, affinityValue);
-    stats = m('pn_svc_stats').typed(svcStatsKey, svcStatsValue);
     ranges = m('pn_svc_ranges').typed(svcRangeKey, svcRangeValue);
     counters = new CountersMap(m('pn_counters'));
+    view = new ServiceMaps({
+      services: m('pn_services'), svcSlots: m('pn_svc_slots'), backends: m('pn_backends'), conntrack: m('pn_ct'),
+      affinity: m('pn_affinity'), svcStats: m('pn_svc_stats'), svcRanges: m('pn_svc_ranges'),
+    });
     assert.equal(netdev.map('pn_ct').id, pod.map('pn_ct').id, 'both objects share one conntrack map');
 
     const eps = new EndpointsMap(m('pn_endpoints'));
@@ -85,12 +90,7 @@ describe('Service translation programs', () => {
     ({ saddr: s.src, daddr: s.dst, sport: s.sport, dport: s.dport, proto: s.proto, dir: CT_DIR.forward, pad: 0 });
   const revKey = (s: { src: string; dst: string; sport: number; dport: number; proto: number }) =>
     ({ saddr: s.src, daddr: s.dst, sport: s.sport, dport: s.dport, proto: s.proto, dir: CT_DIR.reverse, pad: 0 });
-  const statsOf = (frontendId: number) => {
-    const per = stats.getPerCpu({ frontendId }) ?? [];
-    const sum = { connections: 0n, packets: 0n, bytes: 0n, noBackend: 0n };
-    for (const v of per) { sum.connections += v.connections; sum.packets += v.packets; sum.bytes += v.bytes; sum.noBackend += v.noBackend; }
-    return sum;
-  };
+  const statsOf = (frontendId: number) => view.frontendStats(frontendId);
   const dropCount = (endpointId: number, dir: 'ingress' | 'egress', r: number) =>
     counters.readAll().filter((c) => c.endpointId === endpointId && c.direction === dir && c.reason === r).reduce((s, c) => s + c.packets, 0n);
   const run = (p: Program, s: FrameSpec) => {
@@ -173,6 +173,32 @@ describe('Service translation programs', () => {
     const { retval, pkt } = run(fromPod, { src: BE_A, dst: CLIENT, proto: TCP, sport: 8080, dport: 1, flags: ACK });
     assert.equal(retval, TC_ACT_REDIRECT);
     assert.deepEqual([pkt.src, pkt.sport], [BE_A, 8080]);
+  });
+
+  test("a backend's ICMP port unreachable about a translated flow is translated back, quoted packet included", () => {
+    const p = nextPort();
+    const sent = run(fromPod, { src: CLIENT, dst: '10.96.1.1', proto: UDP, sport: p, dport: 53, payload: Buffer.from('q') });
+    assert.deepEqual([sent.pkt.dst, sent.pkt.dport], [BE_A, 5353]);
+    // What the backend's kernel quotes: the datagram as it arrived there.
+    const quoted = Buffer.from(sent.raw.subarray(14, 14 + 28));
+    const r = fromPod.testRun({ data: icmpErrorFrame({ src: BE_A, dst: CLIENT, quoted }) });
+    assert.equal(r.retval, TC_ACT_REDIRECT, 'on to the client pod');
+    const pkt = parse(r.dataOut);
+    assert.deepEqual([pkt.src, pkt.dst, pkt.icmpType, pkt.icmpCode], ['10.96.1.1', CLIENT, 3, 3]);
+    assert.ok(pkt.ipChecksumOk && pkt.l4ChecksumOk, 'outer IPv4 and ICMP checksums verify');
+    const inner = pkt.quoted;
+    assert.equal(`${inner[12]}.${inner[13]}.${inner[14]}.${inner[15]}`, CLIENT, 'quoted source is the client');
+    assert.equal(`${inner[16]}.${inner[17]}.${inner[18]}.${inner[19]}`, '10.96.1.1', 'quoted destination is the frontend');
+    assert.deepEqual([inner.readUInt16BE(20), inner.readUInt16BE(22)], [p, 53]);
+    assert.equal(inetChecksum(inner.subarray(0, 20)), 0, 'quoted IPv4 checksum verifies');
+  });
+
+  test('an ICMP error about a flow that was never translated is left alone', () => {
+    const quoted = frame({ src: CLIENT, dst: BE_B, proto: UDP, sport: 9, dport: 9 }).subarray(14, 42);
+    const r = fromPod.testRun({ data: icmpErrorFrame({ src: BE_A, dst: CLIENT, quoted }) });
+    const pkt = parse(r.dataOut);
+    assert.equal(pkt.src, BE_A);
+    assert.deepEqual(pkt.quoted.subarray(0, 28), quoted);
   });
 
   // ---- host-network backend, to_pod ------------------------------------------
@@ -362,6 +388,7 @@ describe('Service translation programs', () => {
     assert.equal(dropCount(10, 'egress', reason('no_backend')) - before, 1n, 'counted under no_backend');
     assert.equal(statsOf(4).noBackend, 1n);
     assert.equal(statsOf(4).connections, 0n);
+    assert.equal(view.allStats().get(4)?.noBackend, 1n, 'allStats sums the same');
   });
 
   test('a TCP segment with payload and FIN to a frontend without backends is acknowledged whole in the RST', () => {
@@ -440,6 +467,22 @@ describe('Service translation programs', () => {
     assert.ok([TC_ACT_REDIRECT, TC_ACT_UNSPEC].includes(back.retval), `the answer leaves towards the client (verdict ${back.retval})`);
     assert.deepEqual([back.pkt.src, back.pkt.sport, back.pkt.dst, back.pkt.dport], [NODE, 30080, OUTSIDE, p]);
     assertChecksums(back.pkt);
+  });
+
+  test("from_netdev DNATs a NodePort to a host-network backend for the host stack; to_netdev translates the host's answer", () => {
+    backend(62, NODE, 10250);
+    frontend({ addr: NODE, port: 30082, id: 62, group: 62, ids: [62], flags: SVC_FLAG.nodeport });
+    const p = nextPort();
+    const fwd = run(fromNetdev, { src: OUTSIDE, dst: NODE, proto: TCP, sport: p, dport: 30082 });
+    assert.equal(fwd.retval, TC_ACT_UNSPEC, 'to the host stack, which owns the backend address');
+    assert.deepEqual([fwd.pkt.dst, fwd.pkt.dport], [NODE, 10250]);
+    assertChecksums(fwd.pkt);
+    const back = run(toNetdev, { src: NODE, dst: OUTSIDE, proto: TCP, sport: 10250, dport: p, flags: SYN | ACK, ack: 1001 });
+    assert.equal(back.retval, TC_ACT_UNSPEC, 'to_netdev never drops or redirects');
+    assert.deepEqual([back.pkt.src, back.pkt.sport, back.pkt.dst, back.pkt.dport], [NODE, 30082, OUTSIDE, p]);
+    assertChecksums(back.pkt);
+    const other = run(toNetdev, { src: NODE, dst: OUTSIDE, proto: TCP, sport: 22, dport: p, flags: ACK });
+    assert.deepEqual([other.pkt.src, other.pkt.sport], [NODE, 22], 'other traffic leaves as it is');
   });
 
   test('from_netdev passes traffic that is no Service traffic untouched', () => {

@@ -16,6 +16,9 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestNode, inNetns, rand, testCidr } from '../lib/agent-fixture.js';
+import { Datapath } from '../../agent/src/datapath/index.js';
+import { parsePool } from '../../agent/src/ipam/index.js';
+import { silentLogger } from '../../agent/src/log/index.js';
 import {
   CountersMap, DROP_REASONS, backendKey, backendValue, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcValue,
 } from '../../agent/src/maps/index.js';
@@ -91,7 +94,7 @@ describe('Service traffic through ClusterIPs between real pods', () => {
 
   before(async () => {
     // First of all: nothing sent to the range can leave the machine untranslated.
-    execFileSync('ip', ['route', 'add', 'blackhole', RANGE]);
+    execFileSync('ip', ['route', 'replace', 'blackhole', RANGE]); // replace: a crashed run may have left it
     blackhole = true;
     await node.start();
     for (const label of ['lbc', 'lbs']) {
@@ -118,8 +121,10 @@ describe('Service traffic through ClusterIPs between real pods', () => {
     backends.set({ backendId: 1 }, { addr: server.ip, port: 8080, proto: TCP, flags: 0 });
     backends.set({ backendId: 2 }, { addr: server.ip, port: 5353, proto: UDP, flags: 0 });
     backends.set({ backendId: 3 }, { addr: hostAddr, port: 18443, proto: TCP, flags: 0 });
+    backends.set({ backendId: 4 }, { addr: server.ip, port: 5999, proto: UDP, flags: 0 }); // nothing listens there
     frontend(CLUSTER_IP, 80, TCP, 101, [1]);
     frontend(CLUSTER_IP, 53, UDP, 102, [2]);
+    frontend(CLUSTER_IP, 54, UDP, 109, [4]);
     frontend(NO_BACKEND_IP, 80, TCP, 103, []);
     frontend(NO_BACKEND_IP, 53, UDP, 104, []);
     frontend(HAIRPIN_IP, 80, TCP, 105, [1]);
@@ -140,6 +145,7 @@ describe('Service traffic through ClusterIPs between real pods', () => {
     }
     frontend(nodeAddr, 30080, TCP, 107, [1]);
     frontend(nodeAddr, 30081, TCP, 108, []);
+    frontend(nodeAddr, 30082, TCP, 110, [3]); // the host-network backend
 
     await serve(server.ns.name, 'backend', '0.0.0.0', 8080, 5353);
     await serve(undefined, 'host', hostAddr, 18443, 18053);
@@ -167,6 +173,10 @@ describe('Service traffic through ClusterIPs between real pods', () => {
     assert.deepEqual(r, { ok: true, peer: `${CLUSTER_IP}:53`, data: 'backend:q' });
   });
 
+  test("the backend's port unreachable reaches the client as the ClusterIP's, so a connected UDP socket reports it", () => {
+    assert.deepEqual(client(pods[0]!.ns.name, 'udp', CLUSTER_IP, 54), { ok: false, code: 'ECONNREFUSED' });
+  });
+
   test('a Service without backends refuses a TCP connection at once (reset built in BPF)', () => {
     assert.deepEqual(client(pods[0]!.ns.name, 'tcp', NO_BACKEND_IP, 80), { ok: false, code: 'ECONNREFUSED' });
   });
@@ -185,19 +195,33 @@ describe('Service traffic through ClusterIPs between real pods', () => {
     assert.deepEqual(r, { ok: true, peer: `${HOST_SVC_IP}:443`, data: 'host:api' });
   });
 
-  test('from_netdev on the uplink takes a NodePort connection from outside the node to the backend pod', async (t) => {
+  test('the uplink programs take NodePort connections from outside the node to a backend pod and to a host-network backend', async (t) => {
     // The answer is forwarded by the host stack from the pod's veth to the uplink.
     const forwarding = execFileSync('sysctl', ['-n', 'net.ipv4.ip_forward'], { encoding: 'utf8' }).trim();
     if (forwarding !== '1') execFileSync('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     t.after(() => { if (forwarding !== '1') execFileSync('sysctl', ['-qw', `net.ipv4.ip_forward=${forwarding}`]); });
-    assert.deepEqual(await node.agent!.datapath.attachUplink(uplink), ['from_netdev']);
+    assert.deepEqual(await node.agent!.datapath.attachUplink(uplink), ['from_netdev', 'to_netdev']);
     assert.deepEqual(await node.agent!.datapath.attachUplink(uplink), [], 'attaching again changes nothing');
     const r = client(outside!.name, 'tcp', nodeAddr, 30080, 'np');
     assert.deepEqual(r, { ok: true, peer: `${nodeAddr}:30080`, data: 'backend:np' });
     assert.deepEqual(client(outside!.name, 'tcp', nodeAddr, 30081), { ok: false, code: 'ECONNREFUSED' }, 'a NodePort without backends resets');
+    assert.deepEqual(client(outside!.name, 'tcp', nodeAddr, 30082, 'hn'), { ok: true, peer: `${nodeAddr}:30082`, data: 'host:hn' }, 'a NodePort to a host-network backend, answered through to_netdev');
     node.agent!.datapath.detachUplink(uplink);
     assert.equal(existsSync(join(node.bpffs, 'links', uplink)), false, 'no pins left for the uplink');
     node.agent!.datapath.detachUplink(uplink); // already detached: fine
+  });
+
+  test('a datapath started with the uplink option loads and attaches the uplink programs itself', async () => {
+    const dp = await Datapath.start({
+      bpffs: node.bpffs, cacheDir: join(node.stateDir, 'bpf-cache'), pool: parsePool(node.podCidr), attachMode: node.cfg.attachMode, log: silentLogger(), uplink,
+    });
+    try {
+      assert.ok(existsSync(join(node.bpffs, 'links', uplink)), 'uplink attachments pinned');
+      assert.equal(client(outside!.name, 'tcp', nodeAddr, 30080, 'again').data, 'backend:again');
+      dp.detachUplink(uplink);
+    } finally {
+      dp.close();
+    }
   });
 
   test('a connection to an address in the service range that is no Service is dropped on the node and counted', () => {

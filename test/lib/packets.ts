@@ -126,3 +126,14 @@ export function parse(b: Buffer): Parsed {
   }
   return out;
 }
+
+/** An ICMP error (default destination unreachable, port unreachable) from src to dst quoting `quoted` (an IPv4 header and 8 bytes). */
+export function icmpErrorFrame(o: { src: string; dst: string; quoted: Buffer; type?: number; code?: number }): Buffer {
+  const icmp = Buffer.concat([Buffer.from([o.type ?? 3, o.code ?? 3, 0, 0, 0, 0, 0, 0]), o.quoted]);
+  icmp.writeUInt16BE(inetChecksum(icmp), 2);
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45; ip.writeUInt16BE(20 + icmp.length, 2); ip[8] = 64; ip[9] = ICMP;
+  ipBytes(o.src).copy(ip, 12); ipBytes(o.dst).copy(ip, 16);
+  ip.writeUInt16BE(inetChecksum(ip), 10);
+  return Buffer.concat([macBytes('02:00:00:00:00:02'), macBytes('02:00:00:00:00:01'), Buffer.from([0x08, 0x00]), ip, icmp]);
+}

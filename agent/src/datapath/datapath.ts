@@ -266,7 +266,8 @@ export class Datapath implements PodAttacher {
   }
 
   /**
-   * Attaches every uplink program (from_netdev on tc ingress) to the
+   * Attaches every uplink program (from_netdev on tc ingress, to_netdev on
+   * tc egress) to the
    * node's uplink, in this network namespace, loading its object first
    * when this start did not, and pins the attachments
    * under links/<ifname>/ like a pod's; an existing attachment is updated

@@ -128,6 +128,7 @@ export const NETDEV_OBJECT: ObjectDescriptor = Object.freeze({
   source: 'netdev',
   programs: Object.freeze([
     { name: 'from_netdev', hook: 'tc_ingress', target: 'uplink' },
+    { name: 'to_netdev', hook: 'tc_egress', target: 'uplink' },
   ] as const),
   maps: Object.freeze([ENDPOINTS, COUNTERS, EVENTS, ...SERVICE_MAPS]),
   constants: ({ ctTimeouts }: NodeConstants) => ctConstants(ctTimeouts),

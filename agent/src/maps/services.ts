@@ -4,7 +4,7 @@
  * backend, conntrack, affinity, per-frontend stats, service ranges) is
  * described in the header.
  */
-import { be16, ipv4, u16, u32, u64, u8 } from '../libbpf/index.js';
+import { be16, ipv4, u16, u32, u64, u8, type BpfMap, type TypedMap } from '../libbpf/index.js';
 import { PodnetError } from '../errors/index.js';
 import { defineMap, type MapDescriptor } from './descriptor.js';
 import { cStruct } from './layout.js';
@@ -168,3 +168,59 @@ export const SVC_RANGES = defineMap({
 
 /** The service maps, in a stable order. */
 export const SERVICE_MAPS: readonly MapDescriptor<any, any>[] = Object.freeze([SERVICES, SVC_SLOTS, BACKENDS, CONNTRACK, AFFINITY, SVC_STATS, SVC_RANGES]);
+
+/** A frontend key as the codecs take it. */
+export type SvcKey = ReturnType<typeof svcKey.decode>;
+/** A frontend value as the codecs take it. */
+export type SvcValue = ReturnType<typeof svcValue.decode>;
+/** One frontend's counters, summed over CPUs. */
+export type SvcStats = ReturnType<typeof svcStatsValue.decode>;
+
+/** Sums per-CPU pn_svc_stats values. */
+export function sumSvcStats(values: readonly SvcStats[]): SvcStats {
+  const s = { connections: 0n, packets: 0n, bytes: 0n, noBackend: 0n };
+  for (const v of values) { s.connections += v.connections; s.packets += v.packets; s.bytes += v.bytes; s.noBackend += v.noBackend; }
+  return s;
+}
+
+/** The open service maps (as NodeMaps names them). */
+export interface ServiceMapHandles {
+  services: BpfMap; svcSlots: BpfMap; backends: BpfMap; conntrack: BpfMap; affinity: BpfMap; svcStats: BpfMap; svcRanges: BpfMap;
+}
+
+/**
+ * Typed views of the service maps through their codecs. Does not own the
+ * maps. Writers follow the order in bpf/include/shared/services.h: backends,
+ * then slots, then the frontend's count.
+ */
+export class ServiceMaps {
+  readonly frontends: TypedMap<SvcKey, SvcValue>;
+  readonly slots: TypedMap<ReturnType<typeof slotKey.decode>, ReturnType<typeof slotValue.decode>>;
+  readonly backends: TypedMap<ReturnType<typeof backendKey.decode>, ReturnType<typeof backendValue.decode>>;
+  readonly conntrack: TypedMap<ReturnType<typeof ctKey.decode>, ReturnType<typeof ctValue.decode>>;
+  readonly affinity: TypedMap<ReturnType<typeof affinityKey.decode>, ReturnType<typeof affinityValue.decode>>;
+  readonly ranges: TypedMap<ReturnType<typeof svcRangeKey.decode>, ReturnType<typeof svcRangeValue.decode>>;
+  private readonly stats: TypedMap<ReturnType<typeof svcStatsKey.decode>, SvcStats>;
+
+  constructor(m: ServiceMapHandles) {
+    this.frontends = m.services.typed(svcKey, svcValue);
+    this.slots = m.svcSlots.typed(slotKey, slotValue);
+    this.backends = m.backends.typed(backendKey, backendValue);
+    this.conntrack = m.conntrack.typed(ctKey, ctValue);
+    this.affinity = m.affinity.typed(affinityKey, affinityValue);
+    this.ranges = m.svcRanges.typed(svcRangeKey, svcRangeValue);
+    this.stats = m.svcStats.typed(svcStatsKey, svcStatsValue);
+  }
+
+  /** One frontend's counters summed over CPUs; zeros when it has none yet. */
+  frontendStats(frontendId: number): SvcStats {
+    return sumSvcStats(this.stats.getPerCpu({ frontendId }) ?? []);
+  }
+
+  /** Every frontend's counters, summed over CPUs. */
+  allStats(): Map<number, SvcStats> {
+    const out = new Map<number, SvcStats>();
+    for (const [k, v] of this.stats.entriesPerCpu()) out.set(k.frontendId, sumSvcStats(v));
+    return out;
+  }
+}
