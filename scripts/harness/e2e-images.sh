@@ -3,7 +3,7 @@
 # `ctr images import` takes, under the names the e2e framework of
 # KUBERNETES_VERSION asks for (test/utils/image/manifest.go, checked here):
 #   agnhost  the e2e server binary built by e2e.sh, with a shell and the
-#            clients the tests exec in it (busybox applets, curl and
+#            clients the tests exec in it (dash, busybox applets, curl and
 #            OpenBSD nc from Debian with the libraries they load), like
 #            upstream's Alpine-based image
 #   busybox  Debian's busybox-static (scripts/busybox-image.sh)
@@ -57,10 +57,15 @@ install -m 0755 "$e2e_bin/agnhost" "$r/agnhost"
 ln -s agnhost "$r/agnhost-2"
 install -m 0644 "$k8s_src/test/images/agnhost/porter/localhost.crt" "$r/localhost.crt"
 install -m 0644 "$k8s_src/test/images/agnhost/porter/localhost.key" "$r/localhost.key"
+# The shell is dash: Debian's busybox runs its own applets before PATH
+# (FEATURE_SH_STANDALONE), so its sh would run busybox nc instead of
+# OpenBSD's, which the tests' flags (-v -t -u) are written for.
+copy_with_libs "$r" /bin/dash dash
+ln -s ../usr/bin/dash "$r/bin/sh"
 install -m 0755 /bin/busybox "$r/bin/busybox"
-for a in sh ash cat echo env false true hostname ip ping nslookup wget sleep ls ps kill \
+for a in cat echo env false true hostname ip ping nslookup wget sleep ls ps kill \
   mkdir rm grep sed awk head tail tr wc id uname date printf test '[' seq cut sort netstat \
-  timeout touch tee xargs; do
+  timeout touch tee xargs od; do
   ln -s busybox "$r/bin/$a"
 done
 copy_with_libs "$r" /usr/bin/curl curl
