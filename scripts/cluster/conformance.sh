@@ -34,12 +34,13 @@ done
 [[ ${1:-} == images ]] && exit 0
 
 # One anchored alternative per listed test: exactly these run. ginkgo
-# matches the spec's full text; some upstream names end in a space.
+# matches "<suite description> <spec full text>", so a name starts after a
+# space; some upstream names end in a space.
 if [[ -n ${CONFORMANCE_FOCUS:-} ]]; then
   focus=$CONFORMANCE_FOCUS
 else
   focus=$(grep -v -e '^#' -e '^[[:space:]]*$' "$CLUSTER_SCRIPTS/conformance.txt" |
-    sed -e 's/[][\\.^$*+?(){}|/]/\\&/g' -e 's/^/^/' -e 's/$/ *$/' | paste -sd '|')
+    sed -e 's/[][\\.^$*+?(){}|/]/\\&/g' -e 's/^/ /' -e 's/$/ *$/' | paste -sd '|')
 fi
 
 rm -rf "$reports"

@@ -17,6 +17,10 @@ set -euo pipefail
 if [[ -f $RUN/kube-proxy.pid || -f $RUN/kube-proxy.mode ]]; then
   bash "$CLUSTER_SCRIPTS/kube-proxy.sh" stop
 fi
+# The reference CNI's guard route and portmap's chains (scripts/cluster/reference-cni.sh).
+if [[ -f $RUN/reference-cni.guard || -f $RUN/reference-cni.iptables.before ]]; then
+  bash "$CLUSTER_SCRIPTS/reference-cni.sh" down
+fi
 
 # 1. kubelet first, so it does not restart what is being removed.
 stop_proc kubelet

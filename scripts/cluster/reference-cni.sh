@@ -8,12 +8,20 @@
 #   up    write the conflist into containerd's CNI conf dir (the Node turns Ready)
 #   down  remove it and portmap's top-level iptables chains; the pods'
 #         veths go with their sandboxes (make cluster-down)
+#
+# The Service range's guard changes for the reference run: up.sh's
+# blackhole route drops a packet in the routing decision, before the
+# filter table's FORWARD and OUTPUT chains where kube-proxy rejects
+# connections to Services without endpoints. A route to a dummy device
+# (which discards whatever it is given) drops untranslated packets as
+# surely, after those chains. `down` puts the blackhole route back.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $(id -u) -eq 0 ]] || cluster_die "reference CNI: needs root"
 conflist=$CLUSTER_DIR/cni/net.d/10-reference.conflist
 chains=(CNI-HOSTPORT-DNAT CNI-HOSTPORT-SETMARK CNI-HOSTPORT-MASQ)
+guard=pn-svc-guard
 
 case ${1:-} in
   up)
@@ -47,11 +55,22 @@ case ${1:-} in
 }
 JSON
     mv -f "$conflist.tmp" "$conflist"
+    if [[ ! -f $RUN/reference-cni.guard ]]; then
+      touch "$RUN/reference-cni.guard"
+      ip link add "$guard" type dummy
+      ip link set "$guard" up
+      ip route replace "$CLUSTER_SERVICE_CIDR" dev "$guard"
+    fi
     kubectl_admin wait --for=condition=Ready "node/$NODE_NAME" --timeout=120s >/dev/null ||
       cluster_die "reference CNI: node $NODE_NAME not Ready 120 s after the conflist was written, see $LOGS/kubelet.log"
     ;;
   down)
     rm -f "$conflist"
+    if [[ -f $RUN/reference-cni.guard ]]; then
+      [[ -f $RUN/netns.owner ]] && ip route replace blackhole "$CLUSTER_SERVICE_CIDR"
+      ip link delete "$guard" 2>/dev/null || true
+      rm -f "$RUN/reference-cni.guard"
+    fi
     if [[ -f $RUN/reference-cni.iptables.before ]]; then
       for c in "${chains[@]}"; do
         grep -qx "$c" "$RUN/reference-cni.iptables.before" && continue
