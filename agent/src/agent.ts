@@ -14,6 +14,7 @@ import { serviceMapSizesOf, type AgentConfig } from './config/index.js';
 import type { Logger } from './log/index.js';
 import { ConfigError, PodnetError } from './errors/index.js';
 import { Datapath } from './datapath/datapath.js';
+import { resolveCgroup2Dir } from './datapath/cgroup.js';
 import { CountersMap, EndpointsMap, IpamMap } from './maps/index.js';
 import { Ipam } from './ipam/index.js';
 import { EndpointManager, MetaStore, type EndpointManagerDeps } from './endpoints/index.js';
@@ -167,6 +168,7 @@ export class Agent {
         // Off: no socket load balancer (an earlier one is detached), for running beside kube-proxy.
         socketLb: opts.socketLb ?? cfg.services,
         ...(cfg.services && cfg.uplink ? { uplink: cfg.uplink } : {}),
+        ...(cfg.cgroupRoot ? { cgroupRoot: resolveCgroup2Dir(cfg.cgroupRoot) } : {}),
       });
     } catch (err) {
       if (!pinsBefore) removePins(cfg.bpffs);

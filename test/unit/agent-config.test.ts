@@ -34,6 +34,7 @@ describe('buildAgentConfig defaults', () => {
       metrics: { host: '0.0.0.0', port: 19962 },
       source: { kind: 'kubernetes', kubeconfig: undefined },
       uplink: undefined,
+      cgroupRoot: undefined,
       logLevel: 'info',
       bpfDir: undefined,
       attachMode: 'clsact',

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  cgroup2Root, cgroupPin, findCgroup2Root, hookSection, isCgroupHook, linkKindFor, parseAttachPin, SOCK_OBJECT,
+  cgroup2Root, cgroupPin, findCgroup2Root, resolveCgroup2Dir, hookSection, isCgroupHook, linkKindFor, parseAttachPin, SOCK_OBJECT,
 } from '../../agent/src/datapath/index.js';
 import { PodnetError } from '../../agent/src/errors/index.js';
 
@@ -44,6 +44,23 @@ describe('the cgroup v2 root', () => {
       writeFileSync(f, HYBRID.split('\n').slice(0, 2).join('\n'));
       assert.equal(findCgroup2Root(readFileSync(f, 'utf8')), undefined);
       assert.throws(() => cgroup2Root(f), (err: unknown) => err instanceof PodnetError && err.code === 'NO_CGROUP' && /lists no cgroup2 mount.*mount -t cgroup2/.test(err.message));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('an operator-named cgroup root', () => {
+  it('is the directory itself when it is cgroup v2, or its unified/ on a hybrid layout', () => {
+    const root = cgroup2Root();
+    assert.equal(resolveCgroup2Dir(root), root);
+    if (root.endsWith('/unified')) assert.equal(resolveCgroup2Dir(root.slice(0, -'/unified'.length)), root);
+  });
+
+  it('is refused with NO_CGROUP naming the directory when it holds no cgroup v2 mount', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pn-cg-'));
+    try {
+      assert.throws(() => resolveCgroup2Dir(dir), (e: unknown) => e instanceof PodnetError && e.code === 'NO_CGROUP' && e.message.includes(dir) && e.message.includes('unified'));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -28,6 +28,8 @@ export interface AgentConfig {
   readonly metrics: { host: string; port: number } | undefined;
   readonly source: Source;
   readonly uplink: string | undefined;
+  /** cgroup v2 directory of the socket load balancer; undefined: from mountinfo. */
+  readonly cgroupRoot: string | undefined;
   readonly logLevel: LogLevel;
   /** bpf/ sources to compile (default: shipped beside the agent). */
   readonly bpfDir: string | undefined;
@@ -90,6 +92,7 @@ export function buildAgentConfig(raw: RawSettings | Record<string, unknown>, hos
     metrics: metrics && Object.freeze(metrics),
     source: Object.freeze(source),
     uplink: v.uplink as string | undefined,
+    cgroupRoot: v.cgroupRoot as string | undefined,
     logLevel: v.logLevel as LogLevel,
     bpfDir: v.bpfDir as string | undefined,
     attachMode: v.attachMode as AttachMode,

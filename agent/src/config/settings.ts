@@ -192,6 +192,12 @@ export const SETTINGS = Object.freeze([
       return s;
     },
   }),
+  setting('cgroupRoot', 'cgroup-root', {
+    type: 'string', default: undefined, defaultText: 'from mountinfo',
+    describe: 'cgroup v2 directory the socket load balancer attaches at (default: the hierarchy\'s root)',
+    doc: 'the cgroup v2 directory the socket load balancer (host-originated traffic to Services) attaches at; unset means the root of the hierarchy in `/proc/self/mountinfo`. In a container with its own cgroup namespace, mount the host\'s cgroup directory in and name it here (a directory holding the v2 hierarchy as `unified/`, as hybrid hosts have it, is accepted too)',
+    parse: absolutePath('cgroup-root'),
+  }),
   setting('logLevel', 'log-level', {
     type: 'string', default: 'info',
     describe: `Log level: ${LOG_LEVELS.join('|')}`,

@@ -3,7 +3,8 @@
  * (v1 + v2) host it is wherever the unified hierarchy is mounted, e.g.
  * /sys/fs/cgroup/unified; on a pure v2 host /sys/fs/cgroup.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
 import { PodnetError } from '../errors/index.js';
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo. */
@@ -43,4 +44,28 @@ export function cgroup2Root(mountinfoPath = '/proc/self/mountinfo'): string {
     throw new PodnetError('NO_CGROUP', `attach socket load balancing: find the cgroup v2 root: ${mountinfoPath} lists no cgroup2 mount of the hierarchy's root (mount one, e.g. mount -t cgroup2 none /sys/fs/cgroup/unified; in a container, mount the host's cgroup2 directory in)`);
   }
   return root;
+}
+
+/** statfs f_type of a cgroup v2 mount (CGROUP2_SUPER_MAGIC). */
+const CGROUP2_SUPER_MAGIC = 0x63677270;
+
+function isCgroup2(dir: string): boolean {
+  try {
+    return statfsSync(dir).type === CGROUP2_SUPER_MAGIC;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The cgroup v2 directory an operator named (--cgroup-root): the directory
+ * itself when it is cgroup v2, else its `unified/` (a hybrid host's
+ * /sys/fs/cgroup mounted whole into a container).
+ * @throws PodnetError NO_CGROUP when neither is a cgroup v2 mount.
+ */
+export function resolveCgroup2Dir(dir: string): string {
+  if (isCgroup2(dir)) return dir;
+  const unified = join(dir, 'unified');
+  if (isCgroup2(unified)) return unified;
+  throw new PodnetError('NO_CGROUP', `attach socket load balancing: cgroup-root ${dir}: neither it nor ${unified} is a cgroup v2 mount`);
 }

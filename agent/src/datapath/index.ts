@@ -6,7 +6,7 @@ export {
   NODE_OBJECTS, POD_OBJECT, NETDEV_OBJECT, SOCK_OBJECT, HOOKS, DEFAULT_CT_TIMEOUTS, HAIRPIN_ADDR, hookSection, isCgroupHook, programDescriptor,
   type AttachTarget, type CgroupHookName, type ConntrackTimeouts, type Hook, type NodeConstants, type ObjectDescriptor, type ProgramDescriptor,
 } from './objects.js';
-export { cgroup2Root, findCgroup2Root } from './cgroup.js';
+export { cgroup2Root, findCgroup2Root, resolveCgroup2Dir } from './cgroup.js';
 export { SocketDestroyer, type DestroyedSocket, type SocketDestroyerOptions, type SocketTarget } from './sock-destroy.js';
 export { resolveTcMode, linkKindFor, type AttachModeOption, type TcMode } from './attach-mode.js';
 export { attachPin, cgroupLinksDir, cgroupPin, generationDir, interfaceDir, linksDir, parseAttachPin, progsDir } from './pins.js';
