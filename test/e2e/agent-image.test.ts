@@ -12,6 +12,7 @@
  * agent into a namespace made after the agent started. Needs root.
  * Traffic stays on this machine: the only network use is loopback HTTP.
  */
+import { cgroup2Root } from '../../agent/src/datapath/index.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
@@ -52,6 +53,7 @@ interface K8sContainer {
   args?: string[];
   securityContext?: { privileged?: boolean; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[]; add?: string[] }; seccompProfile?: { type: string } };
   volumeMounts?: K8sMount[];
+  env?: Array<{ name: string; value?: string }>;
 }
 interface DaemonSetSpec { initContainers: K8sContainer[]; containers: K8sContainer[] }
 
@@ -239,11 +241,16 @@ describe('the agent image under containerd, with the DaemonSet\'s privileges and
       'run', '--rm', '--runc-root', join(ctd.dir, 'runc'), '--fifo-dir', join(ctd.dir, 'fifo'), '--net-host', ...securityFlags(c),
       // As the downward API sets it; `podnet status` exec'd in the container inherits it and must ignore it.
       '--env', 'PODNET_NODE_NAME=image-test-node',
+      // The DaemonSet's literal settings (e.g. the host cgroup directory of the socket load balancer).
+      ...(c.env ?? []).filter((e) => e.value !== undefined).flatMap((e) => ['--env', `${e.name}=${e.value}`]),
+      ...mountFlag(c, 'cgroup', '/sys/fs/cgroup'),
       ...mountFlag(c, 'config', dirs.config), ...mountFlag(c, 'bpffs', dirs.bpffs), ...mountFlag(c, 'state', dirs.state),
       ...mountFlag(c, 'run', dirs.run), ...mountFlag(c, 'netns', '/run/netns'),
       '--mount', 'type=tmpfs,src=tmpfs,dst=/tmp,options=nosuid:nodev:size=65536k',
       IMAGE, agentId, '/usr/local/bin/podnet', ...(c.args ?? []),
       '--source', 'file:/dev/null', '--pod-cidr', podCidr, '--metrics-addr', `127.0.0.1:${metricsPort}`,
+      // The socket load balancer attaches at the host's cgroup root: a range of its own, so it refuses nothing else here.
+      '--service-cidr', '10.96.254.0/24',
     ];
     agent = ctd.spawnCtr(args, { timeoutMs: 900_000 });
     const outcome = await waitFor('the agent\'s /readyz to answer 200', async () => {
@@ -297,7 +304,12 @@ describe('the agent image under containerd, with the DaemonSet\'s privileges and
 
   test('the datapath\'s pins land in the host\'s bpffs and the compiled object in the host\'s state dir', async () => {
     const pins = await readdir(join(dirs.bpffs, 'podnet'));
-    for (const want of ['pn_endpoints', 'pn_ipam', 'progs', 'links']) assert.ok(pins.includes(want), `pin ${want} on the host (has ${pins.join(', ')})`);
+    for (const want of ['pn_endpoints', 'pn_ipam', 'pn_services', 'progs', 'links', 'cgroup']) assert.ok(pins.includes(want), `pin ${want} on the host (has ${pins.join(', ')})`);
+    // The socket load balancer attached at the host's cgroup root (through the DaemonSet's cgroup mount), not the container's.
+    const cgroupLinks = await readdir(join(dirs.bpffs, 'podnet', 'cgroup'));
+    assert.ok(cgroupLinks.some((l) => l.endsWith('cgroup_connect4')), `a connect4 link is pinned (has ${cgroupLinks.join(', ')})`);
+    const attached = (await runOk('bpftool', ['-j', 'cgroup', 'show', cgroup2Root()])).stdout;
+    assert.match(attached, /sock_connect4/, `the host's cgroup root ${cgroup2Root()} runs the agent's connect4 program: ${attached}`);
     const cache = await readdir(join(dirs.state, 'bpf-cache'));
     assert.ok(cache.some((f) => /^pod-[0-9a-f]{16}\.bpf\.o$/.test(f)), `clang in the image compiled bpf/pod.bpf.c (cache holds ${cache.join(', ')})`);
   });
