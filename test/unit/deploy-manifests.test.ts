@@ -146,6 +146,16 @@ describe('deploy/ manifests', () => {
     assert.equal(conflist.plugins[0]?.stateDir ?? DEFAULTS.stateDir, host('state'), 'the conflist\'s DEL queue is in the agent\'s state dir');
   });
 
+  it('mount the host\'s cgroup directory read-only without propagation, where the agent\'s cgroup-root setting points', () => {
+    const m = mountOf(agent, 'cgroup');
+    assert.equal(volume('cgroup')['hostPath']['path'], '/sys/fs/cgroup');
+    assert.equal(m['readOnly'], true);
+    // HostToContainer needs a shared or slave host mount; a node without systemd has a private /sys/fs/cgroup and the runtime refuses the pod.
+    assert.ok(m['mountPropagation'] === undefined || m['mountPropagation'] === 'None', `no propagation (has ${m['mountPropagation']})`);
+    const env = (agent['env'] as Obj[]).find((e) => e['name'] === 'PODNET_CGROUP_ROOT');
+    assert.equal(env?.['value'], m['mountPath'], 'the socket load balancer attaches at the mounted host cgroup directory');
+  });
+
   it('install the CNI entry point and conflist from the image with an init container', () => {
     const c = container('install-cni');
     assert.deepEqual(c['command'], ['/usr/local/bin/podnet-install-cni']);
