@@ -239,7 +239,8 @@ async function main(): Promise<void> {
     log(`setting up namespace ${BENCH_NAMESPACE}: ${opts.backends} backend pods, a client pod, ${TARGET_SERVICE}`);
     await api.ok('POST', '/api/v1/namespaces', namespace(), { accept: [409] });
     const script = await readFile(fileURLToPath(new URL('./lib/svc-probe.cjs', import.meta.url)), 'utf8');
-    await api.createAll([probeConfigMap(script), ...Array.from({ length: opts.backends }, (_, i) => backendPod(i, image)), clientPod(image), targetService()]);
+    await api.createAll([probeConfigMap(script)]);
+    await api.createAll([...Array.from({ length: opts.backends }, (_, i) => backendPod(i, image)), clientPod(image), targetService()]);
     const pods = await waitPodsReady(api, opts.backends + 1, 180_000);
     const backendIps = pods.filter((p) => p.name.startsWith('pn-bench-be-')).map((p) => p.ip);
     const target = await serviceRef(api, TARGET_SERVICE);
@@ -276,7 +277,8 @@ async function main(): Promise<void> {
           `${proxy.name} to program ${size} Services`,
           async () => sameSet(await proxy.backends(target), targetBackends) && (!sentinel || sameSet(await proxy.backends(sentinel), sentinelBackends)),
           opts.syncTimeoutMs,
-          20,
+          // Checks compete with the proxy for two CPUs: a few per second.
+          200,
         );
         const r: SizeResult = {
           variant: proxy.name,
@@ -311,10 +313,11 @@ async function main(): Promise<void> {
             for (const [kind, slice, want] of [['add', extraSlice(Math.max(1, changeIndex), opts.endpoints, [addr]), added], ['remove', extraSlice(Math.max(1, changeIndex), opts.endpoints), base]] as const) {
               const t0 = performance.now();
               await api.ok('PUT', objectPath(slice), slice);
-              const seen = await pollUntil(`${proxy.name} to ${kind} ${addr}:${port}`, async () => sameSet(await proxy.backends(changeSvc), want), 120_000, 5);
+              const seen = await pollUntil(`${proxy.name} to ${kind} ${addr}:${port}`, async () => sameSet(await proxy.backends(changeSvc), want), 120_000, 10);
               (kind === 'add' ? r.changeAddMs : r.changeRemoveMs).push(seen.at - t0);
               costs.push(...seen.costs);
-              await sleep(200);
+              // kube-proxy syncs at most once per second (minSyncPeriod): each change finds every proxy idle.
+              await sleep(1500);
             }
           }
           r.changeCheckMs = percentile(costs, 50);
@@ -387,11 +390,16 @@ async function waitPodsReady(api: KubeApi, n: number, timeoutMs: number): Promis
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const list = (await api.ok('GET', `/api/v1/namespaces/${BENCH_NAMESPACE}/pods`)) as {
-      items: { metadata: { name: string }; status: { podIP?: string; conditions?: { type: string; status: string }[] } }[];
+      items: { metadata: { name: string }; status: { phase?: string; podIP?: string; conditions?: { type: string; status: string; message?: string }[]; containerStatuses?: { state?: Record<string, { reason?: string; message?: string }> }[] } }[];
     };
     const ready = list.items.filter((p) => p.status.podIP && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
     if (ready.length >= n) return ready.map((p) => ({ name: p.metadata.name, ip: p.status.podIP as string }));
-    if (Date.now() > deadline) throw new PodnetError('TIMEOUT', `wait for ${n} pods Ready in ${BENCH_NAMESPACE}: ${ready.length} after ${timeoutMs / 1000} s`);
+    if (Date.now() > deadline) {
+      const why = list.items
+        .filter((p) => !ready.includes(p))
+        .map((p) => `${p.metadata.name}: ${p.status.phase ?? 'no phase'} ${JSON.stringify(p.status.containerStatuses?.[0]?.state ?? p.status.conditions ?? {})}`);
+      throw new PodnetError('TIMEOUT', `wait for ${n} pods Ready in ${BENCH_NAMESPACE}: ${ready.length} after ${timeoutMs / 1000} s; ${why.join('; ')}`);
+    }
     await sleep(500);
   }
 }

@@ -45,7 +45,7 @@ export function probePod(name: string, image: string, args: readonly string[], l
           image,
           imagePullPolicy: 'Never',
           command: ['/usr/bin/node', '/probe/svc-probe.cjs', ...args],
-          ...(args[0] === 'server' ? { readinessProbe: { tcpSocket: { port: BACKEND_PORT }, periodSeconds: 1 } } : {}),
+          ...(args[0] === 'server' ? { readinessProbe: { tcpSocket: { port: Number(args[1]) }, periodSeconds: 1 } } : {}),
           volumeMounts: [{ name: 'probe', mountPath: '/probe', readOnly: true }],
         },
       ],
