@@ -16,6 +16,7 @@
  * Service's KUBE-SVC chain (`iptables -t nat -S`), or its service chain in
  * the `ip kube-proxy` table (`nft list chain`).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -49,6 +50,77 @@ export interface ServiceProxy {
   rssKiB(): Promise<number>;
   /** Things the proxy logged that a reader of the results should know (errors), bounded. */
   notes(): string[];
+  /**
+   * When the kernel first reported a rule change of `svc`'s chain after
+   * `since` (performance.now() clock): a rule set is committed as one
+   * transaction, so this is when the new rules took effect. Only for the
+   * netfilter proxies, whose full listing costs too much to poll.
+   */
+  ruleChangeAfter?(svc: ServicePortRef, since: number, timeoutMs: number): Promise<number>;
+  /** Starts recording rule changes of `svc`'s chain (before ruleChangeAfter). */
+  watchRules?(svc: ServicePortRef): void;
+  /** The first recorded rule change of `svc`'s chain after `since`, if any. */
+  ruleSeenAfter?(svc: ServicePortRef, since: number): number | undefined;
+}
+
+/**
+ * `nft monitor rules`: every rule added or deleted in any table (iptables-nft
+ * rules included), each line stamped when it was read.
+ */
+export class RuleMonitor {
+  readonly #child: ChildProcess;
+  readonly #exited: Promise<void>;
+  #done = false;
+  #stderr = '';
+  #partial = '';
+  /** Only the lines that name a watched chain are kept (a full sync reports every rule). */
+  readonly #watch = new Set<string>();
+  readonly #hits: { at: number; needle: string }[] = [];
+
+  constructor() {
+    this.#child = spawn('nft', ['monitor', 'rules'], { env: { PATH: SYSTEM_PATH }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#child.stdout?.setEncoding('utf8');
+    this.#child.stdout?.on('data', (chunk: string) => {
+      const at = performance.now();
+      const parts = (this.#partial + chunk).split('\n');
+      this.#partial = parts.pop() ?? '';
+      for (const line of parts) for (const needle of this.#watch) if (line.includes(needle)) this.#hits.push({ at, needle });
+      if (this.#hits.length > 10_000) this.#hits.splice(0, this.#hits.length - 10_000);
+    });
+    this.#child.stderr?.on('data', (b: Buffer) => (this.#stderr = (this.#stderr + b.toString()).slice(-2000)));
+    this.#exited = new Promise((resolve) => this.#child.once('close', () => resolve()));
+    void this.#exited.then(() => (this.#done = true));
+  }
+
+  /** Starts keeping lines that contain `needle`. */
+  watch(needle: string): void {
+    this.#watch.add(needle);
+  }
+
+  /** The time of the first line after `since` that contains `needle`, if one arrived. */
+  seenAfter(needle: string, since: number): number | undefined {
+    return this.#hits.find((h) => h.at >= since && h.needle === needle)?.at;
+  }
+
+  /** The time of the first line after `since` that contains `needle` (watched before `since`). */
+  async firstAfter(needle: string, since: number, timeoutMs: number): Promise<number> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const hit = this.#hits.find((h) => h.at >= since && h.needle === needle);
+      if (hit) return hit.at;
+      if (this.#done) throw new PodnetError('BENCH_FAILED', `nft monitor exited: ${this.#stderr.trim().slice(-300)}`);
+      if (performance.now() > deadline) throw new PodnetError('TIMEOUT', `wait for a rule change of ${needle.trim()}: none within ${Math.round(timeoutMs / 1000)} s`);
+      await sleep(2);
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.#done) return;
+    this.#child.kill('SIGTERM');
+    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 3000);
+    await this.#exited;
+    clearTimeout(timer);
+  }
 }
 
 /** VmRSS of `pid` in KiB. */
@@ -101,11 +173,9 @@ export function nftablesServiceChain(s: Pick<ServicePortRef, 'namespace' | 'name
   return `service-${base32(createHash('sha256').update(base).digest()).slice(0, 8)}-${base}`;
 }
 
-/** The backends in `iptables -t nat -S KUBE-SVC-...` output: the "-> ip:port" of each rule's comment. */
-export function parseIptablesBackends(text: string): string[] {
-  const out = new Set<string>();
-  for (const m of text.matchAll(/ -> (\d+\.\d+\.\d+\.\d+:\d+)/g)) if (m[1]) out.add(m[1]);
-  return [...out].sort();
+/** The KUBE-SEP chains a KUBE-SVC chain jumps to. */
+export function parseSepJumps(text: string): string[] {
+  return [...new Set([...text.matchAll(/-j (KUBE-SEP-[A-Z0-9]+)/g)].map((m) => m[1] as string))];
 }
 
 /** The backends in `nft list chain ip kube-proxy service-...` output: endpoint chains named ...__ip/port. */
@@ -132,9 +202,14 @@ const KUBE_PROXY_SYSCTLS = ['net.ipv4.conf.all.route_localnet', 'net.netfilter.n
 
 export function kubeProxy(opts: KubeProxyOptions): ServiceProxy {
   let proc: Background | undefined;
+  let monitor: RuleMonitor | undefined;
   let saved: string[] = [];
   const kpNotes: string[] = [];
+  // A KUBE-SEP chain's name is a hash of its Service port and endpoint, so its DNAT target never changes.
+  const sepCache = new Map<string, string>();
   const name = `kube-proxy ${opts.mode}`;
+  // The chain name followed by a space: not a prefix of a longer name.
+  const chainNeedle = (svc: ServicePortRef): string => `${opts.mode === 'iptables' ? iptablesServiceChain(svc) : nftablesServiceChain(svc)} `;
   return {
     name,
     async unavailable() {
@@ -152,6 +227,7 @@ export function kubeProxy(opts: KubeProxyOptions): ServiceProxy {
         const r = await run('sysctl', ['-n', k], { timeoutMs: 5000 });
         if (r.code === 0) saved.push(`${k}=${r.stdout.trim()}`);
       }
+      monitor = new RuleMonitor();
       proc = startBackground(
         opts.binary,
         [
@@ -182,6 +258,8 @@ export function kubeProxy(opts: KubeProxyOptions): ServiceProxy {
         for (const l of res.stderr.split('\n')) if (/^E\d{4}/.test(l) && kpNotes.length < 20) kpNotes.push(`${name}: ${l.slice(0, 300)}`);
         proc = undefined;
       }
+      await monitor?.stop();
+      monitor = undefined;
       const c = await run(opts.binary, ['--cleanup', `--proxy-mode=${opts.mode}`], { timeoutMs: 300_000, env: { PATH: SYSTEM_PATH } });
       if (c.code !== 0) throw new PodnetError('BENCH_FAILED', `clean up after ${name}: kube-proxy --cleanup exited ${c.code}: ${c.stderr.trim().slice(-400)}`);
       for (const kv of saved) await run('sysctl', ['-q', '-w', kv], { timeoutMs: 5000 });
@@ -189,8 +267,22 @@ export function kubeProxy(opts: KubeProxyOptions): ServiceProxy {
     },
     async backends(svc) {
       if (opts.mode === 'iptables') {
+        // Above 1,000 endpoints kube-proxy leaves the "-> ip:port" comments
+        // out (its large-cluster mode): follow each KUBE-SEP jump to its DNAT.
         const r = await run('iptables', ['-w', '-t', 'nat', '-S', iptablesServiceChain(svc)], { timeoutMs: 60_000 });
-        return r.code === 0 ? parseIptablesBackends(r.stdout) : undefined;
+        if (r.code !== 0) return undefined;
+        const out = new Set<string>();
+        for (const sep of parseSepJumps(r.stdout)) {
+          let dest = sepCache.get(sep);
+          if (dest === undefined) {
+            const e = await run('iptables', ['-w', '-t', 'nat', '-S', sep], { timeoutMs: 60_000 });
+            dest = e.code === 0 ? /--to-destination (\d+\.\d+\.\d+\.\d+:\d+)/.exec(e.stdout)?.[1] : undefined;
+            if (dest === undefined) return undefined; // referenced before it exists: not programmed yet
+            sepCache.set(sep, dest);
+          }
+          out.add(dest);
+        }
+        return [...out].sort();
       }
       const r = await run('nft', ['list', 'chain', 'ip', 'kube-proxy', nftablesServiceChain(svc)], { timeoutMs: 60_000 });
       return r.code === 0 ? parseNftBackends(r.stdout) : undefined;
@@ -200,6 +292,16 @@ export function kubeProxy(opts: KubeProxyOptions): ServiceProxy {
       return vmRssKiB(proc.pid);
     },
     notes: () => [...kpNotes],
+    watchRules(svc) {
+      monitor?.watch(chainNeedle(svc));
+    },
+    ruleSeenAfter(svc, since) {
+      return monitor?.seenAfter(chainNeedle(svc), since);
+    },
+    async ruleChangeAfter(svc, since, timeoutMs) {
+      if (!monitor) throw new PodnetError('BENCH_FAILED', `watch ${name}'s rules: not running`);
+      return monitor.firstAfter(chainNeedle(svc), since, timeoutMs);
+    },
   };
 }
 
