@@ -272,88 +272,95 @@ async function main(): Promise<void> {
         log(`${proxy.name} with ${size} Services: cold start`);
         const rolloutAt = performance.now();
         running = proxy;
-        const { startedAt } = await proxy.start();
-        // netfilter proxies: also the commit of the rules, from `nft monitor` (a listing costs too much to poll finely).
-        if (sentinel) proxy.watchRules?.(sentinel);
-        if (changeSvc) proxy.watchRules?.(changeSvc);
-        const synced = await pollUntil(
-          `${proxy.name} to program ${size} Services`,
-          async () => sameSet(await proxy.backends(target), targetBackends) && (!sentinel || sameSet(await proxy.backends(sentinel), sentinelBackends)),
-          opts.syncTimeoutMs,
-          // Checks compete with the proxy for two CPUs: a few per second.
-          200,
-        );
-        const r: SizeResult = {
-          variant: proxy.name,
-          size,
-          coldSyncMs: Math.min(synced.at, (sentinel && proxy.ruleSeenAfter?.(sentinel, startedAt)) || Number.POSITIVE_INFINITY) - startedAt,
-          ...(v === 'podnet' ? { coldSyncFromRolloutMs: synced.at - rolloutAt } : {}),
-          syncChecks: synced.costs.length,
-          syncCheckMs: percentile(synced.costs, 50),
-          rssKiB: await proxy.rssKiB(),
-          connectUs: [],
-          changeAddMs: [],
-          changeRemoveMs: [],
-          changeCheckMs: Number.NaN,
-        };
-        if (v !== 'podnet' && podnetServices) r.agentOffRssKiB = await podnet.rssKiB().catch(() => Number.NaN);
-        log(`${proxy.name}: programmed in ${fmt(r.coldSyncMs / 1000, 2)} s (${r.syncChecks} checks of ${fmt(r.syncCheckMs, 1)} ms), RSS ${fmt(r.rssKiB / 1024, 1)} MiB`);
+        try {
+          const { startedAt } = await proxy.start();
+          // netfilter proxies: also the commit of the rules, from `nft monitor` (a listing costs too much to poll finely).
+          if (sentinel) proxy.watchRules?.(sentinel);
+          if (changeSvc) proxy.watchRules?.(changeSvc);
+          const synced = await pollUntil(
+            `${proxy.name} to program ${size} Services`,
+            async () => sameSet(await proxy.backends(target), targetBackends) && (!sentinel || sameSet(await proxy.backends(sentinel), sentinelBackends)),
+            opts.syncTimeoutMs,
+            // Checks compete with the proxy for two CPUs: a few per second.
+            200,
+          );
+          const r: SizeResult = {
+            variant: proxy.name,
+            size,
+            coldSyncMs: Math.min(synced.at, (sentinel && proxy.ruleSeenAfter?.(sentinel, startedAt)) || Number.POSITIVE_INFINITY) - startedAt,
+            ...(v === 'podnet' ? { coldSyncFromRolloutMs: synced.at - rolloutAt } : {}),
+            syncChecks: synced.costs.length,
+            syncCheckMs: percentile(synced.costs, 50),
+            rssKiB: await proxy.rssKiB(),
+            connectUs: [],
+            changeAddMs: [],
+            changeRemoveMs: [],
+            changeCheckMs: Number.NaN,
+          };
+          if (v !== 'podnet' && podnetServices) r.agentOffRssKiB = await podnet.rssKiB().catch(() => Number.NaN);
+          log(`${proxy.name}: programmed in ${fmt(r.coldSyncMs / 1000, 2)} s (${r.syncChecks} checks of ${fmt(r.syncCheckMs, 1)} ms), RSS ${fmt(r.rssKiB / 1024, 1)} MiB`);
 
-        // New connections to the Service under test (one warm-up batch).
-        await probe(['connect', target.clusterIP, String(SERVICE_PORT), '50', '20000'], 60_000);
-        const c = await probe(['connect', target.clusterIP, String(SERVICE_PORT), String(opts.connections), '120000'], 180_000);
-        r.connectUs = c['samplesUs'] as number[];
-        log(`${proxy.name}: connect+request p50 ${fmt(percentile(r.connectUs, 50), 0)} us, p99 ${fmt(percentile(r.connectUs, 99), 0)} us (${r.connectUs.length})`);
+          // New connections to the Service under test (one warm-up batch).
+          await probe(['connect', target.clusterIP, String(SERVICE_PORT), '50', '20000'], 60_000);
+          const c = await probe(['connect', target.clusterIP, String(SERVICE_PORT), String(opts.connections), '120000'], 180_000);
+          r.connectUs = c['samplesUs'] as number[];
+          log(`${proxy.name}: connect+request p50 ${fmt(percentile(r.connectUs, 50), 0)} us, p99 ${fmt(percentile(r.connectUs, 99), 0)} us (${r.connectUs.length})`);
 
-        // Single endpoint changes on one extra Service.
-        if (changeSvc) {
-          const base = sortedEndpoints(Math.max(1, changeIndex), opts.endpoints);
-          const port = extraEndpoints(Math.max(1, changeIndex), opts.endpoints).port;
-          for (let n = 0; n < opts.changes; n++) {
-            const addr = changeAddress(n);
-            const added = [...base, `${addr}:${port}`].sort();
-            for (const [kind, slice, want] of [['add', extraSlice(Math.max(1, changeIndex), opts.endpoints, [addr]), added], ['remove', extraSlice(Math.max(1, changeIndex), opts.endpoints), base]] as const) {
-              const t0 = performance.now();
-              await api.ok('PUT', objectPath(slice), slice);
-              let at: number;
-              if (proxy.ruleChangeAfter) {
-                // The commit of the chain's new rules, then a listing to check they are the right ones.
-                at = await proxy.ruleChangeAfter(changeSvc, t0, 120_000);
-                await pollUntil(`${proxy.name} to ${kind} ${addr}:${port}`, async () => sameSet(await proxy.backends(changeSvc), want), 60_000, 50);
-              } else {
-                at = (await pollUntil(`${proxy.name} to ${kind} ${addr}:${port}`, async () => sameSet(await proxy.backends(changeSvc), want), 120_000, 10)).at;
+          // Single endpoint changes on one extra Service.
+          if (changeSvc) {
+            const base = sortedEndpoints(Math.max(1, changeIndex), opts.endpoints);
+            const port = extraEndpoints(Math.max(1, changeIndex), opts.endpoints).port;
+            for (let n = 0; n < opts.changes; n++) {
+              const addr = changeAddress(n);
+              const added = [...base, `${addr}:${port}`].sort();
+              for (const [kind, slice, want] of [['add', extraSlice(Math.max(1, changeIndex), opts.endpoints, [addr]), added], ['remove', extraSlice(Math.max(1, changeIndex), opts.endpoints), base]] as const) {
+                const t0 = performance.now();
+                await api.ok('PUT', objectPath(slice), slice);
+                let at: number;
+                if (proxy.ruleChangeAfter) {
+                  // The commit of the chain's new rules, then a listing to check they are the right ones.
+                  at = await proxy.ruleChangeAfter(changeSvc, t0, 120_000);
+                  await pollUntil(`${proxy.name} to ${kind} ${addr}:${port}`, async () => sameSet(await proxy.backends(changeSvc), want), 60_000, 50);
+                } else {
+                  at = (await pollUntil(`${proxy.name} to ${kind} ${addr}:${port}`, async () => sameSet(await proxy.backends(changeSvc), want), 120_000, 10)).at;
+                }
+                (kind === 'add' ? r.changeAddMs : r.changeRemoveMs).push(at - t0);
+                // kube-proxy syncs at most once per second (minSyncPeriod): each change finds every proxy idle.
+                await sleep(1500);
               }
-              (kind === 'add' ? r.changeAddMs : r.changeRemoveMs).push(at - t0);
-              // kube-proxy syncs at most once per second (minSyncPeriod): each change finds every proxy idle.
-              await sleep(1500);
             }
+            const probeCost = await timeCheck(() => proxy.backends(changeSvc));
+            r.changeCheckMs = probeCost;
+            log(`${proxy.name}: endpoint add p50 ${fmt(percentile(r.changeAddMs, 50), 0)} ms, remove p50 ${fmt(percentile(r.changeRemoveMs, 50), 0)} ms (checks ${fmt(r.changeCheckMs, 1)} ms)`);
           }
-          const probeCost = await timeCheck(() => proxy.backends(changeSvc));
-          r.changeCheckMs = probeCost;
-          log(`${proxy.name}: endpoint add p50 ${fmt(percentile(r.changeAddMs, 50), 0)} ms, remove p50 ${fmt(percentile(r.changeRemoveMs, 50), 0)} ms (checks ${fmt(r.changeCheckMs, 1)} ms)`);
-        }
 
-        // Throughput and request/response, ClusterIP against direct, at the first size.
-        if (si === 0) {
-          const t: TrafficResult = { variant: proxy.name, runs: [] };
-          const direct = backendIps[0] as string;
-          for (let run = 0; run < opts.trafficRuns; run++) {
-            const one: Record<string, number> = {};
-            for (const path of rotation(['direct', 'cluster'] as const, run)) {
-              const [host, port] = path === 'direct' ? [direct, BACKEND_PORT] : [target.clusterIP, SERVICE_PORT];
-              const s = await probe(['stream', host, String(port), String(opts.trafficMs)], opts.trafficMs + 60_000);
-              one[`${path}Gbps`] = ((s['bytes'] as number) * 8) / ((s['ms'] as number) * 1e6);
-              const q = await probe(['rr', host, String(port), String(opts.trafficMs)], opts.trafficMs + 60_000);
-              one[`${path}RrP50Us`] = q['p50Us'] as number;
-              one[`${path}RrP99Us`] = q['p99Us'] as number;
+          // Throughput and request/response, ClusterIP against direct, at the first size.
+          if (si === 0) {
+            const t: TrafficResult = { variant: proxy.name, runs: [] };
+            const direct = backendIps[0] as string;
+            for (let run = 0; run < opts.trafficRuns; run++) {
+              const one: Record<string, number> = {};
+              for (const path of rotation(['direct', 'cluster'] as const, run)) {
+                const [host, port] = path === 'direct' ? [direct, BACKEND_PORT] : [target.clusterIP, SERVICE_PORT];
+                const s = await probe(['stream', host, String(port), String(opts.trafficMs)], opts.trafficMs + 60_000);
+                one[`${path}Gbps`] = ((s['bytes'] as number) * 8) / ((s['ms'] as number) * 1e6);
+                const q = await probe(['rr', host, String(port), String(opts.trafficMs)], opts.trafficMs + 60_000);
+                one[`${path}RrP50Us`] = q['p50Us'] as number;
+                one[`${path}RrP99Us`] = q['p99Us'] as number;
+              }
+              t.runs.push(one as TrafficResult['runs'][number]);
             }
-            t.runs.push(one as TrafficResult['runs'][number]);
+            traffic.push(t);
+            const med = (f: (x: TrafficResult['runs'][number]) => number): number => percentile(t.runs.map(f), 50);
+            log(`${proxy.name}: stream ClusterIP/direct ${fmt(ratio(med((x) => x.clusterGbps), med((x) => x.directGbps)))}, rr p50 ClusterIP/direct ${fmt(ratio(med((x) => x.clusterRrP50Us), med((x) => x.directRrP50Us)))}`);
           }
-          traffic.push(t);
-          const med = (f: (x: TrafficResult['runs'][number]) => number): number => percentile(t.runs.map(f), 50);
-          log(`${proxy.name}: stream ClusterIP/direct ${fmt(ratio(med((x) => x.clusterGbps), med((x) => x.directGbps)))}, rr p50 ClusterIP/direct ${fmt(ratio(med((x) => x.clusterRrP50Us), med((x) => x.directRrP50Us)))}`);
+          results.push(r);
+        } catch (e) {
+          // One proxy failing (e.g. not programmed within --sync-timeout-s) is a result too: the others still run.
+          const msg = `${proxy.name} with ${size} Services: ${(e as Error).message}`;
+          notes.push(msg);
+          log(`FAILED ${msg}`);
         }
-        results.push(r);
         await proxy.stop();
         running = undefined;
         if (v === 'podnet') await podnetOff();
