@@ -177,3 +177,8 @@ cluster-down:
 .PHONY: test-cluster
 test-cluster: build test-harness
 	$(NODE_TEST) $(CLUSTER_TESTS)
+
+## conformance: the upstream Services conformance set on a fresh cluster with podnet and no kube-proxy (root); see docs/conformance.md
+.PHONY: conformance
+conformance: build
+	$(NODE_TEST) test/cluster/conformance.test.ts

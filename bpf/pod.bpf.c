@@ -1,16 +1,24 @@
 /* The pod datapath, attached to every pod's host-side veth.
  *
  * from_pod (tc ingress of the host veth, i.e. traffic leaving the pod):
- *   anti-spoofing, then local pod -> rewrite MACs + bpf_redirect_peer,
- *   unknown address inside this node's pod CIDR -> drop, else on to the host
- *   stack (PN_PASS, so other programs on the hook still run).
+ *   anti-spoofing; then Service translation (lib/service.h): an answer of
+ *   a translated connection whose backend is this pod gets the frontend
+ *   back as its source, a packet to a frontend is DNATed to a backend (or
+ *   rejected when there is none), a packet into a service range that
+ *   matches no frontend is dropped; then routing on the (translated)
+ *   destination: local pod -> rewrite MACs + bpf_redirect_peer, unknown
+ *   address inside this node's pod CIDR -> drop, else on to the host stack
+ *   (PN_PASS, so other programs on the hook still run).
  * to_pod (tc egress of the host veth, traffic the host stack delivers to the
- *   pod): counts it. Pod-to-pod traffic redirected by from_pod goes straight
- *   to the peer's ingress and never passes here, so nothing is counted twice.
+ *   pod): the answers of backends outside this node's pods (host network,
+ *   other nodes) get the frontend back as their source; counts it.
+ *   Pod-to-pod traffic redirected by from_pod goes straight to the peer's
+ *   ingress and never passes here, so nothing is counted twice.
  *
  * Both entry programs are thin dispatchers with one exit: a handler decides
- * and names a drop reason, the entry program alone calls the drop path.
- * Maps: pn_endpoints, pn_counters, pn_events (lib/maps/).
+ * and names a drop reason, the entry program alone calls the drop path (or,
+ * for a rejected packet, records it and lets the answer go).
+ * Maps: pn_endpoints, pn_counters, pn_events, the service maps (lib/maps/).
  * One object per node: per-node values are load-time constants below. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -19,13 +27,20 @@
 #include "shared/drop-reasons.h"
 #include "lib/maps/endpoints.h"
 #include "lib/maps/counters.h"
+#include "lib/maps/services.h"
 #include "lib/parse.h"
 #include "lib/drop.h"
+#include "lib/service.h"
+#include "lib/fib.h"
 #include "lib/verdict.h"
 
 /* This node's pod CIDR, network order; set by the agent between open and load. */
 volatile const __be32 pn_pod_cidr_addr = 0;
 volatile const __be32 pn_pod_cidr_mask = 0;
+/* The source a pod that reaches itself through a Service sees (network
+ * order; 0 turns hairpin translation off). A link-local address no pod
+ * owns, so the pod's answer leaves through its host veth. */
+volatile const __be32 pn_hairpin_addr = 0;
 
 static __always_inline int pn_in_pod_cidr(__be32 addr)
 {
@@ -34,12 +49,45 @@ static __always_inline int pn_in_pod_cidr(__be32 addr)
 
 /* Decides what happens to a packet leaving a pod. Returns the drop reason
  * (PN_DROP_NONE when not dropped) and sets *verdict otherwise. */
+/* Service translation of a packet leaving a pod; updates pkt->daddr and,
+ * for an answer translated back, f (else f->proto is 0). */
+static __always_inline __u8 pn_services_from_pod(struct __sk_buff *skb, struct pn_pkt *pkt, struct pn_flow *out, int *verdict)
+{
+	struct pn_flow f;
+	int translated = 0, rejected = 0, rc;
+	__u8 reason;
+
+	out->proto = 0;
+	rc = pn_flow_parse(skb, &f);
+	if (rc < 0)
+		return PN_DROP_MALFORMED;
+	if (rc > 0) {
+		reason = pn_svc_reverse_icmp(skb, &translated);
+		if (reason != PN_DROP_NONE || translated)
+			return reason;
+		return pn_lb_in_service_range(pkt->daddr) ? PN_DROP_NO_SERVICE : PN_DROP_NONE;
+	}
+	reason = pn_svc_reverse(skb, &f, &translated);
+	if (!translated)
+		reason = pn_svc_forward(skb, &f, pn_hairpin_addr, &rejected);
+	if (rejected) {
+		pkt->rejected = 1;
+		*verdict = TC_ACT_REDIRECT;
+	}
+	if (translated)
+		*out = f;
+	pkt->daddr = f.daddr;
+	return reason;
+}
+
 static __always_inline __u8 pn_handle_from_pod(struct __sk_buff *skb, struct pn_pkt *pkt, int *verdict)
 {
 	struct pn_ip4_key skey, dkey;
 	struct pn_endpoint *src, *dst;
+	struct pn_flow answer;
 	struct iphdr *ip;
 	int malformed;
+	__u8 reason;
 
 	ip = pn_parse_ipv4((void *)(long)skb->data, (void *)(long)skb->data_end, &malformed);
 	if (!ip)
@@ -55,6 +103,10 @@ static __always_inline __u8 pn_handle_from_pod(struct __sk_buff *skb, struct pn_
 	if (!src || src->ifindex != skb->ifindex)
 		return PN_DROP_SPOOFED_SOURCE;
 	pkt->endpoint_id = src->endpoint_id;
+
+	reason = pn_services_from_pod(skb, pkt, &answer, verdict);
+	if (reason != PN_DROP_NONE)
+		return reason;
 
 	dkey.addr = pkt->daddr;
 	dst = bpf_map_lookup_elem(&pn_endpoints, &dkey);
@@ -79,6 +131,11 @@ static __always_inline __u8 pn_handle_from_pod(struct __sk_buff *skb, struct pn_
 		return PN_DROP_NO_ENDPOINT;
 
 	pn_ep_count(pkt->endpoint_id, PN_DIR_EGRESS, PN_DROP_NONE, pkt->len);
+	/* An answer leaving the node with a frontend as its source (a NodePort
+	 * on a node address) goes straight out: the host stack would take
+	 * its own address as source for a martian. */
+	if (answer.proto && pn_fib_redirect(skb, &answer) == TC_ACT_REDIRECT)
+		*verdict = TC_ACT_REDIRECT;
 	return PN_DROP_NONE;
 }
 
@@ -91,22 +148,29 @@ int from_pod(struct __sk_buff *skb)
 
 	reason = pn_handle_from_pod(skb, &pkt, &verdict);
 	if (reason != PN_DROP_NONE)
-		verdict = pn_drop_tc(&pkt, reason);
+		verdict = pkt.rejected ? pn_reject_tc(&pkt, reason) : pn_drop_tc(&pkt, reason);
 	return verdict;
 }
 
-/* Counts traffic the host stack delivers to a pod; never drops. */
+/* Translates answers of backends the host stack routed here and counts
+ * traffic the host stack delivers to a pod; never drops (a packet it
+ * cannot translate goes on as it is). */
 static __always_inline void pn_handle_to_pod(struct __sk_buff *skb)
 {
 	struct pn_ip4_key key;
 	struct pn_endpoint *ep;
+	struct pn_flow f;
 	struct iphdr *ip;
-	int malformed;
+	int malformed, translated = 0;
 
 	ip = pn_parse_ipv4((void *)(long)skb->data, (void *)(long)skb->data_end, &malformed);
 	if (!ip)
 		return;
 	key.addr = ip->daddr;
+	if (pn_flow_parse(skb, &f) == 0)
+		pn_svc_reverse(skb, &f, &translated);
+	else
+		pn_svc_reverse_icmp(skb, &translated);
 	ep = bpf_map_lookup_elem(&pn_endpoints, &key);
 	if (ep)
 		pn_ep_count(ep->endpoint_id, PN_DIR_INGRESS, PN_DROP_NONE, skb->len);

@@ -7,13 +7,18 @@
 #     (CNI_* environment + network config on stdin)
 #  3. sends traffic pod-to-pod and host-to-pod, and shows the kernel state:
 #     podnet status / endpoints / ipam, the BPF counters and live metrics
-#  4. deletes the pods through CNI DEL and removes everything it created
+#  4. puts a Service in front of two pods by renaming a new services file
+#     (scripts/demo-services.yaml filled in) over the one the agent watches,
+#     then rewrites it with one backend fewer
+#  5. deletes the pods through CNI DEL and removes everything it created
 #
 # Traffic goes only between namespaces this script creates.
 #
 # Overrides (environment or make variables; PODNET_* names belong to the agent):
 #   DEMO_POD_CIDR      the demo node's pod CIDR (default 10.244.7.0/24); must not
 #                      overlap any address or route on this host
+#   DEMO_SERVICE_CIDR  the demo's service range (default 10.96.7.0/24); its Service
+#                      web gets the 10th address; must be free on this host too
 #   DEMO_METRICS_PORT  the agent's metrics port on 127.0.0.1 (default 29962)
 #   NO_COLOR           set (non-empty) to print no colour; none is printed
 #                      either when stdout is not a terminal
@@ -22,10 +27,13 @@ cd "$(dirname "$0")/.."
 
 CIDR=${DEMO_POD_CIDR:-10.244.7.0/24}
 PORT=${DEMO_METRICS_PORT:-29962}
+SVC_CIDR=${DEMO_SERVICE_CIDR:-10.96.7.0/24}
 METRICS=127.0.0.1:$PORT
 PODS=(frontend backend db)
 PODNET=./bin/podnet
 AGENT_PID=
+SERVER_PIDS=()
+BLACKHOLE=
 DEMO=
 BPFFS=
 declare -A NS
@@ -52,19 +60,20 @@ range() {
   echo $(( n & mask )) $(( (n & mask) | (~mask & 0xffffffff) ))
 }
 
-# The pod CIDR must be free on this host: an overlapping address or route
-# would send pod traffic (or the host's) the wrong way.
+# check_cidr VAR CIDR WHAT EXAMPLE: the range must be free on this host: an
+# overlapping address or route would send pod traffic (or the host's) the
+# wrong way, and for the service range the blackhole route would hide it.
 check_cidr() {
-  local r first last f l what
-  [[ $CIDR == */* ]] && r=$(range "$CIDR") || die "DEMO_POD_CIDR=$CIDR is not an IPv4 CIDR such as 10.123.0.0/24"
+  local var=$1 cidr=$2 what_range=$3 example=$4 r first last f l what
+  [[ $cidr == */* ]] && r=$(range "$cidr") || die "$var=$cidr is not an IPv4 CIDR such as $example"
   read -r first last <<<"$r"
-  [ "${CIDR#*/}" -ge 8 ] && [ "${CIDR#*/}" -le 30 ] || die "DEMO_POD_CIDR=$CIDR: the prefix length must be between /8 and /30"
+  [ "${cidr#*/}" -ge 8 ] && [ "${cidr#*/}" -le 30 ] || die "$var=$cidr: the prefix length must be between /8 and /30"
   while read -r what; do
     [ -n "$what" ] || continue
     r=$(range "${what%% *}") || continue
     read -r f l <<<"$r"
     if [ "$f" -le "$last" ] && [ "$l" -ge "$first" ]; then
-      die "the demo pod CIDR $CIDR overlaps \"$what\" on this host; choose a free one, e.g. make demo DEMO_POD_CIDR=10.123.0.0/24"
+      die "the demo $what_range $cidr overlaps \"$what\" on this host; choose a free one, e.g. make demo $var=$example"
     fi
   done < <(
     # Destinations of every route in every table but the default routes,
@@ -81,8 +90,14 @@ check_port() {
   fi
 }
 
-say "Checking that pod CIDR $CIDR and metrics port $PORT are free on this host"
-check_cidr
+say "Checking that pod CIDR $CIDR, service CIDR $SVC_CIDR and metrics port $PORT are free on this host"
+check_cidr DEMO_POD_CIDR "$CIDR" "pod CIDR" 10.123.0.0/24
+check_cidr DEMO_SERVICE_CIDR "$SVC_CIDR" "service CIDR" 10.124.0.0/24
+read -r first last <<<"$(range "$SVC_CIDR")"
+read -r pf pl <<<"$(range "$CIDR")"
+if [ "$pf" -le "$last" ] && [ "$pl" -ge "$first" ]; then die "DEMO_SERVICE_CIDR=$SVC_CIDR overlaps the pod CIDR $CIDR; choose another, e.g. make demo DEMO_SERVICE_CIDR=10.124.0.0/24"; fi
+SVC_IP=$(( first + 10 ))
+SVC_IP=$(( SVC_IP >> 24 )).$(( (SVC_IP >> 16) & 255 )).$(( (SVC_IP >> 8) & 255 )).$(( SVC_IP & 255 ))
 check_port
 DEMO=$(mktemp -d /tmp/podnet-demo.XXXXXX)
 BPFFS=/sys/fs/bpf/podnet-demo-$$
@@ -90,6 +105,8 @@ SOCK=$DEMO/agent.sock
 
 cleanup() {
   set +e
+  for pid in "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+  [ -z "$BLACKHOLE" ] || ip route del blackhole "$BLACKHOLE" 2>/dev/null
   for pod in "${PODS[@]}"; do
     if [ -n "${NS[$pod]:-}" ]; then
       cni DEL "$pod" >/dev/null 2>&1
@@ -123,9 +140,14 @@ say "Installing the CNI entry point into $DEMO/cni (as make install does into /o
 make --no-print-directory -s install-cni CNI_BIN_DIR="$DEMO/cni/bin" CNI_CONF_DIR="$DEMO/cni/net.d"
 ls -l "$DEMO/cni/bin/podnet"
 
-printf '# Services and EndpointSlices for standalone mode (none in this demo)\n' > "$DEMO/services.yaml"
+# The agent watches this file; it starts with no Services (comments only).
+printf '# Services and EndpointSlices for standalone mode: none yet\n' > "$DEMO/services.yaml"
 say "Starting the agent (pod CIDR $CIDR, pins under $BPFFS)"
-"$PODNET" agent --node-name demo-node --pod-cidr "$CIDR" --source "file:$DEMO/services.yaml" \
+# The service range, for agents that take it (addresses in it that match no
+# Service are dropped on the node).
+svc_flags=()
+if "$PODNET" agent --help 2>/dev/null | grep -q -- '--service-cidr'; then svc_flags=(--service-cidr "$SVC_CIDR"); fi
+"$PODNET" agent --node-name demo-node --pod-cidr "$CIDR" --source "file:$DEMO/services.yaml" "${svc_flags[@]}" \
   --bpffs "$BPFFS" --state-dir "$DEMO/state" --api-socket "$SOCK" --metrics-addr "$METRICS" \
   --log-level warn &
 AGENT_PID=$!
@@ -184,6 +206,66 @@ fetch(url).then(r => r.text()).then(t => {
   if (tx !== want || rx !== want) { console.log("MISMATCH"); process.exit(1); }
   console.log("counters equal the traffic sent");
 });' "http://$METRICS/metrics" "$COUNT"
+
+# services_file IP...: scripts/demo-services.yaml with the Service address
+# and one ready endpoint per IP, renamed over the watched file (as an editor
+# or a ConfigMap volume replaces a file: the agent sees the new one).
+services_file() {
+  local eps="" ip
+  for ip in "$@"; do eps+=$'  - addresses: ['"$ip"$']\n    conditions: {ready: true}\n    nodeName: demo-node\n'; done
+  awk -v svc="$SVC_IP" -v eps="${eps%$'\n'}" '{ gsub(/@SERVICE_IP@/, svc); if ($0 == "@ENDPOINTS@") print eps; else print }' \
+    scripts/demo-services.yaml > "$DEMO/services.yaml.new"
+  mv "$DEMO/services.yaml.new" "$DEMO/services.yaml"
+}
+
+# The agent has the Service datapath when its CLI lists `podnet services`.
+has_services() { "$PODNET" --help 2>/dev/null | grep -qE '^ +podnet services( |$)'; }
+
+# requests N: N HTTP requests from frontend to the ClusterIP; prints the pod that answered each.
+requests() {
+  ip netns exec "${NS[frontend]}" node -e '
+const [url, n] = [process.argv[1], Number(process.argv[2])];
+(async () => {
+  for (let i = 0; i < n; i++) {
+    const r = await fetch(url, { signal: AbortSignal.timeout(2000) }).then((x) => x.text()).catch((e) => `failed: ${e.cause?.code ?? e.message}`);
+    console.log(r);
+  }
+})();' "http://$SVC_IP/" "$1"
+}
+
+say "A Service in front of backend and db: demo/web at $SVC_IP:80 -> pods :8080"
+# Guard first: until the datapath translates it, a packet to the Service
+# address must not leave this machine.
+ip route add blackhole "$SVC_CIDR"
+BLACKHOLE=$SVC_CIDR
+for pod in backend db; do
+  ip netns exec "${NS[$pod]}" node -e '
+require("http").createServer((q, s) => s.end(process.argv[1])).listen(8080, process.argv[2]);' "$pod" "${IP[$pod]}" &
+  SERVER_PIDS+=($!)
+done
+services_file "${IP[backend]}" "${IP[db]}"
+run cat "$DEMO/services.yaml"
+if has_services; then
+  for _ in $(seq 1 50); do "$PODNET" services --api-socket "$SOCK" 2>/dev/null | grep -q "$SVC_IP" && break; sleep 0.1; done
+  run "$PODNET" services --api-socket "$SOCK"
+  say "frontend -> http://$SVC_IP/ 20 times: both backends answer"
+  out=$(requests 20)
+  printf '%s\n' "$out" | sort | uniq -c
+  printf '%s\n' "$out" | grep -q failed && die "a request through the Service failed"
+  for pod in backend db; do printf '%s\n' "$out" | grep -qx "$pod" || die "$pod never answered through the Service"; done
+  say "db leaves the Service: the file is rewritten with backend only"
+  services_file "${IP[backend]}"
+  for _ in $(seq 1 50); do "$PODNET" services --api-socket "$SOCK" 2>/dev/null | grep -q "${IP[db]}" || break; sleep 0.1; done
+  out=$(requests 10)
+  printf '%s\n' "$out" | sort | uniq -c
+  [ "$(printf '%s\n' "$out" | grep -cx backend)" -eq 10 ] || die "requests after the change did not all go to backend"
+else
+  echo "(this build has no Service datapath yet: no traffic through $SVC_IP)"
+fi
+for pid in "${SERVER_PIDS[@]}"; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; done
+SERVER_PIDS=()
+ip route del blackhole "$SVC_CIDR"
+BLACKHOLE=
 
 say "Deleting the pods through CNI DEL"
 for pod in "${PODS[@]}"; do cni DEL "$pod"; ip netns del "${NS[$pod]}"; unset "NS[$pod]"; echo "deleted $pod"; done

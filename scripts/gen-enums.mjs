@@ -2,7 +2,8 @@
 // Generates the TypeScript mirrors of every enum shared by bpf/include/shared
 // and the agent, and the tables in docs/architecture.md:
 //   drop reasons  -> agent/src/maps/gen/drop-reasons.ts + the drop-reasons table
-//   directions, event types, endpoint flags -> agent/src/maps/gen/enums.ts + the enums table
+//   directions, event types, endpoint flags, service/backend/conntrack flags,
+//   conntrack directions -> agent/src/maps/gen/enums.ts + the enums table
 // Each enum entry in the headers reads `PN_<PREFIX><NAME> = <value>, /* description */`.
 // With --check, fails when any output is out of date instead of writing
 // (CI and `make test` run it that way).
@@ -18,6 +19,10 @@ const ENUMS = [
   { cName: 'pn_direction', header: 'bpf/include/shared/counters.h', prefix: 'PN_DIR_', ts: 'Direction', kind: 'dense' },
   { cName: 'pn_event_type', header: 'bpf/include/shared/events.h', prefix: 'PN_EVENT_', ts: 'EventType', kind: 'sparse' },
   { cName: 'pn_endpoint_flag', header: 'bpf/include/shared/endpoint.h', prefix: 'PN_EP_F_', ts: 'EndpointFlag', kind: 'flags' },
+  { cName: 'pn_svc_flag', header: 'bpf/include/shared/services.h', prefix: 'PN_SVC_F_', ts: 'SvcFlag', kind: 'flags' },
+  { cName: 'pn_backend_flag', header: 'bpf/include/shared/services.h', prefix: 'PN_BE_F_', ts: 'BackendFlag', kind: 'flags' },
+  { cName: 'pn_ct_dir', header: 'bpf/include/shared/services.h', prefix: 'PN_CT_', ts: 'CtDir', kind: 'dense' },
+  { cName: 'pn_ct_flag', header: 'bpf/include/shared/services.h', prefix: 'PN_CT_F_', ts: 'CtFlag', kind: 'flags' },
 ];
 const DROP = { cName: 'pn_drop_reason', header: 'bpf/include/shared/drop-reasons.h', prefix: 'PN_DROP_', kind: 'dense' };
 

@@ -2,16 +2,19 @@
  * The node agent: the single owner of all kernel state on the node.
  * Start order (stop runs the reverse of what started):
  *   datapath (compile, load or re-open pins) -> IPAM and endpoints rebuilt from
- *   the pinned maps -> reconcile -> drain the DEL queue -> API socket -> metrics.
+ *   the pinned maps -> reconcile -> drain the DEL queue -> Services (the
+ *   reconciler reads the service maps back, then the source starts) -> API
+ *   socket -> metrics.
  * Stopping never touches the datapath: maps, programs and links stay pinned
  * and pods keep their traffic while no agent runs.
  */
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { AgentConfig } from './config/index.js';
+import { serviceMapSizesOf, type AgentConfig } from './config/index.js';
 import type { Logger } from './log/index.js';
 import { ConfigError, PodnetError } from './errors/index.js';
 import { Datapath } from './datapath/datapath.js';
+import { resolveCgroup2Dir } from './datapath/cgroup.js';
 import { CountersMap, EndpointsMap, IpamMap } from './maps/index.js';
 import { Ipam } from './ipam/index.js';
 import { EndpointManager, MetaStore, type EndpointManagerDeps } from './endpoints/index.js';
@@ -25,6 +28,7 @@ import { CniErrorCode, type CniDelRequest, type AgentStatus, type EndpointInfo, 
 import type { ApiRequest, ApiResponse, Routes } from './api/server.js';
 import { delQueueDir, enqueueDel, readDelQueue, removeFromDelQueue } from '../../cni/src/del-queue.js';
 import { MetricsServer, createMetrics, type AgentMetrics } from './metrics/index.js';
+import { BpfServiceTables, FileServiceSource, SERVICE_MAP_NAMES, KubeServiceSource, ServiceController, nodePortAddresses, type ServiceSource } from './services/index.js';
 import { VERSION } from './version.js';
 
 /** The lock file in the state dir that one running agent holds (flock). */
@@ -61,6 +65,12 @@ export interface AgentOptions {
   informer?: InformerOptions;
   /** Aborting it stops a start that is still waiting (for the Node's pod CIDR). */
   signal?: AbortSignal;
+  /** The Service source (default: from the source setting). */
+  serviceSource?: ServiceSource;
+  /** Attach the socket load balancer at the cgroup root (default: with Services on); tests leave the host's cgroups alone. */
+  socketLb?: boolean;
+  /** Serve healthCheckNodePorts (default true). */
+  healthChecks?: boolean;
 }
 
 /** A running agent. */
@@ -82,6 +92,10 @@ export class Agent {
   private waitReason: string | undefined;
   /** A pod CIDR change that was refused. */
   private poolConflict: string | undefined;
+  /** The API server connection of the kubernetes source. */
+  private kubeTransport: KubeTransport | undefined;
+  /** Services: source, reconciler, health checks. */
+  services: ServiceController | undefined;
 
   private constructor(readonly cfg: AgentConfig, readonly log: Logger) {}
 
@@ -130,10 +144,12 @@ export class Agent {
       ipam: () => this.ipam?.usage() ?? { used: 0, free: 0 },
       lastReconcile: () => this.lastReconcile,
       delQueueDepth: () => this.delQueueDepth(),
-      maps: () => (this.datapath ? Object.values(this.datapath.maps) : []),
+      // The service maps report through their own group, which counts the big ones less often.
+      maps: () => (this.datapath ? Object.values(this.datapath.maps).filter((m) => !(SERVICE_MAP_NAMES as readonly string[]).includes(m.name)) : []),
       counters: () => counters?.readAll() ?? [],
       perPodLabels: cfg.metricsPodLabels,
       informers: () => (this.nodeSource ? [{ resource: 'nodes', synced: this.nodeSource.hasSynced, ...this.nodeSource.stats }] : []),
+      services: { frontends: () => this.services?.frontendStats() ?? [], maps: () => (this.services?.enabled ? this.services.mapFill() : []) },
     });
     api.onAnswer = (route, status) => { if (status >= 400) this.metrics.observeApiError(route, status); };
     this.metricsServer?.serve(this.metrics.registry);
@@ -148,6 +164,11 @@ export class Agent {
       dp = await Datapath.start({
         bpffs: cfg.bpffs, cacheDir: join(cfg.stateDir, 'bpf-cache'), pool, attachMode: cfg.attachMode,
         ...(cfg.bpfDir ? { bpfDir: cfg.bpfDir } : {}), log: log.child({ component: 'datapath' }),
+        serviceMapSizes: serviceMapSizesOf(cfg),
+        // Off: no socket load balancer (an earlier one is detached), for running beside kube-proxy.
+        socketLb: opts.socketLb ?? cfg.services,
+        ...(cfg.services && cfg.uplink ? { uplink: cfg.uplink } : {}),
+        ...(cfg.cgroupRoot ? { cgroupRoot: resolveCgroup2Dir(cfg.cgroupRoot) } : {}),
       });
     } catch (err) {
       if (!pinsBefore) removePins(cfg.bpffs);
@@ -181,11 +202,13 @@ export class Agent {
     await this.drainDelQueue();
     const rec = await this.reconcile();
     log.info({ ...rec, endpoints: this.endpoints.list().length }, 'reconciled endpoints with the kernel');
+    this.startServices(host, opts);
 
     const every = opts.reconcileIntervalMs ?? cfg.reconcileIntervalSeconds * 1000;
     if (every > 0) {
       this.reconcileTimer = setInterval(() => {
         this.reconcile().catch((err: unknown) => log.error({ err }, 'reconcile failed'));
+        this.services?.resync().catch((err: unknown) => log.error({ err }, 'service resync failed'));
       }, every);
       this.reconcileTimer.unref();
       this.closers.push({ what: 'reconcile loop', close: async () => { clearInterval(this.reconcileTimer); await this.reconciling?.catch(() => undefined); } });
@@ -197,9 +220,53 @@ export class Agent {
       'GET /v1/status': async () => ({ status: 200, body: this.status() }),
       'GET /v1/endpoints': async () => ({ status: 200, body: this.endpointInfos() }),
       'GET /v1/ipam': async () => ({ status: 200, body: this.ipamInfo() }),
+      'GET /v1/services': async () => ({ status: 200, body: this.services!.info() }),
     });
     if (this.metricsServer) log.info({ addr: `${cfg.metrics!.host}:${this.metricsServer.port}` }, 'metrics listening');
     log.info({ version: VERSION, node: cfg.nodeName, podCidr: pool.cidr, mode: dp.mode, socket: cfg.apiSocket }, 'agent ready');
+  }
+
+  /**
+   * Starts Services: the reconciler reads the service maps back (so a
+   * restart keeps every id and rewrites nothing), then the source's
+   * snapshots flow in. With Services off the maps are emptied and no source runs.
+   */
+  private startServices(host: NetlinkHandle, opts: AgentOptions): void {
+    const { cfg, log } = this;
+    const dp = this.datapath;
+    const tables = new BpfServiceTables(dp.maps);
+    let source: ServiceSource | undefined;
+    if (cfg.services) {
+      const slog = log.child({ component: 'service-source' });
+      if (opts.serviceSource) source = opts.serviceSource;
+      else if (cfg.source.kind === 'file') source = new FileServiceSource(cfg.source.path, slog);
+      else source = new KubeServiceSource(this.kubeTransport!, slog, opts.informer ? { informer: opts.informer } : {});
+    }
+    const addresses = (): string[] => {
+      // The node's own addresses as netlink reports them, and the Node's InternalIPs.
+      const all = host.addrs({ family: 4 }).map((a) => a.address);
+      for (const ip of this.nodeSource?.current()?.internalIps ?? []) all.push(ip);
+      return nodePortAddresses(all, cfg.nodePortAddresses);
+    };
+    let warned = false;
+    const svc = new ServiceController({
+      tables, source, nodeName: cfg.nodeName, addresses, defaultServiceCidrs: [...cfg.serviceCidrs], log: log.child({ component: 'services' }),
+      destroySocketsTo: (a, p, proto) => {
+        try {
+          dp.destroySocketsTo(a, p, proto);
+        } catch (err) {
+          // Said once: without the destroyer (socket LB off, Linux < 6.5) it fails for every backend.
+          (warned ? log.debug.bind(log) : log.warn.bind(log))({ err, backend: `${a}:${p}` }, 'could not destroy host sockets connected to a removed backend');
+          warned = true;
+        }
+      },
+      observe: (o) => this.metrics?.observeServiceReconcile(o),
+      ...(opts.healthChecks !== undefined ? { healthChecks: opts.healthChecks } : {}),
+    });
+    this.services = svc;
+    this.closers.push({ what: 'services', close: () => svc.stop() });
+    svc.start();
+    log.info({ enabled: cfg.services, source: cfg.services ? cfg.source.kind : 'none' }, cfg.services ? 'services started' : 'services off: left to kube-proxy');
   }
 
   /**
@@ -217,6 +284,7 @@ export class Agent {
     } catch (err) {
       throw new ConfigError('kubeconfig', `load ${kubeconfig ?? 'the in-cluster config'}: ${(err as Error).message}`, { cause: err });
     }
+    this.kubeTransport = transport;
     const src = new k8s.NodeSource(transport, cfg.nodeName, log.child({ component: 'k8s' }), opts.informer ?? {});
     this.nodeSource = src;
     this.closers.push({ what: 'node informer', close: () => src.stop() });

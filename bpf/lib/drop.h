@@ -2,7 +2,8 @@
  * reason} counter and emits a PN_EVENT_DROP record for `podnet monitor`.
  * pn_drop_record() is the context-independent core; pn_drop_tc() and
  * pn_drop_xdp() wrap it and return their hook's drop verdict. Code never
- * returns TC_ACT_SHOT or XDP_DROP by itself. */
+ * returns TC_ACT_SHOT or XDP_DROP by itself. pn_reject_tc() records a
+ * packet that was answered (rejected) rather than dropped. */
 #pragma once
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -21,6 +22,7 @@ struct pn_pkt {
 	__be32 daddr;
 	__u8 direction;    /* enum pn_direction, relative to the endpoint */
 	__u8 protocol;
+	__u8 rejected;     /* answered instead of forwarded (lib/reject.h); recorded, not dropped */
 };
 
 static __always_inline void pn_drop_record(const struct pn_pkt *pkt, __u8 reason)
@@ -48,6 +50,15 @@ static __always_inline int pn_drop_tc(const struct pn_pkt *pkt, __u8 reason)
 {
 	pn_drop_record(pkt, reason);
 	return TC_ACT_SHOT;
+}
+
+/* A packet answered instead of forwarded (lib/reject.h turned it into a TCP
+ * reset or ICMP unreachable and set up the redirect): recorded exactly like
+ * a drop of its reason, so counters and `podnet monitor` show it. */
+static __always_inline int pn_reject_tc(const struct pn_pkt *pkt, __u8 reason)
+{
+	pn_drop_record(pkt, reason);
+	return TC_ACT_REDIRECT;
 }
 
 static __always_inline int pn_drop_xdp(const struct pn_pkt *pkt, __u8 reason)

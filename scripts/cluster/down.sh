@@ -12,6 +12,16 @@ set -euo pipefail
 
 [[ $(id -u) -eq 0 ]] || cluster_die "stop cluster: needs root"
 
+# 0. kube-proxy, when scripts/cluster/kube-proxy.sh started it (its rules
+#    and the sysctls it saved go with it).
+if [[ -f $RUN/kube-proxy.pid || -f $RUN/kube-proxy.mode ]]; then
+  bash "$CLUSTER_SCRIPTS/kube-proxy.sh" stop
+fi
+# The reference CNI's guard route and portmap's chains (scripts/cluster/reference-cni.sh).
+if [[ -f $RUN/reference-cni.guard || -f $RUN/reference-cni.iptables.before ]]; then
+  bash "$CLUSTER_SCRIPTS/reference-cni.sh" down
+fi
+
 # 1. kubelet first, so it does not restart what is being removed.
 stop_proc kubelet
 

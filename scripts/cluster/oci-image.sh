@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Pack a root filesystem directory into a single-layer OCI image archive
 # that `ctr images import` takes (no registry, no Docker engine).
-# Usage: scripts/cluster/oci-image.sh OUT.tar NAME ROOTFS ENTRYPOINT_JSON
+# Usage: scripts/cluster/oci-image.sh OUT.tar NAME ROOTFS ENTRYPOINT_JSON [CONFIG_JSON]
 #   e.g. oci-image.sh pause.tar registry.k8s.io/pause:3.10 rootfs '["/pause"]'
+#   CONFIG_JSON: more members of the image config, e.g. '"Cmd":["pause"],"Env":["PATH=/bin"]'
 # Same inputs, same bytes: fixed owners, order and times.
 set -euo pipefail
 
-if (($# != 4)); then
-  echo "usage: $0 OUT.tar NAME ROOTFS ENTRYPOINT_JSON" >&2
+if (($# != 4 && $# != 5)); then
+  echo "usage: $0 OUT.tar NAME ROOTFS ENTRYPOINT_JSON [CONFIG_JSON]" >&2
   exit 2
 fi
-out=$1 name=$2 rootfs=$3 entrypoint=$4
+out=$1 name=$2 rootfs=$3 entrypoint=$4 extra=${5:+,$5}
 [[ -d $rootfs ]] || { echo "oci-image: read $rootfs: not a directory" >&2; exit 1; }
 
 case $(dpkg --print-architecture) in
@@ -38,8 +39,8 @@ blob() {
 
 pack "$rootfs" "$work/layer.tar"
 read -r layer size_layer < <(blob "$work/layer.tar")
-printf '{"created":"1970-01-01T00:00:00Z",%s,"config":{"Entrypoint":%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
-  "$platform" "$entrypoint" "$layer" >"$work/config.json"
+printf '{"created":"1970-01-01T00:00:00Z",%s,"config":{"Entrypoint":%s%s,"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+  "$platform" "$entrypoint" "$extra" "$layer" >"$work/config.json"
 read -r config size_config < <(blob "$work/config.json")
 printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%s}]}' \
   "$config" "$size_config" "$layer" "$size_layer" >"$work/manifest.json"

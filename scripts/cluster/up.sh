@@ -340,4 +340,8 @@ if [[ $PODNET_DEPLOY == 1 ]]; then
   podnet_apply
   podnet_wait
 fi
+# Cluster DNS on request (PODNET_CLUSTER_DNS=1): CoreDNS behind kube-dns.
+if [[ ${PODNET_CLUSTER_DNS:-0} == 1 ]]; then
+  bash "$CLUSTER_SCRIPTS/dns.sh" up
+fi
 summary

@@ -3,7 +3,7 @@
 # where each binary is. A component that gets built says so on stderr.
 # Usage: scripts/harness/build.sh [--quiet] [component...]
 #   components: kubernetes etcd containerd cni-plugins cnidriver pause
-#   (the default set), coredns and prometheus (only when named). --quiet prints
+#   (the default set), coredns, prometheus and e2e (only when named). --quiet prints
 #   nothing on success.
 # The cache is $PODNET_HARNESS_CACHE, else $XDG_CACHE_HOME/podnet/harness,
 # else /var/cache/podnet/harness; build logs are in its logs/ folder.
@@ -31,7 +31,8 @@ version_of() {
     pause) echo "$PAUSE_VERSION" ;;
     coredns) echo "$COREDNS_VERSION" ;;
     prometheus) echo "$PROMETHEUS_VERSION" ;;
-    *) harness_die "build $1: unknown component (known: ${all[*]} coredns prometheus)" ;;
+    e2e) echo "$KUBERNETES_VERSION" ;;
+    *) harness_die "build $1: unknown component (known: ${all[*]} coredns prometheus e2e)" ;;
   esac
 }
 

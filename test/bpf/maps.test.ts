@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfObject, type MapSpec, type ProgramSpec } from '../../agent/src/libbpf/index.js';
 import { ALL_MAPS, KNOWN_MAPS, NODE_MAPS, PINNED_MAPS } from '../../agent/src/maps/index.js';
-import { NODE_OBJECTS, compileBpf } from '../../agent/src/datapath/index.js';
+import { NODE_OBJECTS, compileBpf, hookSection } from '../../agent/src/datapath/index.js';
 import { REPO } from '../lib/agent-fixture.js';
 import { scratchDir } from '../fixtures/bpf/fixtures.js';
 
@@ -47,9 +47,11 @@ describe('map descriptors', () => {
   }
 
   test('the registry derives the decode table and the pin list from the descriptors', () => {
-    assert.deepEqual(Object.keys(KNOWN_MAPS).sort(), ['pn_counters', 'pn_endpoints', 'pn_ipam']);
+    const service = ['pn_affinity', 'pn_backends', 'pn_ct', 'pn_services', 'pn_svc_ranges', 'pn_svc_slots', 'pn_svc_stats', 'pn_sock_rev'];
+    assert.deepEqual(Object.keys(KNOWN_MAPS).sort(), ['pn_counters', 'pn_endpoints', 'pn_ipam', ...service].sort());
     assert.equal(KNOWN_MAPS['pn_counters']!.perCpu, true);
-    assert.deepEqual([...PINNED_MAPS].sort(), ['pn_counters', 'pn_endpoints', 'pn_events', 'pn_ipam']);
+    assert.equal(KNOWN_MAPS['pn_svc_stats']!.perCpu, true);
+    assert.deepEqual([...PINNED_MAPS].sort(), ['pn_counters', 'pn_endpoints', 'pn_events', 'pn_ipam', ...service].sort());
     assert.deepEqual(Object.values(NODE_MAPS).map((d) => d.name), ALL_MAPS.map((d) => d.name));
   });
 
@@ -59,7 +61,7 @@ describe('map descriptors', () => {
       assert.deepEqual(o.maps.map((m) => m.name).sort(), d.maps.map((m) => m.name).sort());
       assert.deepEqual(
         o.programs.map((p) => ({ name: p.name, section: p.section })).sort((a, b) => a.name.localeCompare(b.name)),
-        d.programs.map((p) => ({ name: p.name, section: p.hook === 'xdp' ? 'xdp' : 'tc' })).sort((a, b) => a.name.localeCompare(b.name)),
+        d.programs.map((p) => ({ name: p.name, section: hookSection(p.hook) })).sort((a, b) => a.name.localeCompare(b.name)),
       );
     });
   }

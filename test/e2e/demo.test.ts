@@ -35,6 +35,8 @@ test('the demo runs with an overridden pod CIDR and metrics port, and prints no 
   assert.match(r.out, new RegExp(`pod CIDR ${cidr.replace(/\./g, '\\.')}`));
   assert.match(r.out, new RegExp(`Live metrics from http://127\\.0\\.0\\.1:${port}/metrics`));
   assert.match(r.out, /podnet_reconcile_runs_total\{result="ok"\}/, 'the new metrics are shown');
+  assert.match(r.out, /A Service in front of backend and db: demo\/web at 10\.96\.7\.10:80/, 'the demo grows a Service');
+  assert.match(r.out, /clusterIP: 10\.96\.7\.10\n/, 'the services file it wrote is shown');
   assert.ok(!r.out.includes(ESC), 'no escape sequence in piped output');
 });
 
@@ -52,6 +54,8 @@ test('the demo refuses a malformed pod CIDR or port, naming the variable', () =>
     [{ DEMO_POD_CIDR: '10.123.0.0' }, /DEMO_POD_CIDR=10\.123\.0\.0 is not an IPv4 CIDR/],
     [{ DEMO_POD_CIDR: '10.123.0.0/31' }, /DEMO_POD_CIDR=10\.123\.0\.0\/31: the prefix length must be between \/8 and \/30/],
     [{ DEMO_METRICS_PORT: '70000' }, /DEMO_METRICS_PORT=70000 is not a TCP port/],
+    [{ DEMO_SERVICE_CIDR: '10.96.7.0' }, /DEMO_SERVICE_CIDR=10\.96\.7\.0 is not an IPv4 CIDR/],
+    [{ DEMO_POD_CIDR: '10.123.0.0/24', DEMO_SERVICE_CIDR: '10.123.0.0/25' }, /DEMO_SERVICE_CIDR=10\.123\.0\.0\/25 overlaps the pod CIDR 10\.123\.0\.0\/24/],
   ] as const) {
     const r = demo({ ...env });
     assert.equal(r.code, 1, `${JSON.stringify(env)}: ${r.out}${r.err}`);

@@ -91,7 +91,9 @@ describe('podnet agent process', () => {
     assert.ok(records.every((x) => ['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(x.level as string)), lines.join('\n'));
     assert.ok(records.some((x) => x.msg.startsWith('stopping agent')), 'logged the stop');
     for (const m of ['pn_endpoints', 'pn_ipam', 'pn_counters', 'pn_events']) assert.ok(existsSync(join(bpffs, m)), `${m} still pinned`);
-    assert.equal(readdirSync(join(bpffs, 'progs')).length, 1, 'one program generation pinned');
+    const objects = readdirSync(join(bpffs, 'progs')).map((d) => d.replace(/-[0-9a-f]{16}$/, ''));
+    assert.ok(objects.includes('pod'), objects.join(', '));
+    assert.equal(objects.length, new Set(objects).size, `one program generation pinned per object: ${objects.join(', ')}`);
     assert.equal(existsSync(socket), false, 'the API socket is removed');
   });
 

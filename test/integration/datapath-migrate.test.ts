@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync, unlinkSync } fro
 import { join } from 'node:path';
 import { TestNode, inNetns, rand, testCidr } from '../lib/agent-fixture.js';
 import { BpfMap, BpfObject, openPinnedLink, probeTcx } from '../../agent/src/libbpf/index.js';
+import { NODE_OBJECTS } from '../../agent/src/datapath/index.js';
 
 const ipOf = (r: { json: any }): string => String(r.json.ips[0].address).split('/')[0]!;
 const OLD_GEN = '0123456789abcdef';
@@ -116,9 +117,11 @@ for (const mode of ['clsact', 'tcx'] as const) {
           if (mode === 'tcx') assert.equal(l.id, linkIds.get(`${p.hostIf}_${dir}`));
         }
       }
-      const progs = readdirSync(join(node.bpffs, 'progs'));
-      assert.equal(progs.length, 1);
-      assert.match(progs[0]!, /^pod-[0-9a-f]{16}$/);
+      // One generation of each object a node without an uplink loads.
+      const progs = readdirSync(join(node.bpffs, 'progs')).sort();
+      const loaded = NODE_OBJECTS.filter((o) => o.programs.some((p) => p.target !== 'uplink')).map((o) => o.name).sort();
+      assert.deepEqual(progs.map((d) => d.replace(/-[0-9a-f]{16}$/, '')), loaded);
+      assert.ok(progs.every((d) => /^[a-z]+-[0-9a-f]{16}$/.test(d)), progs.join(', '));
       assert.equal(existsSync(join(node.bpffs, 'pn_ifcount')), false, 'pn_ifcount is no longer pinned');
       assert.equal(node.agent!.ipam.lookup(pods[0]!.id, 'eth0'), pods[0]!.ip, 'IPAM state survived');
 

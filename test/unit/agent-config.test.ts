@@ -34,12 +34,18 @@ describe('buildAgentConfig defaults', () => {
       metrics: { host: '0.0.0.0', port: 19962 },
       source: { kind: 'kubernetes', kubeconfig: undefined },
       uplink: undefined,
+      cgroupRoot: undefined,
       logLevel: 'info',
       bpfDir: undefined,
       attachMode: 'clsact',
       mtu: 1500,
       reconcileIntervalSeconds: 30,
       metricsPodLabels: true,
+      services: true,
+      serviceCidrs: ['10.96.0.0/12'],
+      nodePortAddresses: undefined,
+      lbMapSize: 65536,
+      ctMapSize: 262144,
     });
     assert.equal(DEFAULTS.bpffs, '/sys/fs/bpf/podnet');
     assert.equal(DEFAULTS.stateDir, '/var/lib/podnet');

@@ -28,7 +28,7 @@ describe('datapath pin layout', () => {
   it('an upgrade finds the program of a pin by its name, whatever its object', () => {
     const parsed = parseAttachPin('to_pod-tc_egress')!;
     assert.equal(programDescriptor(parsed.program), POD_OBJECT.programs.find((p) => p.name === 'to_pod'));
-    assert.equal(programDescriptor('from_netdev'), undefined, 'a program no object has is left alone');
+    assert.equal(programDescriptor('from_nowhere'), undefined, 'a program no object has is left alone');
   });
 
   it('generation directories of the current and the previous layout are told apart', () => {
@@ -49,7 +49,7 @@ describe('datapath pin layout', () => {
   });
 
   it('the pod object sets the pod CIDR constants in network order', () => {
-    const c = POD_OBJECT.constants({ pool: { network: 0x0a090000, prefixLen: 24 } as never });
+    const c = POD_OBJECT.constants({ pool: { network: 0x0a090000, prefixLen: 24 } as never, hostNetnsCookie: 0n });
     assert.deepEqual([...(c['pn_pod_cidr_addr'] as Uint8Array)], [10, 9, 0, 0]);
     assert.deepEqual([...(c['pn_pod_cidr_mask'] as Uint8Array)], [255, 255, 255, 0]);
   });

@@ -13,6 +13,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { DEFAULTS, buildAgentConfig, parseListenAddr } from '../../agent/src/config/index.js';
+import { NODES } from '../../agent/src/k8s/index.js';
+import { ENDPOINT_SLICES, SERVICES, SERVICE_CIDRS } from '../../agent/src/services/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const deploy = join(root, 'deploy');
@@ -173,7 +175,17 @@ describe('deploy/ manifests', () => {
     assert.equal(cfg.apiSocket, DEFAULTS.apiSocket);
   });
 
-  it('grant only get, list and watch, on nodes and the service objects the agent will watch', () => {
+  it('grant get, list and watch on every resource the agent\'s informers watch', () => {
+    const role = find('ClusterRole');
+    for (const t of [NODES, SERVICES, ENDPOINT_SLICES, ...SERVICE_CIDRS]) {
+      const group = t.apiVersion.includes('/') ? t.apiVersion.split('/')[0]! : '';
+      const rule = (role['rules'] as Obj[]).find((r) => r['apiGroups'].includes(group) && r['resources'].includes(t.plural));
+      assert.ok(rule, `the ClusterRole grants ${group || 'core'}/${t.plural} (${t.apiVersion} ${t.kind})`);
+      for (const verb of ['get', 'list', 'watch']) assert.ok(rule['verbs'].includes(verb), `${verb} on ${t.plural}`);
+    }
+  });
+
+  it('grant only get, list and watch, on nodes and the service objects the agent watches', () => {
     const role = find('ClusterRole');
     const allowed: Record<string, string[]> = { '': ['nodes', 'services'], 'discovery.k8s.io': ['endpointslices'], 'networking.k8s.io': ['servicecidrs'] };
     assert.ok((role['rules'] as Obj[]).some((r) => r['resources'].includes('nodes')), 'the agent may read Nodes');

@@ -10,7 +10,7 @@ import { DROP_REASONS, decodeDropReason, dropReasonName } from '../../agent/src/
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SCRIPT = 'scripts/gen-enums.mjs';
 /** Every input the generator reads besides the drop-reason header. */
-const OTHER_HEADERS = ['bpf/include/shared/counters.h', 'bpf/include/shared/events.h', 'bpf/include/shared/endpoint.h'];
+const OTHER_HEADERS = ['bpf/include/shared/counters.h', 'bpf/include/shared/events.h', 'bpf/include/shared/endpoint.h', 'bpf/include/shared/services.h'];
 const HEADER = 'bpf/include/shared/drop-reasons.h';
 const GEN_TS = 'agent/src/maps/gen/drop-reasons.ts';
 const GEN_ENUMS = 'agent/src/maps/gen/enums.ts';

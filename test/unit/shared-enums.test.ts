@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  DIRECTION, ENDPOINT_FLAG, ENDPOINT_FLAG_MASK, EVENT_TYPE, decodeDirection, decodeEndpointFlags, decodeEventType,
+  BACKEND_FLAG, CT_DIR, CT_FLAG, DIRECTION, ENDPOINT_FLAG, ENDPOINT_FLAG_MASK, EVENT_TYPE, SVC_FLAG, decodeDirection, decodeEndpointFlags, decodeEventType,
 } from '../../agent/src/maps/gen/enums.js';
 import { CountersMap, EndpointsMap, KNOWN_MAPS, decodeEvent, eventRecord } from '../../agent/src/maps/index.js';
 
@@ -20,6 +20,7 @@ const SCRIPT = 'scripts/gen-enums.mjs';
 const INPUTS = [
   SCRIPT, 'docs/architecture.md', 'agent/src/maps/gen/drop-reasons.ts', 'agent/src/maps/gen/enums.ts',
   'bpf/include/shared/drop-reasons.h', 'bpf/include/shared/counters.h', 'bpf/include/shared/events.h', 'bpf/include/shared/endpoint.h',
+  'bpf/include/shared/services.h',
 ];
 
 /** `enum <name> { PN_X = v, ... }` read from a header on its own terms: name -> value. */
@@ -39,6 +40,10 @@ describe('shared enums', () => {
     assert.deepEqual({ ...DIRECTION }, cEnum('bpf/include/shared/counters.h', 'pn_direction', 'PN_DIR_'));
     assert.deepEqual({ ...EVENT_TYPE }, cEnum('bpf/include/shared/events.h', 'pn_event_type', 'PN_EVENT_'));
     assert.deepEqual({ ...ENDPOINT_FLAG }, cEnum('bpf/include/shared/endpoint.h', 'pn_endpoint_flag', 'PN_EP_F_'));
+    assert.deepEqual({ ...SVC_FLAG }, cEnum('bpf/include/shared/services.h', 'pn_svc_flag', 'PN_SVC_F_'));
+    assert.deepEqual({ ...BACKEND_FLAG }, cEnum('bpf/include/shared/services.h', 'pn_backend_flag', 'PN_BE_F_'));
+    assert.deepEqual({ ...CT_DIR }, cEnum('bpf/include/shared/services.h', 'pn_ct_dir', 'PN_CT_'));
+    assert.deepEqual({ ...CT_FLAG }, cEnum('bpf/include/shared/services.h', 'pn_ct_flag', 'PN_CT_F_'));
   });
 
   it('the drop event type is 1, so a zeroed record is never mistaken for a drop', () => {

@@ -14,6 +14,7 @@
  *   GET  /v1/status                       -> AgentStatus
  *   GET  /v1/endpoints                    -> EndpointInfo[]
  *   GET  /v1/ipam                         -> IpamInfo
+ *   GET  /v1/services                     -> ServicesInfo
  */
 
 /** Version of this protocol; the agent rejects other major versions. */
@@ -136,4 +137,87 @@ export interface IpamInfo {
   used: number;
   free: number;
   allocations: Array<{ ip: string; containerId: string; ifName: string; created: string }>;
+}
+
+/** Counters of one frontend from pn_svc_stats, summed over CPUs. */
+export interface ServiceStatsInfo {
+  connections: number;
+  packets: number;
+  bytes: number;
+  /** New connections rejected for want of a backend. */
+  noBackend: number;
+}
+
+/** One frontend as pn_services holds it. */
+export interface ServiceFrontendInfo {
+  id: number;
+  /** ClusterIP, NodePort, ExternalIP, LoadBalancer; "unknown" for an entry the agent did not write. */
+  kind: string;
+  address: string;
+  port: number;
+  protocol: string;
+  /** Backends new connections may pick (slots 0..count-1); 0 rejects. */
+  count: number;
+  /** pn_svc.flags by name: affinity, local, nodeport, external. */
+  flags: string[];
+  /** sessionAffinity ClientIP timeout; null without affinity. */
+  affinitySeconds: number | null;
+  stats: ServiceStatsInfo;
+}
+
+/** One backend of a group as pn_svc_slots and pn_backends hold it. */
+export interface ServiceBackendInfo {
+  id: number;
+  address: string;
+  port: number;
+  protocol: string;
+  /** ready, or terminating (serving while no ready endpoint is left). */
+  state: 'ready' | 'terminating';
+  /** An endpoint on this node. */
+  local: boolean;
+}
+
+/** The frontends of one Service port and scope, and the backends they share (one group). */
+export interface ServicePortInfo {
+  groupId: number;
+  /** The Service port's name ("" when unnamed). */
+  portName: string;
+  protocol: string;
+  /** cluster: every endpoint; local: this node's only (a Local traffic policy). */
+  scope: 'cluster' | 'local';
+  frontends: ServiceFrontendInfo[];
+  /** The backends of slots 0..count-1, in slot order. */
+  backends: ServiceBackendInfo[];
+  /** What is inconsistent in the maps (a slot that names no backend); empty when all is well. */
+  problems: string[];
+}
+
+/** One Service as the maps hold it, named by the agent. */
+export interface ServiceInfo {
+  /** Empty for frontends the agent did not write (left by another agent, or written by hand). */
+  namespace: string;
+  name: string;
+  ports: ServicePortInfo[];
+}
+
+/** The outcome of the last Service reconcile pass. */
+export interface ServiceReconcileInfo {
+  at: string;
+  result: 'ok' | 'changed' | 'failed';
+  seconds: number;
+  errors: string[];
+}
+
+/** What `podnet services` shows. */
+export interface ServicesInfo {
+  /** --services on. */
+  enabled: boolean;
+  /** Whether the Service source has delivered its first full state. */
+  synced: boolean;
+  /** The source's last error, if any. */
+  sourceError: string | null;
+  /** Service CIDRs in pn_svc_ranges. */
+  ranges: string[];
+  lastReconcile: ServiceReconcileInfo | null;
+  services: ServiceInfo[];
 }

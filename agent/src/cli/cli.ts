@@ -14,13 +14,14 @@ import { cleanupCommand } from './commands/cleanup.js';
 import { endpointsCommand } from './commands/endpoints.js';
 import { ipamCommand } from './commands/ipam.js';
 import { mapsCommand } from './commands/maps.js';
+import { servicesCommand } from './commands/services.js';
 import { statusCommand } from './commands/status.js';
 import { versionCommand } from './commands/version.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
 // The explicit list of commands; each lives in commands/<name>.ts.
-const COMMANDS: Array<CommandModule<GlobalArgs, any>> = [agentCommand, statusCommand, endpointsCommand, ipamCommand, mapsCommand, cleanupCommand, versionCommand];
+const COMMANDS: Array<CommandModule<GlobalArgs, any>> = [agentCommand, statusCommand, endpointsCommand, servicesCommand, ipamCommand, mapsCommand, cleanupCommand, versionCommand];
 
 /** Edit distance between two short strings (for "did you mean"). */
 export function editDistance(a: string, b: string): number {

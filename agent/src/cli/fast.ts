@@ -1,5 +1,5 @@
 /**
- * The hot path of the CLI: `podnet status|endpoints|ipam|version` and
+ * The hot path of the CLI: `podnet status|endpoints|services|ipam|version` and
  * `podnet --version` with plain flags are parsed here by hand, without
  * loading yargs (which alone costs about three times node's start-up).
  * Anything this parser does not fully understand (help, a typo, a repeated
@@ -14,17 +14,19 @@ import { ENDPOINT_STATES, type EndpointFilters } from './read.js';
 export type FastInvocation =
   | { command: 'status' | 'ipam' | 'version'; apiSocket: string; output: OutputFormat }
   | ({ command: 'endpoints'; apiSocket: string; output: OutputFormat } & EndpointFilters)
+  | { command: 'services'; apiSocket: string; output: OutputFormat; namespace: string | undefined }
   | { command: '--version' };
 
 const COMMON = { '--api-socket': 'apiSocket', '--output': 'output', '-o': 'output' } as const;
 const ENDPOINT_FLAGS = { ...COMMON, '--state': 'state', '--namespace': 'namespace', '-n': 'namespace', '--pod': 'pod' } as const;
+const SERVICE_FLAGS = { ...COMMON, '--namespace': 'namespace', '-n': 'namespace' } as const;
 
 /** Parses `args` if it is a plain read command; undefined sends it to yargs. */
 export function parseFast(args: readonly string[], env: Readonly<Record<string, string | undefined>>): FastInvocation | undefined {
   const [command, ...rest] = args;
   if (command === '--version' && rest.length === 0) return { command };
-  if (command !== 'status' && command !== 'ipam' && command !== 'version' && command !== 'endpoints') return undefined;
-  const flags: Record<string, string> = command === 'endpoints' ? ENDPOINT_FLAGS : COMMON;
+  if (command !== 'status' && command !== 'ipam' && command !== 'version' && command !== 'endpoints' && command !== 'services') return undefined;
+  const flags: Record<string, string> = command === 'endpoints' ? ENDPOINT_FLAGS : command === 'services' ? SERVICE_FLAGS : COMMON;
   const got: Record<string, string> = {};
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
@@ -41,5 +43,6 @@ export function parseFast(args: readonly string[], env: Readonly<Record<string, 
   if (got['state'] !== undefined && !(ENDPOINT_STATES as readonly string[]).includes(got['state'])) return undefined;
   const apiSocket = got['apiSocket'] ?? (settingsFromEnv(env).apiSocket as string | undefined) ?? DEFAULTS.apiSocket;
   if (command === 'endpoints') return { command, apiSocket, output, state: got['state'], namespace: got['namespace'], pod: got['pod'] };
+  if (command === 'services') return { command, apiSocket, output, namespace: got['namespace'] };
   return { command, apiSocket, output };
 }

@@ -6,7 +6,7 @@
  */
 import { parseFast, type FastInvocation } from './fast.js';
 import { reportFailure } from './fail.js';
-import { runEndpoints, runIpam, runStatus, runVersion } from './read.js';
+import { runEndpoints, runIpam, runServices, runStatus, runVersion } from './read.js';
 import { VERSION } from '../version.js';
 import { writeStdout } from './output.js';
 
@@ -17,6 +17,7 @@ async function runFast(f: FastInvocation): Promise<void> {
     case '--version': writeStdout(`${VERSION}\n`); return;
     case 'status': await runStatus(f); return;
     case 'endpoints': await runEndpoints(f); return;
+    case 'services': await runServices(f); return;
     case 'ipam': await runIpam(f); return;
     case 'version': await runVersion(f); return;
   }

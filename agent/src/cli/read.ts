@@ -8,7 +8,7 @@
  * type, null where there is no value.
  */
 import { apiCall } from '../api/client.js';
-import type { AgentStatus, EndpointInfo, EndpointState, IpamInfo } from '../api/protocol.js';
+import type { AgentStatus, EndpointInfo, EndpointState, IpamInfo, ServiceInfo, ServicesInfo } from '../api/protocol.js';
 import { VERSION } from '../version.js';
 import { print, table, type OutputFormat } from './output.js';
 
@@ -121,6 +121,77 @@ export async function runEndpoints(o: ReadOptions & EndpointFilters): Promise<En
   const all = (await apiCall<EndpointInfo[]>(o.apiSocket, 'GET', '/v1/endpoints')).map(endpointJson);
   const d = filterEndpoints(all, o);
   print(o.output, d, endpointsText, o.out);
+  return d;
+}
+
+/** `podnet services -o json`: every field always present, null where there is no value. */
+export type ServicesJson = ServicesInfo;
+
+/** Normalises the agent's answer into the stable JSON shape (an older agent may lack fields). */
+export function servicesJson(raw: Partial<ServicesInfo>): ServicesJson {
+  return {
+    enabled: raw.enabled ?? false,
+    synced: raw.synced ?? false,
+    sourceError: raw.sourceError ?? null,
+    ranges: raw.ranges ?? [],
+    lastReconcile: raw.lastReconcile ? { at: raw.lastReconcile.at, result: raw.lastReconcile.result, seconds: raw.lastReconcile.seconds, errors: raw.lastReconcile.errors ?? [] } : null,
+    services: (raw.services ?? []).map((s): ServiceInfo => ({
+      namespace: s.namespace,
+      name: s.name,
+      ports: s.ports.map((p) => ({
+        groupId: p.groupId, portName: p.portName, protocol: p.protocol, scope: p.scope,
+        frontends: p.frontends.map((f) => ({
+          id: f.id, kind: f.kind, address: f.address, port: f.port, protocol: f.protocol, count: f.count, flags: f.flags ?? [],
+          affinitySeconds: f.affinitySeconds ?? null,
+          stats: { connections: f.stats?.connections ?? 0, packets: f.stats?.packets ?? 0, bytes: f.stats?.bytes ?? 0, noBackend: f.stats?.noBackend ?? 0 },
+        })),
+        backends: p.backends.map((b) => ({ id: b.id, address: b.address, port: b.port, protocol: b.protocol, state: b.state, local: b.local })),
+        problems: p.problems ?? [],
+      })),
+    })),
+  };
+}
+
+/** Filters of `podnet services`. */
+export interface ServiceFilters {
+  namespace?: string | undefined;
+}
+
+/** The table `podnet services` prints: a header, then one row per frontend with the backends of its group. */
+export function servicesText(d: ServicesJson): string {
+  const r = d.lastReconcile;
+  const head = [
+    `Services:  ${d.enabled ? 'on' : 'off (left to kube-proxy)'}${d.enabled ? `, ${d.synced ? 'source synced' : 'source NOT SYNCED'}${d.sourceError ? ` (${d.sourceError})` : ''}` : ''}`,
+    `Ranges:    ${d.ranges.length > 0 ? d.ranges.join(', ') : 'none'}`,
+    `Reconcile: ${r ? `${r.result} at ${r.at} (${(r.seconds * 1000).toFixed(1)} ms)${r.errors.length > 0 ? `: ${r.errors.join('; ')}` : ''}` : 'not run yet'}`,
+    '',
+  ];
+  const rows: Array<Array<string | number | undefined>> = [];
+  for (const s of d.services) {
+    for (const p of s.ports) {
+      const backends = p.backends.length === 0
+        ? 'none (rejects)'
+        : p.backends.map((b) => `${b.address}:${b.port}${b.state === 'terminating' ? ' (terminating)' : ''}`).join(', ');
+      p.frontends.forEach((f, i) => {
+        rows.push([
+          i === 0 ? (s.name ? `${s.namespace}/${s.name}` : '(unknown)') : '',
+          i === 0 ? `${p.portName || '-'}/${p.protocol}` : '',
+          `${f.address}:${f.port}`, f.kind, f.flags.length > 0 ? f.flags.join(',') : undefined, f.stats.connections, f.stats.noBackend,
+          i === 0 ? `${backends}${p.problems.length > 0 ? ` PROBLEMS: ${p.problems.join('; ')}` : ''}` : '',
+        ]);
+      });
+    }
+  }
+  // Continuation rows leave the last column empty: no padding after them.
+  const body = table(['service', 'port', 'frontend', 'kind', 'flags', 'conns', 'no-backend', 'backends'], rows).split('\n').map((l) => l.trimEnd()).join('\n');
+  return head.join('\n') + '\n' + body;
+}
+
+/** `podnet services [--namespace NS]`. */
+export async function runServices(o: ReadOptions & ServiceFilters): Promise<ServicesJson> {
+  const d = servicesJson(await apiCall<ServicesInfo>(o.apiSocket, 'GET', '/v1/services'));
+  if (o.namespace !== undefined) d.services = d.services.filter((s) => s.namespace === o.namespace);
+  print(o.output, d, servicesText, o.out);
   return d;
 }
 

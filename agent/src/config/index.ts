@@ -6,6 +6,7 @@
  */
 import { ConfigError } from '../errors/index.js';
 import { parsePool, type Pool } from '../ipam/pool.js';
+import { serviceMapSizes, type ServiceMapSizes } from '../maps/services.js';
 import { SETTINGS, parseListenAddr, type AttachMode, type LogLevel, type RawSettings, type SettingKey } from './settings.js';
 
 export { DEFAULTS, KNOWN_KEYS, SETTINGS, parseListenAddr, settingsFromEnv, type Setting, type RawSettings, type SettingKey } from './settings.js';
@@ -27,6 +28,8 @@ export interface AgentConfig {
   readonly metrics: { host: string; port: number } | undefined;
   readonly source: Source;
   readonly uplink: string | undefined;
+  /** cgroup v2 directory of the socket load balancer; undefined: from mountinfo. */
+  readonly cgroupRoot: string | undefined;
   readonly logLevel: LogLevel;
   /** bpf/ sources to compile (default: shipped beside the agent). */
   readonly bpfDir: string | undefined;
@@ -42,6 +45,22 @@ export interface AgentConfig {
   readonly reconcileIntervalSeconds: number;
   /** Per-pod labels (namespace, pod) on traffic metrics; off keeps totals by direction. */
   readonly metricsPodLabels: boolean;
+  /** podnet serves Services (--services on); off leaves them to kube-proxy. */
+  readonly services: boolean;
+  /** Service CIDRs for pn_svc_ranges when the API server has no ServiceCIDR objects. */
+  readonly serviceCidrs: readonly string[];
+  /** CIDRs that narrow NodePort addresses; undefined: every address of the node. */
+  readonly nodePortAddresses: readonly string[] | undefined;
+  /** Entries of pn_services (see serviceMapSizes). */
+  readonly lbMapSize: number;
+  /** Entries of pn_ct. */
+  readonly ctMapSize: number;
+}
+
+/** max_entries of every resizable service map, from --lb-map-size and --ct-map-size. */
+export function serviceMapSizesOf(cfg: Pick<AgentConfig, 'lbMapSize' | 'ctMapSize'>): ServiceMapSizes {
+  const lb = cfg.lbMapSize;
+  return serviceMapSizes({ pn_services: lb, pn_svc_stats: lb, pn_affinity: lb, pn_backends: 2 * lb, pn_svc_slots: 4 * lb, pn_ct: cfg.ctMapSize });
 }
 
 /**
@@ -73,11 +92,17 @@ export function buildAgentConfig(raw: RawSettings | Record<string, unknown>, hos
     metrics: metrics && Object.freeze(metrics),
     source: Object.freeze(source),
     uplink: v.uplink as string | undefined,
+    cgroupRoot: v.cgroupRoot as string | undefined,
     logLevel: v.logLevel as LogLevel,
     bpfDir: v.bpfDir as string | undefined,
     attachMode: v.attachMode as AttachMode,
     mtu: v.mtu as number,
     reconcileIntervalSeconds: v.reconcileInterval as number,
     metricsPodLabels: v.metricsPodLabels as boolean,
+    services: v.services === 'on',
+    serviceCidrs: Object.freeze([...(v.serviceCidr as string[])]),
+    nodePortAddresses: v.nodeportAddresses === undefined ? undefined : Object.freeze([...(v.nodeportAddresses as string[])]),
+    lbMapSize: v.lbMapSize as number,
+    ctMapSize: v.ctMapSize as number,
   });
 }

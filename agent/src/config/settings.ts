@@ -85,6 +85,27 @@ function boolean(flag: string): (v: unknown) => boolean {
   };
 }
 
+/** Parses "a.b.c.d/len" (IPv4) into its canonical form, or says why not. */
+export function parseCidr4(flag: string, s: string): string {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(s.trim());
+  const octets = m ? m.slice(1, 5).map(Number) : [];
+  const len = m ? Number(m[5]) : NaN;
+  if (!m || octets.some((o) => o > 255) || !(len >= 0 && len <= 32)) throw new ConfigError(flag, `"${s}" is not an IPv4 CIDR like 10.96.0.0/12`);
+  const n = ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
+  const masked = len === 0 ? 0 : (n & (~0 << (32 - len))) >>> 0;
+  if (masked !== n) throw new ConfigError(flag, `"${s}" has host bits set; did you mean ${[24, 16, 8, 0].map((sh) => (masked >>> sh) & 255).join('.')}/${len}?`);
+  return `${octets.join('.')}/${len}`;
+}
+
+/** A comma-separated list of IPv4 CIDRs (at least one). */
+function cidrList(flag: string): (v: unknown) => string[] {
+  return (v) => {
+    const items = str(flag, v).split(',').map((x) => x.trim()).filter((x) => x !== '');
+    if (items.length === 0) throw new ConfigError(flag, 'give at least one CIDR');
+    return [...new Set(items.map((c) => parseCidr4(flag, c)))];
+  };
+}
+
 function setting<K extends string, V>(key: K, flag: string, rest: Omit<Setting<K, V>, 'key' | 'flag' | 'env'>): Setting<K, V> {
   return Object.freeze({ key, flag, env: `PODNET_${flag.toUpperCase().replace(/-/g, '_')}`, ...rest });
 }
@@ -171,6 +192,12 @@ export const SETTINGS = Object.freeze([
       return s;
     },
   }),
+  setting('cgroupRoot', 'cgroup-root', {
+    type: 'string', default: undefined, defaultText: 'from mountinfo',
+    describe: 'cgroup v2 directory the socket load balancer attaches at (default: the hierarchy\'s root)',
+    doc: 'the cgroup v2 directory the socket load balancer (host-originated traffic to Services) attaches at; unset means the root of the hierarchy in `/proc/self/mountinfo`. In a container with its own cgroup namespace, mount the host\'s cgroup directory in and name it here (a directory holding the v2 hierarchy as `unified/`, as hybrid hosts have it, is accepted too)',
+    parse: absolutePath('cgroup-root'),
+  }),
   setting('logLevel', 'log-level', {
     type: 'string', default: 'info',
     describe: `Log level: ${LOG_LEVELS.join('|')}`,
@@ -194,6 +221,36 @@ export const SETTINGS = Object.freeze([
     describe: 'Seconds between reconcile passes that check and repair every endpoint (0: only at start)',
     doc: 'seconds between reconcile passes that check and repair every endpoint (host veth, route, programs, map entry); `0` runs it only at start',
     parse: integer('reconcile-interval', 0, 86400),
+  }),
+  setting('services', 'services', {
+    type: 'string', default: 'on',
+    describe: 'Serve Kubernetes Services in BPF (on), or leave them to kube-proxy (off)',
+    doc: '`on`: podnet translates Services (ClusterIP, NodePort, external and LoadBalancer IPs) in BPF and no kube-proxy is needed; `off`: podnet writes no Service map entries and attaches no socket load balancer, for running beside kube-proxy',
+    parse: oneOf('services', ['on', 'off'] as const),
+  }),
+  setting('serviceCidr', 'service-cidr', {
+    type: 'string', default: '10.96.0.0/12',
+    describe: 'Service CIDRs (comma-separated) when the API server has no ServiceCIDR objects',
+    doc: "the cluster's Service CIDRs, comma-separated (kubeadm's default `10.96.0.0/12`); used when the API server has no ServiceCIDR objects and in standalone mode. Traffic into them that matches no Service is dropped and counted",
+    parse: cidrList('service-cidr'),
+  }),
+  setting('nodeportAddresses', 'nodeport-addresses', {
+    type: 'string', default: undefined, defaultText: 'every address of the node',
+    describe: 'CIDRs (comma-separated) that narrow the addresses NodePorts answer on',
+    doc: "CIDRs, comma-separated, that narrow the node addresses NodePorts (and healthCheckNodePorts) answer on, like kube-proxy's `--nodeport-addresses`; unset: every IPv4 address of the node (the Node's addresses; in standalone mode the host's own, loopback and link-local excepted)",
+    parse: cidrList('nodeport-addresses'),
+  }),
+  setting('lbMapSize', 'lb-map-size', {
+    type: 'number', default: 65536,
+    describe: 'Entries of the Service frontend map; backends get 2x, backend slots 4x',
+    doc: 'entries of `pn_services` (frontends), `pn_svc_stats` and `pn_affinity`; `pn_backends` gets twice as many and `pn_svc_slots` four times. The default fits Kubernetes\' limits (10,000 Services, 100,000 endpoints). Takes effect when the maps are created (a changed size needs the pins removed)',
+    parse: integer('lb-map-size', 1024, 1 << 24),
+  }),
+  setting('ctMapSize', 'ct-map-size', {
+    type: 'number', default: 262144,
+    describe: 'Entries of the Service conntrack map (two per connection)',
+    doc: 'entries of `pn_ct`, the LRU conntrack of translated connections (two per connection: forward and reverse)',
+    parse: integer('ct-map-size', 1024, 1 << 26),
   }),
   setting('bpfDir', 'bpf-dir', {
     type: 'string', default: undefined, defaultText: 'shipped `bpf/`',
@@ -225,6 +282,9 @@ export interface Defaults {
   readonly attachMode: string;
   readonly mtu: number;
   readonly metricsPodLabels: boolean;
+  readonly services: string;
+  readonly lbMapSize: number;
+  readonly ctMapSize: number;
 }
 
 /** The default of every setting that has a literal one, taken from SETTINGS. */

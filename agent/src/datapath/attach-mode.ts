@@ -4,7 +4,7 @@
  */
 import { PodnetError } from '../errors/index.js';
 import { probeTcx, type LinkKind } from '../libbpf/index.js';
-import type { Hook } from './objects.js';
+import { isCgroupHook, type Hook } from './objects.js';
 
 /** What --attach-mode asks for. */
 export type AttachModeOption = 'auto' | 'tcx' | 'clsact';
@@ -24,16 +24,18 @@ export function resolveTcMode(option: AttachModeOption, hasTcx: () => boolean = 
 /** The attachment kind a hook gets on this node. */
 export function linkKindFor(hook: Hook, mode: TcMode): LinkKind {
   if (hook === 'xdp') return 'xdp';
+  if (isCgroupHook(hook)) return 'cgroup';
   return mode === 'tcx' ? 'tcx' : 'tc';
 }
 
 /** tcx/clsact direction of a tc hook. */
 export function tcDirection(hook: Hook): 'ingress' | 'egress' {
-  if (hook === 'xdp') throw new PodnetError('INVALID_ARGUMENT', 'xdp is not a tc hook');
+  if (hook === 'xdp' || isCgroupHook(hook)) throw new PodnetError('INVALID_ARGUMENT', `${hook} is not a tc hook`);
   return hook === 'tc_ingress' ? 'ingress' : 'egress';
 }
 
-/** How a hook reads in messages: "ingress", "egress", "xdp". */
+/** How a hook reads in messages: "ingress", "egress", "xdp", "cgroup/connect4". */
 export function hookLabel(hook: Hook): string {
+  if (isCgroupHook(hook)) return `cgroup/${hook.slice('cgroup_'.length)}`;
   return hook === 'xdp' ? 'xdp' : tcDirection(hook);
 }

@@ -8,10 +8,10 @@ import { existsSync, readdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PodnetError, SyscallError } from '../errors/index.js';
 import {
-  attachTcLegacy, attachTcx, attachXdp, detachTcLegacy, openPinnedLink, queryTcLegacy, type Link, type Program,
+  attachCgroup, attachTcLegacy, attachTcx, attachXdp, CgroupLink, detachTcLegacy, openPinnedLink, queryTcLegacy, type CgroupHook, type Link, type Program,
 } from '../libbpf/index.js';
 import { hookLabel, linkKindFor, tcDirection, type TcMode } from './attach-mode.js';
-import type { ProgramDescriptor } from './objects.js';
+import { isCgroupHook, type ProgramDescriptor } from './objects.js';
 
 /** tc priority/handle of podnet's clsact filters unless a program says otherwise. */
 export const TC_PRIORITY = 1;
@@ -72,6 +72,7 @@ function attachFresh(prog: Program, desc: ProgramDescriptor, ifindex: number, if
     // (its record lost, or left by an earlier agent) is replaced atomically
     // instead of failing with EEXIST.
     case 'tc': return attachTcLegacy(prog, ifindex, tcDirection(desc.hook), { ...tcId(desc), replace: true, ifname });
+    case 'cgroup': throw new PodnetError('INVALID_ARGUMENT', `attach ${desc.name} to ${ifname}: it is a cgroup program, not a device program`);
   }
 }
 
@@ -124,7 +125,7 @@ export function detachHook(pin: string, desc: ProgramDescriptor, ifindex: number
     live.detach();
   } else {
     removePin(pin);
-    if (ifindex !== undefined && desc.hook !== 'xdp') detachTcLegacy(ifindex, tcDirection(desc.hook), tcId(desc));
+    if (ifindex !== undefined && desc.hook !== 'xdp' && !isCgroupHook(desc.hook)) detachTcLegacy(ifindex, tcDirection(desc.hook), tcId(desc));
   }
   removeDirIfEmpty(dirname(pin));
 }
@@ -152,7 +153,7 @@ export function hookProblem(pin: string, desc: ProgramDescriptor, wantProgramId:
     return `${hook}: cannot read pin ${pin}: ${(err as Error).message}`;
   }
   if (!live) {
-    const unpinned = desc.hook !== 'xdp' && linkKindFor(desc.hook, mode) === 'tc' ? queryTcLegacy(ifindex, tcDirection(desc.hook), tcId(desc)) : undefined;
+    const unpinned = desc.hook !== 'xdp' && !isCgroupHook(desc.hook) && linkKindFor(desc.hook, mode) === 'tc' ? queryTcLegacy(ifindex, tcDirection(desc.hook), tcId(desc)) : undefined;
     if (unpinned !== undefined) return `${hook}: program ${unpinned} attached without a pin`;
     return existsSync(pin) ? `${hook}: no program attached (stale pin)` : `${hook}: no program attached`;
   }
@@ -168,4 +169,78 @@ export function hookProblem(pin: string, desc: ProgramDescriptor, wantProgramId:
 /** Checks a descriptor's target before attaching it to a pod. */
 export function requirePodProgram(desc: ProgramDescriptor): void {
   if (desc.target !== 'pod') throw new PodnetError('INVALID_ARGUMENT', `attach ${desc.name}: it is an ${desc.target} program, not a pod program`);
+}
+
+/** The cgroup a cgroup program goes on: its directory and id (the inode number). */
+export interface CgroupTarget {
+  path: string;
+  id: bigint;
+}
+
+function cgroupHookOf(desc: ProgramDescriptor): CgroupHook {
+  if (!isCgroupHook(desc.hook)) throw new PodnetError('INVALID_ARGUMENT', `attach ${desc.name} to a cgroup: it is a ${desc.hook} program`);
+  return desc.hook.slice('cgroup_'.length) as CgroupHook;
+}
+
+/**
+ * Makes `prog` the program of `desc.hook` on the cgroup, through a link
+ * pinned at `pin`. A live link of ours already on that cgroup is updated in
+ * place (BPF_LINK_UPDATE: no connect() sees the hook empty); a link pinned
+ * for another cgroup (the root moved) is detached and a fresh one made.
+ * @throws SyscallError / NotSupportedError naming the hook and cgroup.
+ */
+export function attachCgroupHook(pin: string, prog: Program, desc: ProgramDescriptor, cgroup: CgroupTarget): AttachOutcome {
+  const hook = cgroupHookOf(desc);
+  const live = openLive(pin);
+  if (live) {
+    try {
+      if (live instanceof CgroupLink && live.cgroupId === cgroup.id) {
+        if (live.programId === prog.id) return 'unchanged';
+        live.update(prog);
+        return 'updated';
+      }
+      live.detach();
+    } finally {
+      live.close();
+    }
+  }
+  removePin(pin);
+  const link = attachCgroup(prog, cgroup.path, hook);
+  try {
+    link.pin(pin);
+  } catch (err) {
+    link.detach();
+    throw err;
+  }
+  link.close();
+  return 'attached';
+}
+
+/** Removes a cgroup link and its pin; fine when either is gone already. */
+export function detachCgroupHook(pin: string): void {
+  const live = openLive(pin);
+  if (live) live.detach();
+  else removePin(pin);
+}
+
+/**
+ * What is wrong with one cgroup hook: nothing (undefined), or a sentence
+ * such as "cgroup/connect4: no program attached".
+ */
+export function cgroupHookProblem(pin: string, desc: ProgramDescriptor, wantProgramId: number, cgroup: CgroupTarget): string | undefined {
+  const hook = hookLabel(desc.hook);
+  let live: Link | undefined;
+  try {
+    live = openLive(pin);
+  } catch (err) {
+    return `${hook}: cannot read pin ${pin}: ${(err as Error).message}`;
+  }
+  if (!live) return `${hook}: no program attached`;
+  try {
+    if (!(live instanceof CgroupLink) || live.cgroupId !== cgroup.id) return `${hook}: pinned link is not on cgroup ${cgroup.path} (id ${cgroup.id})`;
+    if (live.programId !== wantProgramId) return `${hook}: program ${live.programId} attached, want ${wantProgramId}`;
+    return undefined;
+  } finally {
+    live.close();
+  }
 }

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfObject, Program, type ConstantValue } from '../libbpf/index.js';
 import { PodnetError } from '../errors/index.js';
+import { openPinnedMap, sizedDescriptor } from '../maps/index.js';
 import { compileBpf } from './compile.js';
 import { generationDir, generationObject, progsDir } from './pins.js';
 import type { NodeConstants, ObjectDescriptor } from './objects.js';
@@ -87,7 +88,7 @@ export function generationId(objectHash: string, constants: Record<string, Const
  * Compiles the object if needed, then adopts its pinned generation or loads
  * and pins a new one (maps pinned by name under `bpffs`, shared with every
  * other object and generation). Closes everything it opened on failure.
- * @throws PodnetError ECOMPILE, VerifierError, SyscallError.
+ * @throws PodnetError ECOMPILE, PodnetError MAP_MISMATCH (a pinned map of another size or layout), VerifierError, SyscallError.
  */
 export async function loadObject(desc: ObjectDescriptor, o: LoadOptions): Promise<LoadedObject> {
   const compiled = await compileBpf(desc.source, { cacheDir: o.cacheDir, ...(o.bpfDir ? { srcDir: o.bpfDir } : {}) });
@@ -95,6 +96,12 @@ export async function loadObject(desc: ObjectDescriptor, o: LoadOptions): Promis
   const generation = generationId(compiled.hash, constants);
   const dir = generationDir(o.bpffs, desc.name, generation);
   const progs = new Map<string, Program>();
+  // A pinned map of another size than configured: libbpf would refuse to
+  // reuse it with a bare EINVAL, and adopted programs would keep using it.
+  // Say which map and what to do instead.
+  for (const m of desc.maps) {
+    if (m.pinned && existsSync(join(o.bpffs, m.name))) openPinnedMap(o.bpffs, m, o.node.serviceMapSizes).close();
+  }
   try {
     if (desc.programs.every((p) => existsSync(join(dir, p.name)))) {
       for (const p of desc.programs) progs.set(p.name, Program.openPinned(join(dir, p.name)));
@@ -102,6 +109,10 @@ export async function loadObject(desc: ObjectDescriptor, o: LoadOptions): Promis
     }
     using obj = BpfObject.open(compiled.path, { pinRoot: o.bpffs });
     obj.setConstants(constants);
+    for (const m of desc.maps) {
+      const sized = sizedDescriptor(m, o.node.serviceMapSizes);
+      if (sized !== m) obj.setMapMaxEntries(m.name, sized.maxEntries);
+    }
     obj.load();
     for (const p of desc.programs) progs.set(p.name, obj.program(p.name).clone());
     // A start that died half-way through pinning left a partial directory.

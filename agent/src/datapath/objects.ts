@@ -5,14 +5,32 @@
  */
 import type { ConstantValue } from '../libbpf/index.js';
 import type { Pool } from '../ipam/index.js';
-import { COUNTERS, ENDPOINTS, EVENTS, type MapDescriptor } from '../maps/index.js';
+import { PodnetError } from '../errors/index.js';
+import { COUNTERS, ENDPOINTS, EVENTS, SERVICE_MAPS, SOCK_REV, type MapDescriptor, type ServiceMapSizes } from '../maps/index.js';
 
-/** Where a program runs: a tc hook (tcx link or clsact filter) or XDP. */
-export type Hook = 'tc_ingress' | 'tc_egress' | 'xdp';
-export const HOOKS: readonly Hook[] = ['tc_ingress', 'tc_egress', 'xdp'];
+/** Where a program runs: a tc hook (tcx link or clsact filter), XDP, or a cgroup socket hook. */
+export type Hook = 'tc_ingress' | 'tc_egress' | 'xdp' | CgroupHookName;
+/** The cgroup socket hooks, as hook names: cgroup_<libbpf section suffix>. */
+export type CgroupHookName = 'cgroup_connect4' | 'cgroup_sendmsg4' | 'cgroup_recvmsg4' | 'cgroup_getpeername4';
+export const HOOKS: readonly Hook[] = ['tc_ingress', 'tc_egress', 'xdp', 'cgroup_connect4', 'cgroup_sendmsg4', 'cgroup_recvmsg4', 'cgroup_getpeername4'];
 
-/** Which interfaces a program goes on: every pod's host veth, the uplink, the tunnel device. */
-export type AttachTarget = 'pod' | 'uplink' | 'tunnel';
+/** True for a cgroup socket hook. */
+export function isCgroupHook(hook: Hook): hook is CgroupHookName {
+  return hook.startsWith('cgroup_');
+}
+
+/** The ELF section a program of a hook is in (libbpf derives the program type from it). */
+export function hookSection(hook: Hook): string {
+  if (isCgroupHook(hook)) return `cgroup/${hook.slice('cgroup_'.length)}`;
+  return hook === 'xdp' ? 'xdp' : 'tc';
+}
+
+/**
+ * Where a program goes: every pod's host veth, the uplink, the tunnel
+ * device, or the root of the node's cgroup v2 hierarchy (every process of the
+ * node; the program itself limits itself to the host network namespace).
+ */
+export type AttachTarget = 'pod' | 'uplink' | 'tunnel' | 'cgroup';
 
 /** One program of an object. */
 export interface ProgramDescriptor {
@@ -24,9 +42,35 @@ export interface ProgramDescriptor {
   readonly tcPriority?: number;
 }
 
-/** Per-node values the objects' load-time constants come from. */
+/** Conntrack idle timeouts of translated connections, in seconds. */
+export interface ConntrackTimeouts {
+  /** TCP once the backend has answered. */
+  readonly tcp: number;
+  /** TCP before the backend's first answer. */
+  readonly syn: number;
+  /** TCP after a FIN or RST. */
+  readonly closing: number;
+  /** UDP and every other protocol. */
+  readonly other: number;
+}
+
+/** The defaults (also the C defaults in bpf/lib/ct.h). */
+export const DEFAULT_CT_TIMEOUTS: ConntrackTimeouts = Object.freeze({ tcp: 21600, syn: 60, closing: 10, other: 60 });
+
+/** The source address a pod reaching itself through a Service sees (link-local, owned by no pod). */
+export const HAIRPIN_ADDR = '169.254.42.1';
+
+/** Per-node values the objects' load-time constants (and map sizes) come from. */
 export interface NodeConstants {
   pool: Pool;
+  /** max_entries of the resizable service maps; default DEFAULT_SERVICE_MAP_SIZES. */
+  serviceMapSizes?: ServiceMapSizes;
+  /** Default DEFAULT_CT_TIMEOUTS. */
+  ctTimeouts?: ConntrackTimeouts;
+  /** Default HAIRPIN_ADDR. */
+  hairpinAddr?: string;
+  /** The netns cookie of the host's network namespace (netnsCookie() in the agent's); default 0, which makes the socket programs translate nothing. */
+  hostNetnsCookie?: bigint;
 }
 
 /** One BPF object: bpf/<source>.bpf.c. */
@@ -48,6 +92,19 @@ const be32 = (n: number): Uint8Array => {
   return new Uint8Array(b);
 };
 
+function ipv4Bytes(what: string, s: string): Uint8Array {
+  const parts = s.split('.');
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) throw new PodnetError('INVALID_ARGUMENT', `set ${what}: "${s}" is not an IPv4 address`);
+  return new Uint8Array(parts.map(Number));
+}
+
+function ctConstants(t: ConntrackTimeouts = DEFAULT_CT_TIMEOUTS): Record<string, ConstantValue> {
+  for (const [k, v] of Object.entries(t)) {
+    if (!Number.isInteger(v) || v < 1 || v > 0xffffffff) throw new PodnetError('INVALID_ARGUMENT', `set conntrack timeout ${k}: ${v} is not a whole number of seconds in 1..4294967295`);
+  }
+  return { pn_ct_tcp_timeout_s: t.tcp, pn_ct_syn_timeout_s: t.syn, pn_ct_closing_timeout_s: t.closing, pn_ct_other_timeout_s: t.other };
+}
+
 /** bpf/pod.bpf.c: the programs on every pod's host veth. */
 export const POD_OBJECT: ObjectDescriptor = Object.freeze({
   name: 'pod',
@@ -56,15 +113,48 @@ export const POD_OBJECT: ObjectDescriptor = Object.freeze({
     { name: 'from_pod', hook: 'tc_ingress', target: 'pod' },
     { name: 'to_pod', hook: 'tc_egress', target: 'pod' },
   ] as const),
-  maps: Object.freeze([ENDPOINTS, COUNTERS, EVENTS]),
-  constants: ({ pool }: NodeConstants) => ({
+  maps: Object.freeze([ENDPOINTS, COUNTERS, EVENTS, ...SERVICE_MAPS]),
+  constants: ({ pool, ctTimeouts, hairpinAddr }: NodeConstants) => ({
     pn_pod_cidr_addr: be32(pool.network),
     pn_pod_cidr_mask: be32(pool.prefixLen === 0 ? 0 : (0xffffffff << (32 - pool.prefixLen)) >>> 0),
+    pn_hairpin_addr: ipv4Bytes('hairpin address', hairpinAddr ?? HAIRPIN_ADDR),
+    ...ctConstants(ctTimeouts),
   }),
 });
 
+/** bpf/netdev.bpf.c: Service translation of traffic entering the node on the uplink. */
+export const NETDEV_OBJECT: ObjectDescriptor = Object.freeze({
+  name: 'netdev',
+  source: 'netdev',
+  programs: Object.freeze([
+    { name: 'from_netdev', hook: 'tc_ingress', target: 'uplink' },
+    { name: 'to_netdev', hook: 'tc_egress', target: 'uplink' },
+  ] as const),
+  maps: Object.freeze([ENDPOINTS, COUNTERS, EVENTS, ...SERVICE_MAPS]),
+  constants: ({ ctTimeouts }: NodeConstants) => ctConstants(ctTimeouts),
+});
+
+
+/**
+ * bpf/sock.bpf.c: socket load balancing for the host's own processes, at
+ * the cgroup v2 root. Loaded on every node (it declares pn_sock_rev); its
+ * programs are attached only while the node handles Services.
+ */
+export const SOCK_OBJECT: ObjectDescriptor = Object.freeze({
+  name: 'sock',
+  source: 'sock',
+  programs: Object.freeze([
+    { name: 'sock_connect4', hook: 'cgroup_connect4', target: 'cgroup' },
+    { name: 'sock_sendmsg4', hook: 'cgroup_sendmsg4', target: 'cgroup' },
+    { name: 'sock_recvmsg4', hook: 'cgroup_recvmsg4', target: 'cgroup' },
+    { name: 'sock_getpeer4', hook: 'cgroup_getpeername4', target: 'cgroup' },
+  ] as const),
+  maps: Object.freeze([COUNTERS, EVENTS, ...SERVICE_MAPS, SOCK_REV]),
+  constants: ({ hostNetnsCookie }: NodeConstants) => ({ pn_host_netns_cookie: hostNetnsCookie ?? 0n }),
+});
+
 /** Every object a node loads, in load order. */
-export const NODE_OBJECTS: readonly ObjectDescriptor[] = Object.freeze([POD_OBJECT]);
+export const NODE_OBJECTS: readonly ObjectDescriptor[] = Object.freeze([POD_OBJECT, NETDEV_OBJECT, SOCK_OBJECT]);
 
 /** A program descriptor by name, across every object. */
 export function programDescriptor(name: string, objects: readonly ObjectDescriptor[] = NODE_OBJECTS): ProgramDescriptor | undefined {

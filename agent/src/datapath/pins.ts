@@ -4,6 +4,7 @@
  *   <bpffs>/pn_*                                   maps (agent/src/maps)
  *   <bpffs>/progs/<object>-<generation>/<program>  programs; <generation> hashes the object and its constants
  *   <bpffs>/links/<ifname>/<program>-<hook>        one attachment: a tcx/XDP link, or the record of a clsact filter
+ *   <bpffs>/cgroup/<program>-<hook>                one cgroup link at the cgroup v2 root (hook cgroup_connect4, ...)
  *
  * An attachment pin names its program and hook, so an upgrade finds the
  * program for every pin by name whatever object it belongs to. bpffs
@@ -47,9 +48,17 @@ export function attachPin(bpffs: string, ifname: string, program: string, hook: 
   return join(interfaceDir(bpffs, ifname), `${program}-${hook}`);
 }
 
+/** The directory of the cgroup links (beside links/, which holds one directory per interface). */
+export const cgroupLinksDir = (bpffs: string): string => join(bpffs, 'cgroup');
+
+/** The pin of one program's cgroup link. */
+export function cgroupPin(bpffs: string, program: string, hook: Hook): string {
+  return join(cgroupLinksDir(bpffs), `${program}-${hook}`);
+}
+
 /** Program and hook of an attachment pin's file name; undefined when it is not one. */
 export function parseAttachPin(fileName: string): { program: string; hook: Hook } | undefined {
-  const m = /^([A-Za-z_][A-Za-z0-9_]*)-([a-z_]+)$/.exec(fileName);
+  const m = /^([A-Za-z_][A-Za-z0-9_]*)-([a-z0-9_]+)$/.exec(fileName);
   if (!m || !(HOOKS as readonly string[]).includes(m[2]!)) return undefined;
   return { program: m[1]!, hook: m[2] as Hook };
 }

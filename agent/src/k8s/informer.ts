@@ -39,6 +39,13 @@ export interface InformerOptions {
   pageSize?: number;
   /** Random source for jitter, for tests (default Math.random). */
   random?: () => number;
+  /**
+   * Applied to every listed and watched object before it is stored or
+   * handed to handlers, e.g. to keep only the fields a consumer reads
+   * (the store then holds the smaller object). Must keep metadata name,
+   * namespace and resourceVersion. Default: none.
+   */
+  transform?: (obj: KubeObject) => KubeObject;
 }
 
 /** Counters an informer keeps about its own health. */
@@ -74,7 +81,8 @@ export class Informer<T extends KubeObject> {
   /** Resolves after the first complete list. */
   readonly synced: Promise<void>;
   readonly stats: InformerStats = { watchRestarts: 0, relists: 0, errors: 0, lastEventMs: undefined, lastError: undefined };
-  private readonly o: Required<InformerOptions>;
+  private readonly o: Required<Omit<InformerOptions, 'transform'>>;
+  private readonly transform: ((obj: KubeObject) => KubeObject) | undefined;
   /** Bumped by every (re)start of the loop: callbacks of an older stream are ignored. */
   private epoch = 0;
 
@@ -93,6 +101,7 @@ export class Informer<T extends KubeObject> {
       pageSize: opts.pageSize ?? 500,
       random: opts.random ?? Math.random,
     };
+    this.transform = opts.transform;
     this.backoff = this.o.backoffInitialMs;
     this.synced = new Promise((resolve) => { this.resolveSynced = resolve; });
   }
@@ -153,7 +162,7 @@ export class Informer<T extends KubeObject> {
       do {
         const page = await this.transport.list<T>(this.type, this.selection, { limit: this.o.pageSize, ...(cont ? { continueToken: cont } : {}) });
         if (this.stopped || epoch !== this.epoch) return;
-        items.push(...page.items);
+        for (const item of page.items) items.push(this.transform ? (this.transform(item) as T) : item);
         rv = page.resourceVersion;
         cont = page.continueToken;
         if (++pages > 100_000) throw new Error(`list ${this.type.plural}: more than 100000 pages`);
@@ -228,7 +237,7 @@ export class Informer<T extends KubeObject> {
       const rv = (e.object as KubeObject).metadata?.resourceVersion;
       if (rv) this.resourceVersion = rv;
       if (e.type === 'BOOKMARK') return;
-      this.apply(e.type, e.object as T);
+      this.apply(e.type, (this.transform ? this.transform(e.object as KubeObject) : e.object) as T);
     };
     const onDone = (err: unknown): void => {
       if (epoch !== this.epoch || gone || this.stopped) return;

@@ -100,7 +100,10 @@ export async function clientNodeTransport(kubeconfig: string | undefined): Promi
         const cont = meta._continue ?? meta.continue;
         return { items: (res.items ?? []) as T[], resourceVersion: meta.resourceVersion ?? '', ...(cont ? { continueToken: cont } : {}) };
       } catch (err) {
-        const code = (err as { code?: number; statusCode?: number }).code ?? (err as { statusCode?: number }).statusCode;
+        // client-node resolves the kind through discovery first and throws a
+        // plain Error when the group version lacks it: that is a 404 too.
+        const missing = /^Unrecognized API version and kind/.test((err as Error)?.message ?? '') ? 404 : undefined;
+        const code = (err as { code?: number; statusCode?: number }).code ?? (err as { statusCode?: number }).statusCode ?? missing;
         throw new ApiStatusError(typeof code === 'number' ? code : 0, `list ${type.plural} from ${cluster.server}: ${(err as Error).message}`, { cause: err });
       }
     },

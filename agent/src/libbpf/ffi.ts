@@ -39,6 +39,7 @@ export interface Native {
   bpf_link_create(progFd: number, target: number, attachType: number, opts: Buffer | null): number;
   bpf_link_detach(linkFd: number): number;
   bpf_link_update(linkFd: number, newProgFd: number, opts: Buffer | null): number;
+  bpf_iter_create(linkFd: number): number;
   bpf_prog_load(type: number, name: string, license: string, insns: Uint8Array, insnCount: number, opts: Buffer | null): number;
   bpf_prog_test_run_opts(fd: number, opts: TestRunOpts): number;
   // libbpf.h: objects, programs, maps
@@ -91,6 +92,8 @@ export interface Native {
   ring_buffer__free(rb: Ptr): void;
   // libc
   close(fd: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  getsockopt(fd: number, level: number, name: number, value: Uint8Array, len: Uint32Array): number;
   malloc(size: number): Ptr | null;
   free(ptr: Ptr): void;
 }
@@ -209,6 +212,7 @@ function bind(): Native {
     bpf_link_create: f('int bpf_link_create(int prog_fd, int target_fd, int attach_type, const void *opts)'),
     bpf_link_detach: f('int bpf_link_detach(int link_fd)'),
     bpf_link_update: f('int bpf_link_update(int link_fd, int new_prog_fd, const void *opts)'),
+    bpf_iter_create: f('int bpf_iter_create(int link_fd)'),
     bpf_prog_load: f('int bpf_prog_load(int type, const char *name, const char *license, const void *insns, size_t insn_cnt, const void *opts)'),
     bpf_prog_test_run_opts: bpf.func('bpf_prog_test_run_opts', 'int', ['int', koffi.inout(koffi.pointer(testRunOpts))]),
     bpf_object__open_file: bpf.func('bpf_object__open_file', 'void *', ['const char *', koffi.pointer(openOpts)]),
@@ -257,6 +261,8 @@ function bind(): Native {
     ring_buffer__consume: f('int ring_buffer__consume(void *rb)'),
     ring_buffer__free: f('void ring_buffer__free(void *rb)'),
     close: libc.func('int close(int fd)'),
+    socket: libc.func('int socket(int domain, int type, int protocol)'),
+    getsockopt: libc.func('int getsockopt(int fd, int level, int name, void *value, uint32_t *len)'),
     malloc: libc.func('void *malloc(size_t size)'),
     free: libc.func('void free(void *ptr)'),
   } as Native;

@@ -5,9 +5,10 @@
  * set of live handles: BpfMap (element, batch and per-CPU operations over
  * Buffers, typed views through codecs, pinning), Program (pinning,
  * BPF_PROG_TEST_RUN) and RingBuffer (timer-driven, never blocks). Programs
- * attach to devices through one module per kind: tcx links (link-tcx.ts),
- * XDP links (link-xdp.ts) and legacy clsact filters (link-tc.ts); every kind
- * can be pinned and re-adopted with openPinnedLink(). Feature probes run once
+ * attach through one module per kind: tcx links (link-tcx.ts), XDP links
+ * (link-xdp.ts), legacy clsact filters (link-tc.ts) and cgroup links
+ * (link-cgroup.ts); every kind can be pinned and re-adopted with
+ * openPinnedLink(). Iterators run with runIterator() (iter.ts). Feature probes run once
  * and turn a kernel's EINVAL into NotSupportedError ("needs Linux >= X").
  * Failing calls throw SyscallError "verb object: ERRNO", a refused program
  * VerifierError with the verifier's full log. libbpf's own messages are
@@ -52,6 +53,9 @@ export {
   type ProgramInfo,
 } from './info.js';
 export { linkInfo, listLinks, openPinnedLink, updateLink, type Link, type LinkKind } from './link.js';
+export { attachCgroup, cgroupAttachType, cgroupId, CgroupLink, listCgroupPrograms, type CgroupHook } from './link-cgroup.js';
+export { runIterator } from './iter.js';
+export { netnsCookie } from './netns-cookie.js';
 export { attachTcLegacy, detachTcLegacy, queryTcLegacy, TcLegacyLink, type TcLegacyOptions } from './link-tc.js';
 export { attachTcx, listTcxPrograms, TcxLink, type TcDirection } from './link-tcx.js';
 export { attachXdp, xdpQuery, XdpLink, type XdpMode } from './link-xdp.js';
@@ -62,7 +66,9 @@ export {
   mapBatchSupported,
   numPossibleCpus,
   probeProgTestRun,
+  probeCgroupLink,
   probeRingbuf,
+  probeSockDestroy,
   probeTcx,
   probeXdpLink,
   requireFeature,

@@ -48,8 +48,10 @@ export interface LinkInfo {
   programId: number;
   /** tcx, netkit and xdp links: the device they hook. */
   ifindex?: number;
-  /** tcx and netkit links: BPF_TCX_INGRESS (46) or BPF_TCX_EGRESS (47). */
+  /** tcx and netkit links: BPF_TCX_INGRESS (46) or BPF_TCX_EGRESS (47); cgroup links: their attach type. */
   attachType?: number;
+  /** cgroup links: the cgroup's id (the inode number of its cgroup v2 directory); 0 once the cgroup is gone. */
+  cgroupId?: bigint;
 }
 
 function infoByFd(fd: number, size: number, what: string): Buffer {
@@ -107,6 +109,10 @@ export function linkInfoByFd(fd: number): LinkInfo {
   const info: LinkInfo = { typeId, type, id: b.readUInt32LE(4), programId: b.readUInt32LE(8) };
   // The union starts at offset 16 (it holds 64-bit members).
   if (type === 'xdp') info.ifindex = b.readUInt32LE(16);
+  if (type === 'cgroup') {
+    info.cgroupId = b.readBigUInt64LE(16);
+    info.attachType = b.readUInt32LE(24);
+  }
   if (type === 'tcx' || type === 'netkit') {
     info.ifindex = b.readUInt32LE(16);
     info.attachType = b.readUInt32LE(20);

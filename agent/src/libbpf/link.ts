@@ -1,21 +1,24 @@
 /**
  * What every attachment has in common, and re-adopting pinned ones. Each
- * attach kind lives in its own file: link-tcx.ts, link-xdp.ts, link-tc.ts.
+ * attach kind lives in its own file: link-tcx.ts, link-xdp.ts, link-tc.ts,
+ * link-cgroup.ts.
  */
 import { PodnetError } from '../errors/index.js';
 import { closeFd } from './ffi.js';
 import { linkInfoByFd, listObjects, objectKind, objGet, type LinkInfo } from './info.js';
+import { CgroupLink } from './link-cgroup.js';
 import { TcLegacyLink, isTcLinkRecord } from './link-tc.js';
 import { TcxLink } from './link-tcx.js';
 import { XdpLink } from './link-xdp.js';
 import type { Program } from './program.js';
 
-/** How a program is attached: a tcx link, an XDP link, or a legacy clsact/cls_bpf filter. */
-export type LinkKind = 'tcx' | 'xdp' | 'tc';
+/** How a program is attached: a tcx link, an XDP link, a legacy clsact/cls_bpf filter, or a cgroup link. */
+export type LinkKind = 'tcx' | 'xdp' | 'tc' | 'cgroup';
 
-/** A program attached to a network device. */
+/** A program attached to a network device or (kind 'cgroup') to a cgroup. */
 export interface Link extends Disposable {
   readonly kind: LinkKind;
+  /** The device it hooks; 0 for cgroup links. */
   readonly ifindex: number;
   /** Kernel link id (tcx and xdp; legacy tc filters have none). */
   readonly id?: number;
@@ -36,7 +39,7 @@ export interface Link extends Disposable {
 }
 
 /**
- * Re-opens an attachment pinned by Link.pin(): tcx and xdp links directly,
+ * Re-opens an attachment pinned by Link.pin(): tcx, xdp and cgroup links directly,
  * legacy tc filters through the record pinned for them (then confirmed with
  * bpf_tc_query). Throws SyscallError when nothing is pinned there,
  * PodnetError when the pin is something else.
@@ -49,7 +52,8 @@ export function openPinnedLink(path: string): Link {
       const info = linkInfoByFd(fd);
       if (info.type === 'tcx') return TcxLink.fromFd(fd, info, path);
       if (info.type === 'xdp') return XdpLink.fromFd(fd, info, path);
-      throw new PodnetError('INVALID_ARGUMENT', `open pinned link ${path}: it is a ${info.type} link; podnet handles tcx and xdp links`);
+      if (info.type === 'cgroup') return CgroupLink.fromFd(fd, info, path);
+      throw new PodnetError('INVALID_ARGUMENT', `open pinned link ${path}: it is a ${info.type} link; podnet handles tcx, xdp and cgroup links`);
     }
     if (kind === 'map' && isTcLinkRecord(fd)) {
       // The record is only read; the filter itself needs no fd.

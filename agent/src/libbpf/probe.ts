@@ -16,6 +16,9 @@ export const FEATURES = {
   progTestRun: { name: 'BPF_PROG_TEST_RUN for sched_cls programs', minKernel: '4.12' },
   mapBatch: { name: 'batched map operations (BPF_MAP_*_BATCH)', minKernel: '5.6' },
   ringbuf: { name: 'BPF ring buffer maps', minKernel: '5.8' },
+  cgroupLink: { name: 'cgroup BPF links (BPF_LINK_TYPE_CGROUP)', minKernel: '5.7' },
+  sockDestroy: { name: 'the bpf_sock_destroy kfunc in socket iterators', minKernel: '6.5' },
+  netnsCookie: { name: 'network namespace cookies (SO_NETNS_COOKIE)', minKernel: '5.14' },
 } as const;
 
 /** A feature key of FEATURES. */
@@ -91,6 +94,16 @@ export function probeXdpLink(): boolean {
   return cached('xdpLink', () => kernelHasStruct('bpf_xdp_link'));
 }
 
+/** True when the kernel has cgroup BPF links (Linux 5.7), looked up in its BTF (struct bpf_cgroup_link). */
+export function probeCgroupLink(): boolean {
+  return cached('cgroupLink', () => kernelHasStruct('bpf_cgroup_link'));
+}
+
+/** True when the kernel has the bpf_sock_destroy kfunc (Linux 6.5), looked up in its BTF. */
+export function probeSockDestroy(): boolean {
+  return cached('sockDestroy', () => kernelHasFunc('bpf_sock_destroy'));
+}
+
 /** True when BPF_PROG_TEST_RUN works for sched_cls programs. */
 export function probeProgTestRun(): boolean {
   return cached('progTestRun', () => {
@@ -151,15 +164,23 @@ export function requireFeature(f: Feature, cause?: unknown): void {
     progTestRun: probeProgTestRun,
     mapBatch: mapBatchSupported,
     ringbuf: probeRingbuf,
+    cgroupLink: probeCgroupLink,
+    sockDestroy: probeSockDestroy,
+    netnsCookie: () => true, // asked by netnsCookie() itself: ENOPROTOOPT
   };
   if (!probes[f]()) throw notSupported(f, cause);
 }
 
-let vmlinuxStructs: ((name: string) => boolean) | undefined;
+let vmlinuxTypes: ((name: string) => boolean) | undefined;
 
 function kernelHasStruct(name: string): boolean {
-  vmlinuxStructs ??= loadVmlinuxLookup();
-  return vmlinuxStructs(name);
+  vmlinuxTypes ??= loadVmlinuxLookup();
+  return vmlinuxTypes(`struct ${name}`);
+}
+
+function kernelHasFunc(name: string): boolean {
+  vmlinuxTypes ??= loadVmlinuxLookup();
+  return vmlinuxTypes(`func ${name}`);
 }
 
 function loadVmlinuxLookup(): (name: string) => boolean {
@@ -167,14 +188,15 @@ function loadVmlinuxLookup(): (name: string) => boolean {
   const btf = n.btf__load_vmlinux_btf();
   if (btf === null) throw new SyscallError('load kernel BTF (/sys/kernel/btf/vmlinux) to probe features', 2);
   const BTF_KIND_STRUCT = 4;
+  const BTF_KIND_FUNC = 12;
   const seen = new Map<string, boolean>();
   // Answer every later question from a small cache, then free the big BTF.
-  const names = ['bpf_xdp_link', 'tcx_link'];
-  for (const s of names) seen.set(s, n.btf__find_by_name_kind(btf, s, BTF_KIND_STRUCT) > 0);
+  for (const s of ['bpf_xdp_link', 'tcx_link', 'bpf_cgroup_link']) seen.set(`struct ${s}`, n.btf__find_by_name_kind(btf, s, BTF_KIND_STRUCT) > 0);
+  for (const f of ['bpf_sock_destroy']) seen.set(`func ${f}`, n.btf__find_by_name_kind(btf, f, BTF_KIND_FUNC) > 0);
   n.btf__free(btf);
   return (s) => {
     const v = seen.get(s);
-    if (v === undefined) throw new Error(`probe kernel BTF: struct ${s} was not looked up`);
+    if (v === undefined) throw new Error(`probe kernel BTF: ${s} was not looked up`);
     return v;
   };
 }

@@ -72,6 +72,11 @@ export function linkTypeName(id: number): LinkType {
 
 /** The attach types podnet uses (enum bpf_attach_type). */
 export const AttachType = {
+  CGROUP_INET4_CONNECT: 10,
+  CGROUP_UDP4_SENDMSG: 14,
+  CGROUP_UDP4_RECVMSG: 19,
+  TRACE_ITER: 28,
+  CGROUP_INET4_GETPEERNAME: 29,
   XDP: 37,
   TCX_INGRESS: 46,
   TCX_EGRESS: 47,
@@ -80,6 +85,11 @@ export const AttachType = {
 /** Name of an attach type this folder knows; `attach_type <n>` otherwise. */
 export function attachTypeName(id: number): string {
   switch (id) {
+    case AttachType.CGROUP_INET4_CONNECT: return 'cgroup_inet4_connect';
+    case AttachType.CGROUP_UDP4_SENDMSG: return 'cgroup_udp4_sendmsg';
+    case AttachType.CGROUP_UDP4_RECVMSG: return 'cgroup_udp4_recvmsg';
+    case AttachType.TRACE_ITER: return 'trace_iter';
+    case AttachType.CGROUP_INET4_GETPEERNAME: return 'cgroup_inet4_getpeername';
     case AttachType.XDP: return 'xdp';
     case AttachType.TCX_INGRESS: return 'tcx_ingress';
     case AttachType.TCX_EGRESS: return 'tcx_egress';

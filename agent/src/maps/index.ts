@@ -10,6 +10,8 @@ export * from './endpoints.js';
 export * from './ipam.js';
 export * from './counters.js';
 export * from './events.js';
+export * from './services.js';
+export * from './sock.js';
 export * from './registry.js';
 export * from './gen/enums.js';
 export * from './gen/drop-reasons.js';

@@ -12,9 +12,15 @@ import { ENDPOINTS } from './endpoints.js';
 import { IPAM } from './ipam.js';
 import { COUNTERS } from './counters.js';
 import { EVENTS } from './events.js';
+import { AFFINITY, BACKENDS, CONNTRACK, SERVICES, SVC_RANGES, SVC_SLOTS, SVC_STATS, sizedDescriptor, type ServiceMapSizes } from './services.js';
+import { SOCK_REV } from './sock.js';
 
 /** Every map of a podnet node, by the name the agent uses for it. */
-export const NODE_MAPS = Object.freeze({ endpoints: ENDPOINTS, ipam: IPAM, counters: COUNTERS, events: EVENTS });
+export const NODE_MAPS = Object.freeze({
+  endpoints: ENDPOINTS, ipam: IPAM, counters: COUNTERS, events: EVENTS,
+  services: SERVICES, svcSlots: SVC_SLOTS, backends: BACKENDS, conntrack: CONNTRACK, affinity: AFFINITY, svcStats: SVC_STATS, svcRanges: SVC_RANGES,
+  sockRev: SOCK_REV,
+});
 
 /** The agent's handle on each node map. */
 export type NodeMaps = { readonly [K in keyof typeof NODE_MAPS]: BpfMap };
@@ -43,10 +49,11 @@ export const PINNED_MAPS: readonly string[] = Object.freeze(ALL_MAPS.filter((d) 
 
 /**
  * Opens `<bpffs>/<name>` of a pinned map and checks it is the map the
- * descriptor describes.
+ * descriptor describes, at the configured size for a resizable service map.
  * @throws SyscallError when nothing is pinned there; PodnetError MAP_MISMATCH when the pinned map differs.
  */
-export function openPinnedMap(bpffs: string, d: MapDescriptor<any, any>): BpfMap {
+export function openPinnedMap(bpffs: string, desc: MapDescriptor<any, any>, sizes?: ServiceMapSizes): BpfMap {
+  const d = sizedDescriptor(desc, sizes);
   const path = join(bpffs, d.name);
   const m = BpfMap.openPinned(path);
   const want = { type: d.type, keySize: d.key?.size ?? 0, valueSize: d.value?.size ?? 0, maxEntries: d.maxEntries };
@@ -74,11 +81,11 @@ export function createAgentMaps(bpffs: string): string[] {
   return made;
 }
 
-/** Opens every node map from its pin; all or nothing. */
-export function openNodeMaps(bpffs: string): NodeMaps {
+/** Opens every node map from its pin (service maps at `sizes`, default their declared size); all or nothing. */
+export function openNodeMaps(bpffs: string, sizes?: ServiceMapSizes): NodeMaps {
   const opened: Partial<Record<keyof typeof NODE_MAPS, BpfMap>> = {};
   try {
-    for (const [k, d] of Object.entries(NODE_MAPS) as Array<[keyof typeof NODE_MAPS, MapDescriptor<any, any>]>) opened[k] = openPinnedMap(bpffs, d);
+    for (const [k, d] of Object.entries(NODE_MAPS) as Array<[keyof typeof NODE_MAPS, MapDescriptor<any, any>]>) opened[k] = openPinnedMap(bpffs, d, sizes);
   } catch (err) {
     for (const m of Object.values(opened)) m.close();
     throw err;

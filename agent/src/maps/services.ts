@@ -4,9 +4,11 @@
  * backend, conntrack, affinity, per-frontend stats, service ranges) is
  * described in the header.
  */
-import { be16, ipv4, lpmKey, u16, u32, u64, u8 } from '../libbpf/index.js';
-import { defineMap } from './descriptor.js';
+import { be16, ipv4, u16, u32, u64, u8, type BpfMap, type TypedMap } from '../libbpf/index.js';
+import { PodnetError } from '../errors/index.js';
+import { defineMap, type MapDescriptor } from './descriptor.js';
 import { cStruct } from './layout.js';
+import { decodeCtDir } from './gen/enums.js';
 
 export const svcKey = cStruct('pn_svc_key', 8, {
   addr: ['addr', 0, ipv4],
@@ -64,7 +66,8 @@ export const svcStatsValue = cStruct('pn_svc_stats', 32, {
   bytes: ['bytes', 16, u64],
   noBackend: ['no_backend', 24, u64],
 });
-export const svcRangeKey = lpmKey(ipv4);
+// The shape of lpmKey(ipv4) ({ prefixLen, data }), as a layout the BTF check covers.
+export const svcRangeKey = cStruct('pn_svc_range_key', 8, { prefixLen: ['prefixlen', 0, u32], data: ['addr', 4, ipv4] });
 export const svcRangeValue = cStruct('pn_svc_range', 4, { flags: ['flags', 0, u32] });
 
 /** IP protocol numbers a frontend can carry. */
@@ -85,6 +88,45 @@ export const SERVICE_MAP_SIZES = Object.freeze({
   pn_svc_ranges: 64,
 });
 
+/** The service maps whose size a node may choose (the others keep their default). */
+export const RESIZABLE_SERVICE_MAPS = Object.freeze(['pn_services', 'pn_svc_slots', 'pn_backends', 'pn_ct', 'pn_affinity', 'pn_svc_stats'] as const);
+export type ResizableServiceMap = (typeof RESIZABLE_SERVICE_MAPS)[number];
+
+/**
+ * max_entries of each resizable service map. The loader sets them on every
+ * object before load (so all objects share the pinned maps), and the agent
+ * opens the pins against them.
+ */
+export type ServiceMapSizes = Readonly<Record<ResizableServiceMap, number>>;
+
+/** The defaults, as bpf/lib/maps/services.h declares them. */
+export const DEFAULT_SERVICE_MAP_SIZES: ServiceMapSizes = Object.freeze(Object.fromEntries(
+  RESIZABLE_SERVICE_MAPS.map((n) => [n, SERVICE_MAP_SIZES[n]]),
+) as Record<ResizableServiceMap, number>);
+
+/**
+ * Complete service map sizes from the ones given; the rest keep their default.
+ * @throws PodnetError INVALID_ARGUMENT for an unknown map or a size that is not an integer in 1..2^31-1.
+ */
+export function serviceMapSizes(sizes: Partial<Record<string, number>> = {}): ServiceMapSizes {
+  const out: Record<string, number> = { ...DEFAULT_SERVICE_MAP_SIZES };
+  for (const [name, n] of Object.entries(sizes)) {
+    if (n === undefined) continue;
+    if (!(RESIZABLE_SERVICE_MAPS as readonly string[]).includes(name)) {
+      throw new PodnetError('INVALID_ARGUMENT', `size service map ${name}: not a resizable service map (${RESIZABLE_SERVICE_MAPS.join(', ')})`);
+    }
+    if (!Number.isInteger(n) || n < 1 || n > 0x7fffffff) throw new PodnetError('INVALID_ARGUMENT', `size service map ${name}: ${n} is not an integer in 1..2147483647`);
+    out[name] = n;
+  }
+  return Object.freeze(out) as ServiceMapSizes;
+}
+
+/** The descriptor with the configured size when it is a resizable service map; others unchanged. */
+export function sizedDescriptor<K, V>(d: MapDescriptor<K, V>, sizes: ServiceMapSizes | undefined): MapDescriptor<K, V> {
+  const n = sizes?.[d.name as ResizableServiceMap];
+  return n === undefined || n === d.maxEntries ? d : Object.freeze({ ...d, maxEntries: n });
+}
+
 export const SERVICES = defineMap({
   name: 'pn_services', type: 'hash', key: svcKey, value: svcValue, maxEntries: SERVICE_MAP_SIZES.pn_services,
   perCpu: false, pinned: true, origin: 'object',
@@ -104,6 +146,9 @@ export const CONNTRACK = defineMap({
   name: 'pn_ct', type: 'lru_hash', key: ctKey, value: ctValue, maxEntries: SERVICE_MAP_SIZES.pn_ct,
   perCpu: false, pinned: true, origin: 'object',
   description: 'translated connections, forward and reverse 5-tuples -> backend, frontend, rewrite; written by the LB programs, swept by the agent',
+  present: (k: { saddr: string; daddr: string; sport: number; dport: number; proto: number; dir: number }) => ({
+    saddr: k.saddr, daddr: k.daddr, sport: k.sport, dport: k.dport, proto: k.proto, dir: decodeCtDir(k.dir, 'pn_ct key dir'),
+  }),
 });
 export const AFFINITY = defineMap({
   name: 'pn_affinity', type: 'lru_hash', key: affinityKey, value: affinityValue, maxEntries: SERVICE_MAP_SIZES.pn_affinity,
@@ -120,3 +165,62 @@ export const SVC_RANGES = defineMap({
   perCpu: false, pinned: true, origin: 'object',
   description: 'service CIDRs; traffic into one that matches no frontend is dropped and counted; written by the agent',
 });
+
+/** The service maps, in a stable order. */
+export const SERVICE_MAPS: readonly MapDescriptor<any, any>[] = Object.freeze([SERVICES, SVC_SLOTS, BACKENDS, CONNTRACK, AFFINITY, SVC_STATS, SVC_RANGES]);
+
+/** A frontend key as the codecs take it. */
+export type SvcKey = ReturnType<typeof svcKey.decode>;
+/** A frontend value as the codecs take it. */
+export type SvcValue = ReturnType<typeof svcValue.decode>;
+/** One frontend's counters, summed over CPUs. */
+export type SvcStats = ReturnType<typeof svcStatsValue.decode>;
+
+/** Sums per-CPU pn_svc_stats values. */
+export function sumSvcStats(values: readonly SvcStats[]): SvcStats {
+  const s = { connections: 0n, packets: 0n, bytes: 0n, noBackend: 0n };
+  for (const v of values) { s.connections += v.connections; s.packets += v.packets; s.bytes += v.bytes; s.noBackend += v.noBackend; }
+  return s;
+}
+
+/** The open service maps (as NodeMaps names them). */
+export interface ServiceMapHandles {
+  services: BpfMap; svcSlots: BpfMap; backends: BpfMap; conntrack: BpfMap; affinity: BpfMap; svcStats: BpfMap; svcRanges: BpfMap;
+}
+
+/**
+ * Typed views of the service maps through their codecs. Does not own the
+ * maps. Writers follow the order in bpf/include/shared/services.h: backends,
+ * then slots, then the frontend's count.
+ */
+export class ServiceMaps {
+  readonly frontends: TypedMap<SvcKey, SvcValue>;
+  readonly slots: TypedMap<ReturnType<typeof slotKey.decode>, ReturnType<typeof slotValue.decode>>;
+  readonly backends: TypedMap<ReturnType<typeof backendKey.decode>, ReturnType<typeof backendValue.decode>>;
+  readonly conntrack: TypedMap<ReturnType<typeof ctKey.decode>, ReturnType<typeof ctValue.decode>>;
+  readonly affinity: TypedMap<ReturnType<typeof affinityKey.decode>, ReturnType<typeof affinityValue.decode>>;
+  readonly ranges: TypedMap<ReturnType<typeof svcRangeKey.decode>, ReturnType<typeof svcRangeValue.decode>>;
+  private readonly stats: TypedMap<ReturnType<typeof svcStatsKey.decode>, SvcStats>;
+
+  constructor(m: ServiceMapHandles) {
+    this.frontends = m.services.typed(svcKey, svcValue);
+    this.slots = m.svcSlots.typed(slotKey, slotValue);
+    this.backends = m.backends.typed(backendKey, backendValue);
+    this.conntrack = m.conntrack.typed(ctKey, ctValue);
+    this.affinity = m.affinity.typed(affinityKey, affinityValue);
+    this.ranges = m.svcRanges.typed(svcRangeKey, svcRangeValue);
+    this.stats = m.svcStats.typed(svcStatsKey, svcStatsValue);
+  }
+
+  /** One frontend's counters summed over CPUs; zeros when it has none yet. */
+  frontendStats(frontendId: number): SvcStats {
+    return sumSvcStats(this.stats.getPerCpu({ frontendId }) ?? []);
+  }
+
+  /** Every frontend's counters, summed over CPUs. */
+  allStats(): Map<number, SvcStats> {
+    const out = new Map<number, SvcStats>();
+    for (const [k, v] of this.stats.entriesPerCpu()) out.set(k.frontendId, sumSvcStats(v));
+    return out;
+  }
+}

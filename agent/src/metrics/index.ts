@@ -15,12 +15,14 @@ import { endpointMetrics } from './endpoints.js';
 import { reconcileMetrics, type ReconcileObserver } from './reconcile.js';
 import { runtimeMetrics } from './runtime.js';
 import { k8sMetrics, type InformerStat } from './k8s.js';
+import { serviceMetrics, type ServiceMetricsSource, type ServiceReconcileObserver } from './services.js';
 
 export { MetricsServer } from './server.js';
 export { ENDPOINT_STATES } from './endpoints.js';
 export { UNMATCHED_ROUTE } from './api.js';
 export type { MapStat } from './datapath.js';
 export type { InformerStat } from './k8s.js';
+export type { ServiceFrontendStat, ServiceMapFill, ServiceMetricsSource, ServiceReconcileObserver, ServiceReconcileSample } from './services.js';
 
 /** What the metrics read from the agent; each function is called at scrape time. */
 export interface MetricsSources {
@@ -46,6 +48,8 @@ export interface MetricsSources {
   version?: string;
   /** The Kubernetes source's informers; absent in standalone mode. */
   informers?(): InformerStat[];
+  /** Service counters and map fill; empty while Services are off. */
+  services?: ServiceMetricsSource;
 }
 
 /** The agent's registry and the observers the agent feeds. */
@@ -57,6 +61,8 @@ export interface AgentMetrics {
   observeApiError: ApiErrorObserver;
   /** Call once per finished reconcile pass. */
   observeReconcile: ReconcileObserver;
+  /** Call once per finished Service reconcile pass. */
+  observeServiceReconcile: ServiceReconcileObserver;
 }
 
 /** Builds the registry for one agent. */
@@ -74,6 +80,7 @@ export function createMetrics(src: MetricsSources): AgentMetrics {
     perPod: src.perPodLabels,
   });
   k8sMetrics(registry, () => src.informers?.() ?? []);
+  const observeServiceReconcile = serviceMetrics(registry, src.services ?? { frontends: () => [], maps: () => [] });
   runtimeMetrics(registry);
-  return { registry, observeCni, observeApiError, observeReconcile };
+  return { registry, observeCni, observeApiError, observeReconcile, observeServiceReconcile };
 }

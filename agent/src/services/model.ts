@@ -40,6 +40,7 @@ export interface ServiceObject {
     sessionAffinityConfig?: { clientIP?: { timeoutSeconds?: number } };
     externalTrafficPolicy?: string;
     internalTrafficPolicy?: string;
+    healthCheckNodePort?: number;
   };
   status?: { loadBalancer?: { ingress?: Array<{ ip?: string }> } };
 }
@@ -181,6 +182,54 @@ export function desiredFrontends(services: ServiceObject[], slices: EndpointSlic
     }
   }
   return out.sort((a, b) => (a.address !== b.address ? (a.address < b.address ? -1 : 1) : a.port !== b.port ? a.port - b.port : a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0));
+}
+
+/**
+ * One endpoint address:port/protocol as the slices list it, whatever its
+ * conditions: the datapath keeps a backend for it as long as it exists, so
+ * established connections stay on it while it terminates.
+ */
+export interface EndpointPort {
+  ip: string;
+  port: number;
+  protocol: Protocol;
+  /** conditions.terminating is true. */
+  terminating: boolean;
+  /** On this node. */
+  local: boolean;
+}
+
+/** The identity of a backend: address, port, protocol. */
+export function backendKey(ip: string, port: number, protocol: Protocol): string {
+  return `${ip}:${port}/${protocol}`;
+}
+
+/**
+ * Every IPv4 endpoint port of every slice that belongs to a Service (has
+ * the service-name label), ready or not, by backendKey. An endpoint listed
+ * by several slices counts once; it is terminating only if every listing says so.
+ */
+export function endpointPorts(slices: EndpointSliceObject[], node: Pick<NodeView, 'name'>): Map<string, EndpointPort> {
+  const out = new Map<string, EndpointPort>();
+  for (const s of slices) {
+    if (!s.metadata?.labels?.[SERVICE_NAME_LABEL]) continue;
+    if (s.addressType !== undefined && s.addressType !== 'IPv4') continue;
+    for (const p of s.ports ?? []) {
+      if (typeof p.port !== 'number') continue;
+      const protocol = protocolOf(p.protocol);
+      for (const e of s.endpoints ?? []) {
+        const terminating = e.conditions?.terminating === true;
+        const local = e.nodeName === node.name;
+        for (const ip of e.addresses ?? []) {
+          if (!isIPv4(ip)) continue;
+          const k = backendKey(ip, p.port, protocol);
+          const had = out.get(k);
+          if (had) { had.terminating &&= terminating; had.local ||= local; } else out.set(k, { ip, port: p.port, protocol, terminating, local });
+        }
+      }
+    }
+  }
+  return out;
 }
 
 /** The identity of a frontend in the service maps: address, port, protocol. */

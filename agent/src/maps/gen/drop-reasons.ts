@@ -8,6 +8,11 @@ export const DROP_REASONS = [
   { value: 2, name: 'malformed', description: "truncated or malformed Ethernet/IPv4 header" },
   { value: 3, name: 'redirect_failed', description: "redirect to the destination endpoint failed" },
   { value: 4, name: 'no_endpoint', description: "destination inside this node's pod CIDR has no endpoint" },
+  { value: 5, name: 'no_service', description: "destination inside a service range matches no Service frontend" },
+  { value: 6, name: 'no_backend', description: "Service frontend has no backend: answered with a TCP reset or ICMP port unreachable" },
+  { value: 7, name: 'backend_gone', description: "established connection's backend was removed: answered with a TCP reset" },
+  { value: 8, name: 'no_local_backend', description: "Service with a Local traffic policy has no endpoint on this node" },
+  { value: 9, name: 'ct_full', description: "conntrack entry for a new Service connection could not be created" },
 ] as const;
 
 /** A drop reason's metric/monitor label. */
@@ -21,6 +26,6 @@ export function dropReasonName(value: number): string {
 /** The label of a drop reason read from `where` (a map field); throws PodnetError BAD_ENUM for a value this build does not know. */
 export function decodeDropReason(value: number, where: string): DropReasonName {
   const r = DROP_REASONS[value];
-  if (!r) throw new PodnetError('BAD_ENUM', `decode ${where}: ${value} is not a pn_drop_reason this agent knows (0..4)`);
+  if (!r) throw new PodnetError('BAD_ENUM', `decode ${where}: ${value} is not a pn_drop_reason this agent knows (0..9)`);
   return r.name;
 }

@@ -1,0 +1,674 @@
+/**
+ * The Service reconciler: turns a snapshot of Services and EndpointSlices
+ * into the service maps and keeps them there, writing only the difference.
+ *
+ * Model (bpf/include/shared/services.h): a frontend (address:port/protocol)
+ * points at a group; a group is the backend list of one Service port in one
+ * traffic-policy scope, shared by every frontend with that (service, port
+ * name, protocol, scope): the ClusterIP and the NodePort on each node
+ * address. Ids are never 0 and never handed out twice while this agent
+ * runs: a backend keeps its id as long as its endpoint exists in any slice,
+ * so conntrack keeps established connections on it while it terminates.
+ *
+ * One pass writes, in this order, so no BPF program ever sees a live
+ * frontend with a slot that names no backend, or a Service that has
+ * backends before and after with none in between:
+ *   1. new and changed backends
+ *   2. slots (a backend that stays keeps its slot; new ones fill the holes
+ *      of removed ones, then grow the list; a shrinking list first moves its
+ *      tail into the holes)
+ *   3. frontends (new ones, and counts: a growing group's slots exist
+ *      already; a shrinking one's count drops before its slots go)
+ *   4. removed frontends, 5. slots past every count that names them,
+ *   6. backends no slot within a count names and whose endpoint is gone.
+ * Deletions are computed from what the maps hold after the writes, so a
+ * write that failed (a full map) never leaves a reference to something
+ * deleted; the failure is reported as an error naming the map, its size and
+ * the setting that raises it, and the rest of the diff still applies.
+ *
+ * At start the reconciler rebuilds its picture from the pinned maps
+ * (load()), so a restarted agent keeps every id and rewrites nothing that
+ * is already right.
+ */
+import { PodnetError } from '../errors/index.js';
+import { IP_PROTO } from '../maps/services.js';
+import {
+  SERVICE_NAME_LABEL, backendKey, desiredFrontends, endpointPorts,
+  type EndpointPort, type EndpointSliceObject, type Frontend, type FrontendKind, type NodeView, type Protocol, type ServiceObject,
+} from './model.js';
+import type { ServiceSnapshot } from './source.js';
+import {
+  BACKEND_FLAG, SVC_FLAG, isMapFull,
+  type BackendValue, type FrontendKey, type FrontendValue, type ServiceMapName, type ServiceTables, type SlotKey, type WriteFailure,
+} from './tables.js';
+
+/** The setting that sizes each map, for "map full" errors. */
+export const MAP_SIZE_SETTING: Record<ServiceMapName, string> = {
+  pn_services: '--lb-map-size', pn_svc_slots: '--lb-map-size (slots get 4x)', pn_backends: '--lb-map-size (backends get 2x)',
+  pn_svc_stats: '--lb-map-size', pn_affinity: '--lb-map-size', pn_ct: '--ct-map-size', pn_svc_ranges: 'nothing (at most 64 service CIDRs)',
+};
+
+/** A map refused new entries: which map, its size and what raises it. */
+export class MapFullError extends PodnetError {
+  constructor(readonly map: ServiceMapName, readonly capacity: number, readonly refused: number, cause?: unknown) {
+    super('MAP_FULL', `write ${refused} ${refused === 1 ? 'entry' : 'entries'} to ${map}: the map is full (${capacity} entries); raise ${MAP_SIZE_SETTING[map]}`, { cause });
+  }
+}
+
+/** What one pass did. */
+export interface ServiceReconcileOutcome {
+  /** ok: nothing to write; changed: the maps were updated; failed: at least one write was refused (see errors). */
+  result: 'ok' | 'changed' | 'failed';
+  written: { backends: number; slots: number; frontends: number; ranges: number };
+  removed: { backends: number; slots: number; frontends: number; ranges: number };
+  /** One message per map that refused writes, and any other write failure. */
+  errors: string[];
+  /** Entries refused because a map was full, by map. */
+  full: Partial<Record<ServiceMapName, number>>;
+  seconds: number;
+  frontends: number;
+  backends: number;
+}
+
+/** How the agent names a frontend (the maps know only its id). */
+export interface FrontendName {
+  service: string;
+  portName: string;
+  kind: FrontendKind;
+  localOnly: boolean;
+}
+
+/** Called for every backend removed from pn_backends (its endpoint is gone). */
+export type BackendRemovedHook = (addr: string, port: number, proto: number) => void;
+
+/** Dependencies of the reconciler. */
+export interface ServiceReconcilerDeps {
+  tables: ServiceTables;
+  /** Service CIDRs for pn_svc_ranges when the snapshot has none (the API has no ServiceCIDR objects). */
+  defaultServiceCidrs: string[];
+  /** Called for each removed UDP backend, so connected sockets to it are not left stale. */
+  onUdpBackendRemoved?: BackendRemovedHook;
+}
+
+interface FrontendState { key: FrontendKey; value: FrontendValue; name: FrontendName | undefined }
+interface BackendState { id: number; value: BackendValue }
+
+const PROTO: Record<Protocol, number> = { TCP: IP_PROTO.TCP, UDP: IP_PROTO.UDP, SCTP: IP_PROTO.SCTP };
+const PROTO_NAME: Record<number, Protocol> = { [IP_PROTO.TCP]: 'TCP', [IP_PROTO.UDP]: 'UDP', [IP_PROTO.SCTP]: 'SCTP' };
+const MAX_ID = 0xffff_ffff;
+
+const fkey = (addr: string, port: number, proto: number): string => `${addr}:${port}/${PROTO_NAME[proto] ?? proto}`;
+const groupKeyOf = (f: Frontend): string => `${f.service}\u0000${f.portName}\u0000${f.protocol}\u0000${f.localOnly ? 'local' : 'cluster'}`;
+
+function frontendFlags(f: Frontend): number {
+  let flags = 0;
+  if (f.affinitySeconds !== undefined) flags |= SVC_FLAG.affinity;
+  if (f.localOnly) flags |= SVC_FLAG.local;
+  if (f.kind === 'NodePort') flags |= SVC_FLAG.nodeport;
+  if (f.kind === 'ExternalIP' || f.kind === 'LoadBalancer') flags |= SVC_FLAG.external;
+  return flags;
+}
+
+const sameFrontend = (a: FrontendValue, b: FrontendValue): boolean =>
+  a.frontendId === b.frontendId && a.groupId === b.groupId && a.count === b.count && a.flags === b.flags && a.affinitySeconds === b.affinitySeconds;
+
+/** Hands out ids from 1 up, skipping ids in use; wraps at 2^32-1. */
+class Ids {
+  next = 1;
+  constructor(readonly what: string) {}
+  /** Makes sure ids up to `n` are never handed out again. */
+  floor(n: number): void { if (n >= this.next) this.next = n + 1 > MAX_ID ? 1 : n + 1; }
+  take(inUse: (id: number) => boolean): number {
+    for (let tries = 0; tries < 1_000_000; tries++) {
+      const id = this.next;
+      this.next = id >= MAX_ID ? 1 : id + 1;
+      if (!inUse(id)) return id;
+    }
+    throw new PodnetError('TOO_BIG', `allocate a ${this.what} id: no free id found`);
+  }
+}
+
+/**
+ * Places `want` (backend ids) into the slots of `cur` so that ids that stay
+ * keep their slot: new ids fill the holes removed ones leave, then extend
+ * the list; a shorter list moves its tail into the holes.
+ */
+export function placeSlots(cur: readonly number[], want: ReadonlySet<number>): number[] {
+  const next = cur.slice();
+  const holes: number[] = [];
+  const have = new Set<number>();
+  for (let i = 0; i < next.length; i++) {
+    const id = next[i]!;
+    if (want.has(id) && !have.has(id)) have.add(id); else holes.push(i);
+  }
+  const add: number[] = [];
+  for (const id of want) if (!have.has(id)) add.push(id);
+  let h = 0;
+  for (const id of add) {
+    if (h < holes.length) next[holes[h++]!] = id; else next.push(id);
+  }
+  if (h < holes.length) {
+    // Shrinking: the holes below the new length take the last live entries,
+    // then the tail is cut. As many live entries sit past the new length as
+    // there are holes below it, so the last live one is always past it.
+    const len = want.size;
+    const isHole = new Set(holes.slice(h));
+    let tail = next.length - 1;
+    for (const hole of holes.slice(h)) {
+      if (hole >= len) break;
+      while (isHole.has(tail)) tail--;
+      next[hole] = next[tail]!;
+      isHole.add(tail);
+      tail--;
+    }
+    next.length = len;
+  }
+  return next;
+}
+
+/** What one Service (or the slices of a name without a Service) asked for in the last pass. */
+interface ServicePlan {
+  svc: ServiceObject | undefined;
+  slices: EndpointSliceObject[];
+  frontends: Frontend[];
+  endpoints: Map<string, EndpointPort>;
+  groupKeys: string[];
+}
+
+const versionOf = (o: { metadata?: unknown } | undefined): string | undefined => (o?.metadata as { resourceVersion?: string } | undefined)?.resourceVersion;
+
+/** The same object, or the same resourceVersion (a source that copies objects). */
+function sameObject<T extends { metadata?: unknown }>(a: T | undefined, b: T | undefined): boolean {
+  if (a === b) return true;
+  const va = versionOf(a);
+  return va !== undefined && va === versionOf(b) && (a?.metadata as { uid?: string })?.uid === (b?.metadata as { uid?: string })?.uid;
+}
+
+const ownerOf = (s: EndpointSliceObject): string | undefined => {
+  const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
+  return name ? `${s.metadata?.namespace ?? 'default'}/${name}` : undefined;
+};
+
+/**
+ * Keeps the service maps equal to what the last snapshot asks for. A pass
+ * recomputes only the Services whose object or slices changed since the
+ * last one (same object, or same resourceVersion), so a single endpoint
+ * change costs about as much as that Service, not the whole cluster; the
+ * first pass after load() (start, periodic resync) recomputes everything
+ * and also removes whatever the maps hold that no Service asks for.
+ */
+export class ServiceReconciler {
+  private readonly t: ServiceTables;
+  private fe = new Map<string, FrontendState>();
+  /** Which Service each frontend belongs to. */
+  private feOwner = new Map<string, string>();
+  /** Frontend keys by the group they point at, as the map holds them. */
+  private groupFes = new Map<number, Set<string>>();
+  /** Slots as the map holds them, per group (0: no slot there). */
+  private groups = new Map<number, number[]>();
+  /** How many slots name each backend id, as the map holds them. */
+  private slotRefs = new Map<number, number>();
+  private groupIds = new Map<string, number>();
+  private be = new Map<string, BackendState>();
+  private beById = new Map<number, string>();
+  /** How many Service plans list each endpoint port. */
+  private beRefs = new Map<string, number>();
+  private ranges = new Set<string>();
+  private feIds = new Set<number>();
+  private readonly ids = { frontend: new Ids('frontend'), group: new Ids('group'), backend: new Ids('backend') };
+  private plans = new Map<string, ServicePlan>();
+  private nodeSig = '';
+  private loaded = false;
+  /** The next pass removes everything no Service asks for (after load()). */
+  private sweep = false;
+
+  constructor(private readonly d: ServiceReconcilerDeps) {
+    this.t = d.tables;
+  }
+
+  /**
+   * Reads the maps back (at start, and for a periodic full pass), so ids
+   * and slots that are in the maps stay as they are; the next apply()
+   * recomputes every Service. Names are kept where the ids match.
+   */
+  load(): void {
+    const names = new Map<number, FrontendName>();
+    for (const f of this.fe.values()) if (f.name) names.set(f.value.frontendId, f.name);
+    this.fe = new Map();
+    this.feIds = new Set();
+    this.groupFes = new Map();
+    for (const [k, v] of this.t.readFrontends()) {
+      const fk = fkey(k.addr, k.port, k.proto);
+      this.setFe(fk, { key: k, value: v, name: names.get(v.frontendId) });
+      this.ids.frontend.floor(v.frontendId);
+      this.ids.group.floor(v.groupId);
+    }
+    this.groups = new Map();
+    this.slotRefs = new Map();
+    for (const [k, backendId] of this.t.readSlots()) {
+      this.setSlot(k.groupId, k.slot, backendId);
+      this.ids.group.floor(k.groupId);
+    }
+    this.be = new Map();
+    this.beById = new Map();
+    for (const [id, v] of this.t.readBackends()) {
+      const k = fkey(v.addr, v.port, v.proto);
+      this.be.set(k, { id, value: v });
+      this.beById.set(id, k);
+      this.ids.backend.floor(id);
+    }
+    this.ranges = new Set(this.t.readRanges());
+    if (!this.loaded) {
+      // Only at start: ids are never handed out twice while this process runs anyway.
+      const ct = this.t.conntrackMaxIds();
+      this.ids.backend.floor(ct.backend);
+      this.ids.frontend.floor(ct.frontend);
+    }
+    this.forgetPlans();
+    // Group ids stay claimed by their keys only while something in the maps uses them.
+    for (const [k, id] of this.groupIds) if (!this.groupFes.has(id) && !this.groups.has(id)) this.groupIds.delete(k);
+    this.loaded = true;
+  }
+
+  /**
+   * True when the maps hold exactly what this reconciler believes they do:
+   * the cheap periodic check (reads the maps, computes nothing). False
+   * before the first load().
+   */
+  verify(): boolean {
+    if (!this.loaded) return false;
+    const fes = this.t.readFrontends();
+    if (fes.length !== this.fe.size) return false;
+    for (const [k, v] of fes) {
+      const m = this.fe.get(fkey(k.addr, k.port, k.proto));
+      if (!m || !sameFrontend(m.value, v)) return false;
+    }
+    let slots = 0;
+    for (const g of this.groups.values()) for (const id of g) if (id !== 0) slots++;
+    const held = this.t.readSlots();
+    if (held.length !== slots) return false;
+    for (const [k, id] of held) if (this.groups.get(k.groupId)?.[k.slot] !== id) return false;
+    const bes = this.t.readBackends();
+    if (bes.length !== this.be.size) return false;
+    for (const [id, v] of bes) {
+      const k = this.beById.get(id);
+      const m = k === undefined ? undefined : this.be.get(k);
+      if (!m || m.value.addr !== v.addr || m.value.port !== v.port || m.value.proto !== v.proto || m.value.flags !== v.flags) return false;
+    }
+    const ranges = this.t.readRanges();
+    return ranges.length === this.ranges.size && ranges.every((r) => this.ranges.has(r));
+  }
+
+  /** The next pass recomputes every Service and removes what none asks for. */
+  private forgetPlans(): void {
+    this.plans = new Map();
+    this.beRefs = new Map();
+    this.feOwner = new Map();
+    this.sweep = true;
+  }
+
+  private setFe(k: string, s: FrontendState): void {
+    const was = this.fe.get(k);
+    if (was) {
+      this.groupFes.get(was.value.groupId)?.delete(k);
+      if (was.value.frontendId !== s.value.frontendId) this.feIds.delete(was.value.frontendId);
+    }
+    this.fe.set(k, s);
+    this.feIds.add(s.value.frontendId);
+    let g = this.groupFes.get(s.value.groupId);
+    if (!g) this.groupFes.set(s.value.groupId, (g = new Set()));
+    g.add(k);
+  }
+
+  private deleteFe(k: string): void {
+    const was = this.fe.get(k);
+    if (!was) return;
+    this.fe.delete(k);
+    this.feIds.delete(was.value.frontendId);
+    const g = this.groupFes.get(was.value.groupId);
+    g?.delete(k);
+    if (g && g.size === 0) this.groupFes.delete(was.value.groupId);
+  }
+
+  /** Records slot `slot` of group `gid` as the map holds it; 0 for none. */
+  private setSlot(gid: number, slot: number, backendId: number): void {
+    let g = this.groups.get(gid);
+    if (!g) this.groups.set(gid, (g = []));
+    while (g.length <= slot) g.push(0);
+    const old = g[slot]!;
+    if (old !== 0) { const n = (this.slotRefs.get(old) ?? 1) - 1; if (n > 0) this.slotRefs.set(old, n); else this.slotRefs.delete(old); }
+    g[slot] = backendId;
+    if (backendId !== 0) this.slotRefs.set(backendId, (this.slotRefs.get(backendId) ?? 0) + 1);
+    if (backendId === 0) {
+      while (g.length > 0 && g[g.length - 1] === 0) g.pop();
+      if (g.length === 0) this.groups.delete(gid);
+    }
+  }
+
+  /** The highest count of any frontend pointing at a group: its slots below it must stay. */
+  private reach(gid: number): number {
+    let n = 0;
+    for (const k of this.groupFes.get(gid) ?? []) n = Math.max(n, this.fe.get(k)!.value.count);
+    return n;
+  }
+
+  /** Applies a snapshot for this node; reads the maps first on the first call. */
+  apply(snap: ServiceSnapshot, node: NodeView): ServiceReconcileOutcome {
+    const t0 = process.hrtime.bigint();
+    if (!this.loaded) this.load();
+    const out: ServiceReconcileOutcome = {
+      result: 'ok', written: { backends: 0, slots: 0, frontends: 0, ranges: 0 }, removed: { backends: 0, slots: 0, frontends: 0, ranges: 0 },
+      errors: [], full: {}, seconds: 0, frontends: 0, backends: 0,
+    };
+    const fail = (map: ServiceMapName, verb: string, failures: WriteFailure[]): Set<number> => {
+      if (failures.length === 0) return new Set();
+      const full = failures.filter((f) => isMapFull(f.error));
+      if (full.length > 0) {
+        out.full[map] = (out.full[map] ?? 0) + full.length;
+        out.errors.push(new MapFullError(map, this.t.capacity(map), full.length, full[0]!.error).message);
+      }
+      const other = failures.filter((f) => !isMapFull(f.error));
+      if (other.length > 0) out.errors.push(`${verb} ${other.length} ${other.length === 1 ? 'entry' : 'entries'} of ${map}: ${other[0]!.error.message}`);
+      return new Set(failures.map((f) => f.index));
+    };
+
+    const sig = `${node.name}\u0000${node.addresses.join(',')}`;
+    if (sig !== this.nodeSig) {
+      // NodePort frontends and Local scopes depend on the node: every Service again.
+      this.nodeSig = sig;
+      this.forgetPlans();
+    }
+    const sweep = this.sweep;
+    this.sweep = false;
+
+    // Which Services changed since the last pass.
+    const services = new Map<string, ServiceObject>();
+    for (const s of snap.services) services.set(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`, s);
+    const slicesOf = new Map<string, EndpointSliceObject[]>();
+    for (const s of snap.slices) {
+      const o = ownerOf(s);
+      if (o === undefined) continue;
+      const l = slicesOf.get(o);
+      if (l) l.push(s); else slicesOf.set(o, [s]);
+    }
+    interface Change { key: string; old: ServicePlan | undefined; plan: ServicePlan | undefined }
+    const changes: Change[] = [];
+    const consider = (key: string): void => {
+      const svc = services.get(key);
+      const slices = slicesOf.get(key) ?? [];
+      const old = this.plans.get(key);
+      if (old && sameObject(old.svc, svc) && old.slices.length === slices.length && old.slices.every((x, i) => sameObject(x, slices[i]))) return;
+      // Ports outside 1..65535 cannot be written (the API server never sends them; a hand-written file might).
+      const okPort = (p: number): boolean => Number.isInteger(p) && p > 0 && p <= 0xffff;
+      const frontends = (svc ? desiredFrontends([svc], slices, node) : []).filter((f) => okPort(f.port));
+      for (const f of frontends) if (f.backends.some((b) => !okPort(b.port))) f.backends = f.backends.filter((b) => okPort(b.port));
+      const endpoints = endpointPorts(slices, node);
+      for (const [k, e] of endpoints) if (!okPort(e.port)) endpoints.delete(k);
+      const plan: ServicePlan = { svc, slices, frontends, endpoints, groupKeys: [] };
+      changes.push({ key, old, plan: svc || slices.length > 0 ? plan : undefined });
+    };
+    for (const key of services.keys()) consider(key);
+    for (const key of slicesOf.keys()) if (!services.has(key)) consider(key);
+    for (const [key, old] of this.plans) if (!services.has(key) && !slicesOf.has(key)) changes.push({ key, old, plan: undefined });
+
+    // 1. Backends: one per endpoint port that exists at all.
+    const beCandidates = new Set<string>();
+    const beWrites: Array<[number, BackendValue]> = [];
+    const beWriteKeys: string[] = [];
+    const queued = new Set<string>();
+    for (const c of changes) {
+      const now = c.plan?.endpoints ?? new Map<string, EndpointPort>();
+      for (const [k, e] of now) {
+        if (!c.old?.endpoints.has(k)) this.beRefs.set(k, (this.beRefs.get(k) ?? 0) + 1);
+        const value: BackendValue = { addr: e.ip, port: e.port, proto: PROTO[e.protocol], flags: (e.terminating ? BACKEND_FLAG.terminating : 0) | (e.local ? BACKEND_FLAG.local : 0) };
+        const had = this.be.get(k);
+        if ((had && had.value.flags === value.flags) || queued.has(k)) continue;
+        queued.add(k);
+        beWrites.push([had?.id ?? this.ids.backend.take((x) => this.beById.has(x) || this.slotRefs.has(x)), value]);
+        beWriteKeys.push(k);
+      }
+      for (const k of c.old?.endpoints.keys() ?? []) {
+        if (now.has(k)) continue;
+        const n = (this.beRefs.get(k) ?? 1) - 1;
+        if (n > 0) this.beRefs.set(k, n); else { this.beRefs.delete(k); beCandidates.add(k); }
+      }
+    }
+    if (sweep) for (const k of this.be.keys()) if (!this.beRefs.has(k)) beCandidates.add(k);
+    const beFailed = fail('pn_backends', 'write', this.t.writeBackends(beWrites));
+    beWrites.forEach(([id, value], i) => {
+      if (beFailed.has(i)) return;
+      const k = beWriteKeys[i]!;
+      this.be.set(k, { id, value });
+      this.beById.set(id, k);
+      out.written.backends++;
+    });
+
+    // 2. Groups of the changed Services and their slots.
+    interface Group { id: number; frontends: Frontend[]; next: number[] }
+    const groups = new Map<string, Group>();
+    const touchedGroups = new Set<number>();
+    const releasedKeys: string[] = [];
+    for (const c of changes) {
+      for (const gk of c.old?.groupKeys ?? []) releasedKeys.push(gk);
+      if (!c.plan) continue;
+      const byKey = new Map<string, Frontend[]>();
+      for (const f of c.plan.frontends) {
+        const gk = groupKeyOf(f);
+        const list = byKey.get(gk);
+        if (list) list.push(f); else byKey.set(gk, [f]);
+      }
+      c.plan.groupKeys = [...byKey.keys()];
+      for (const [gk, fs] of byKey) groups.set(gk, { id: 0, frontends: fs, next: [] });
+    }
+    // Ids: a key keeps its id; after a restart a group takes the id its
+    // frontends already point at; others get a new one.
+    const keep = new Set<string>(groups.keys());
+    for (const gk of releasedKeys) {
+      if (keep.has(gk)) continue;
+      const id = this.groupIds.get(gk);
+      this.groupIds.delete(gk);
+      if (id !== undefined) touchedGroups.add(id);
+    }
+    const claimed = new Set(this.groupIds.values());
+    const pending: Array<[string, Group]> = [];
+    for (const [gk, g] of groups) {
+      const id = this.groupIds.get(gk);
+      if (id !== undefined) g.id = id; else pending.push([gk, g]);
+    }
+    for (const [gk, g] of pending) {
+      let id: number | undefined;
+      for (const f of g.frontends) {
+        const cur = this.fe.get(fkey(f.address, f.port, PROTO[f.protocol]));
+        if (cur && !claimed.has(cur.value.groupId)) { id = cur.value.groupId; break; }
+      }
+      id ??= this.ids.group.take((x) => claimed.has(x) || this.groups.has(x) || this.groupFes.has(x));
+      claimed.add(id);
+      g.id = id;
+      this.groupIds.set(gk, id);
+    }
+    const slotWrites: Array<[SlotKey, number]> = [];
+    for (const g of groups.values()) {
+      touchedGroups.add(g.id);
+      const want = new Set<number>();
+      const proto = g.frontends[0]!.protocol;
+      for (const b of g.frontends[0]!.backends) {
+        const st = this.be.get(backendKey(b.ip, b.port, proto));
+        if (st) want.add(st.id); // absent: its write failed (map full), reported above
+      }
+      const cur = this.groups.get(g.id) ?? [];
+      g.next = placeSlots(cur, want);
+      for (let i = 0; i < g.next.length; i++) if (g.next[i] !== cur[i]) slotWrites.push([{ groupId: g.id, slot: i }, g.next[i]!]);
+    }
+    const slotFailed = fail('pn_svc_slots', 'write', this.t.writeSlots(slotWrites));
+    slotWrites.forEach(([k, id], i) => {
+      if (slotFailed.has(i)) return;
+      this.setSlot(k.groupId, k.slot, id);
+      out.written.slots++;
+    });
+
+    // 3. Frontends of the changed Services: count = the longest prefix of slots the map holds as wanted.
+    const feWrites: Array<[FrontendKey, FrontendValue]> = [];
+    const feWriteState: FrontendState[] = [];
+    const wantedBy = new Map<string, string>();
+    const changedKeys = new Set(changes.map((c) => c.key));
+    for (const c of changes) {
+      if (!c.plan) continue;
+      for (const gk of c.plan.groupKeys) {
+        const g = groups.get(gk)!;
+        const held = this.groups.get(g.id) ?? [];
+        let count = 0;
+        while (count < g.next.length && held[count] === g.next[count]) count++;
+        for (const f of g.frontends) {
+          const proto = PROTO[f.protocol];
+          const k = fkey(f.address, f.port, proto);
+          const owner = this.feOwner.get(k);
+          if ((owner !== undefined && owner !== c.key && !changedKeys.has(owner)) || wantedBy.has(k)) {
+            out.errors.push(`frontend ${k} of Service ${c.key}: already used by Service ${wantedBy.get(k) ?? owner}; ignoring it`);
+            continue;
+          }
+          wantedBy.set(k, c.key);
+          const cur = this.fe.get(k);
+          const name: FrontendName = { service: f.service, portName: f.portName, kind: f.kind, localOnly: f.localOnly };
+          const value: FrontendValue = {
+            frontendId: cur?.value.frontendId ?? this.ids.frontend.take((x) => this.feIds.has(x)),
+            groupId: g.id, count, flags: frontendFlags(f), affinitySeconds: f.affinitySeconds ?? 0,
+          };
+          if (cur && sameFrontend(cur.value, value)) { cur.name = name; continue; }
+          if (!cur) this.feIds.add(value.frontendId); // reserved while the write is in flight
+          feWrites.push([{ addr: f.address, port: f.port, proto }, value]);
+          feWriteState.push({ key: { addr: f.address, port: f.port, proto }, value, name });
+        }
+      }
+    }
+    const feFailed = fail('pn_services', 'write', this.t.writeFrontends(feWrites));
+    feWriteState.forEach((s, i) => {
+      const k = fkey(s.key.addr, s.key.port, s.key.proto);
+      if (feFailed.has(i)) {
+        const cur = this.fe.get(k);
+        if (cur) cur.name = s.name; else this.feIds.delete(s.value.frontendId);
+        return;
+      }
+      this.setFe(k, s);
+      out.written.frontends++;
+    });
+    for (const [k, owner] of wantedBy) this.feOwner.set(k, owner);
+
+    // Ranges after the frontends: a new range never drops traffic to a Service just added.
+    // IPv4 only: the datapath has no IPv6 Services (a dual-stack cluster's ServiceCIDRs have both).
+    const v4 = (cidrs: readonly string[] | undefined): string[] => (cidrs ?? []).filter((c) => /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(c));
+    const wantRanges = new Set(v4(snap.serviceCidrs).length > 0 ? v4(snap.serviceCidrs) : v4(this.d.defaultServiceCidrs));
+    const addRanges = [...wantRanges].filter((c) => !this.ranges.has(c));
+    const rangeFailed = fail('pn_svc_ranges', 'write', this.t.writeRanges(addRanges));
+    addRanges.forEach((c, i) => { if (!rangeFailed.has(i)) { this.ranges.add(c); out.written.ranges++; } });
+
+    // 4. Frontends no Service asks for any more.
+    const feGone = new Set<string>();
+    for (const c of changes) {
+      for (const f of c.old?.frontends ?? []) {
+        const k = fkey(f.address, f.port, PROTO[f.protocol]);
+        if (!wantedBy.has(k) && this.feOwner.get(k) === c.key) feGone.add(k);
+      }
+    }
+    if (sweep) for (const k of this.fe.keys()) if (!this.feOwner.has(k) || (!wantedBy.has(k) && changedKeys.has(this.feOwner.get(k)!))) feGone.add(k);
+    const goneList = [...feGone].filter((k) => this.fe.has(k));
+    const feDelFailed = fail('pn_services', 'delete', this.t.deleteFrontends(goneList.map((k) => this.fe.get(k)!.key)));
+    const statsGone: number[] = [];
+    goneList.forEach((k, i) => {
+      if (feDelFailed.has(i)) return;
+      const s = this.fe.get(k)!;
+      touchedGroups.add(s.value.groupId);
+      statsGone.push(s.value.frontendId);
+      this.deleteFe(k);
+      this.feOwner.delete(k);
+      out.removed.frontends++;
+    });
+    if (statsGone.length > 0) this.t.deleteStats(statsGone);
+
+    // 5. Slots past every count that could read them and not wanted by their group.
+    const wantLen = new Map<number, number>();
+    for (const g of groups.values()) wantLen.set(g.id, g.next.length);
+    const desiredGroups = new Set(this.groupIds.values());
+    if (sweep) for (const gid of this.groups.keys()) touchedGroups.add(gid);
+    const slotDels: SlotKey[] = [];
+    for (const gid of touchedGroups) {
+      const held = this.groups.get(gid);
+      if (!held) continue;
+      const from = Math.max(this.reach(gid), desiredGroups.has(gid) ? wantLen.get(gid) ?? held.length : 0);
+      for (let i = from; i < held.length; i++) if (held[i] !== 0) slotDels.push({ groupId: gid, slot: i });
+    }
+    const slotDelFailed = fail('pn_svc_slots', 'delete', this.t.deleteSlots(slotDels));
+    slotDels.forEach((k, i) => {
+      if (slotDelFailed.has(i)) return;
+      this.setSlot(k.groupId, k.slot, 0);
+      out.removed.slots++;
+    });
+
+    // 6. Backends whose endpoint is gone and that no slot names.
+    const beGone = [...beCandidates].filter((k) => { const s = this.be.get(k); return s !== undefined && !this.beRefs.has(k) && !this.slotRefs.has(s.id); });
+    const beDelFailed = fail('pn_backends', 'delete', this.t.deleteBackends(beGone.map((k) => this.be.get(k)!.id)));
+    beGone.forEach((k, i) => {
+      if (beDelFailed.has(i)) return;
+      const s = this.be.get(k)!;
+      this.be.delete(k);
+      this.beById.delete(s.id);
+      out.removed.backends++;
+      if (s.value.proto === IP_PROTO.UDP && this.d.onUdpBackendRemoved) {
+        try {
+          this.d.onUdpBackendRemoved(s.value.addr, s.value.port, s.value.proto);
+        } catch (err) {
+          out.errors.push(`destroy sockets to ${s.value.addr}:${s.value.port}/UDP: ${(err as Error).message}`);
+        }
+      }
+    });
+
+    const rangeGone = [...this.ranges].filter((c) => !wantRanges.has(c));
+    const rangeDelFailed = fail('pn_svc_ranges', 'delete', this.t.deleteRanges(rangeGone));
+    rangeGone.forEach((c, i) => { if (!rangeDelFailed.has(i)) { this.ranges.delete(c); out.removed.ranges++; } });
+
+    for (const c of changes) {
+      if (c.plan) this.plans.set(c.key, c.plan); else this.plans.delete(c.key);
+    }
+    // After a refused write the next pass computes every Service again, so what did not fit gets another try.
+    if (out.errors.length > 0) this.forgetPlans();
+
+    const changed = Object.values(out.written).some((n) => n > 0) || Object.values(out.removed).some((n) => n > 0);
+    out.result = out.errors.length > 0 ? 'failed' : changed ? 'changed' : 'ok';
+    out.frontends = this.fe.size;
+    out.backends = this.be.size;
+    out.seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    return out;
+  }
+
+  /** Every frontend id the agent has a name for. */
+  names(): Map<number, FrontendName> {
+    const out = new Map<number, FrontendName>();
+    for (const f of this.fe.values()) if (f.name) out.set(f.value.frontendId, f.name);
+    return out;
+  }
+
+  /** The frontends of the last snapshot, by Service (for health checks). */
+  lastDesired(): Frontend[] {
+    const out: Frontend[] = [];
+    for (const p of this.plans.values()) out.push(...p.frontends);
+    return out;
+  }
+
+  /** The desired frontends of one Service ("namespace/name") in the last snapshot. */
+  frontendsOf(service: string): readonly Frontend[] {
+    return this.plans.get(service)?.frontends ?? [];
+  }
+
+  /** The Service objects of the last snapshot. */
+  lastServices(): ServiceObject[] {
+    const out: ServiceObject[] = [];
+    for (const p of this.plans.values()) if (p.svc) out.push(p.svc);
+    return out;
+  }
+
+  /** How many entries the agent holds in each map it writes. */
+  sizes(): { frontends: number; groups: number; slots: number; backends: number } {
+    let slots = 0;
+    for (const g of this.groups.values()) for (const id of g) if (id !== 0) slots++;
+    return { frontends: this.fe.size, groups: this.groups.size, slots, backends: this.be.size };
+  }
+}

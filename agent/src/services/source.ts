@@ -1,0 +1,186 @@
+/**
+ * Where the agent's Services come from: a ServiceSource delivers complete
+ * snapshots of v1 Services and discovery.k8s.io/v1 EndpointSlices (and the
+ * service CIDRs, where the API server has them) to the reconciler, which
+ * diffs consecutive snapshots. Two sources implement it: a YAML file
+ * (file-source.ts, standalone mode) and the Kubernetes API (k8s-source.ts).
+ *
+ * Objects in a snapshot hold only the fields model.ts reads (slimService,
+ * slimSlice), are shared between snapshots and must not be mutated.
+ */
+import { SERVICE_NAME_LABEL, type EndpointSliceObject, type ServiceObject } from './model.js';
+
+/** Everything a source knows at one moment. */
+export interface ServiceSnapshot {
+  services: ServiceObject[];
+  slices: EndpointSliceObject[];
+  /** Service CIDRs from the ServiceCIDR API (networking.k8s.io/v1, or v1beta1) when the server has it; undefined when it has none (the agent then uses its --service-cidr setting). */
+  serviceCidrs: string[] | undefined;
+}
+
+/** A source of Service state. */
+export interface ServiceSource {
+  /** Starts watching; onChange gets a full snapshot each time anything changed (coalesced; never concurrently). */
+  start(onChange: (s: ServiceSnapshot) => void): void;
+  /** True once the first complete state was delivered. */
+  readonly synced: boolean;
+  /** The last problem (bad file document, watch error), or undefined. Informational: the last good state stays in force. */
+  readonly lastError: string | undefined;
+  /** Source stats for status/metrics: kind, path or resources, documents/objects counts, reloads, errors. */
+  stats(): Record<string, unknown>;
+  stop(): Promise<void>;
+}
+
+type Meta = { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string> };
+
+/**
+ * Shares equal strings of the fields with few distinct values (node names,
+ * namespaces, protocols, port names, types): a parsed object has a copy of
+ * each per object. Bounded: past `max` distinct strings it stops adding.
+ */
+export class Interner {
+  private readonly seen = new Map<string, string>();
+  constructor(private readonly max = 50_000) {}
+
+  /** The shared copy of `s` (or `s` itself once full). */
+  get<S extends string | undefined>(s: S): S {
+    if (s === undefined) return s;
+    const hit = this.seen.get(s);
+    if (hit !== undefined) return hit as S;
+    if (this.seen.size < this.max) this.seen.set(s, s);
+    return s;
+  }
+
+  get size(): number {
+    return this.seen.size;
+  }
+}
+
+const NO_INTERNING = { get: <S extends string | undefined>(s: S): S => s };
+type Intern = Pick<Interner, 'get'>;
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+const strings = (a: unknown, i: Intern = NO_INTERNING): string[] | undefined =>
+  Array.isArray(a) ? a.filter((x): x is string => typeof x === 'string').map((x) => i.get(x)) : undefined;
+
+/** Copies the keys of `from` whose value is defined; only assignments, so the result keeps V8's compact object layout. */
+function set<T extends object>(to: T, from: { [K in keyof T]?: T[K] | undefined }): T {
+  for (const k of Object.keys(from) as Array<keyof T>) {
+    const v = from[k];
+    if (v !== undefined) to[k] = v as T[keyof T];
+  }
+  return to;
+}
+
+/** The metadata a source keeps: name, namespace and resourceVersion (informers compare it). */
+function slimMeta(m: Meta | undefined, i: Intern): Meta {
+  return set({} as Meta, { name: str(m?.name), namespace: i.get(str(m?.namespace)), resourceVersion: str(m?.resourceVersion) });
+}
+
+type Conditions = NonNullable<NonNullable<EndpointSliceObject['endpoints']>[number]['conditions']>;
+const CONDITIONS = new Map<string, Conditions>();
+
+/** Endpoint conditions, shared (frozen) per combination: there are at most 64. */
+export function sharedConditions(c: Conditions): Conditions {
+  const pick = (v: unknown): boolean | null | undefined => (typeof v === 'boolean' || v === null ? v : undefined);
+  const r = pick(c.ready), s = pick(c.serving), t = pick(c.terminating);
+  const k = `${r}/${s}/${t}`;
+  let hit = CONDITIONS.get(k);
+  if (!hit) CONDITIONS.set(k, (hit = Object.freeze(set({} as Conditions, { ready: r, serving: s, terminating: t }))));
+  return hit;
+}
+
+/**
+ * A copy of a Service with only the fields model.ts reads (plus
+ * resourceVersion): managedFields, annotations, selectors and the rest of a
+ * full API object are dropped, which is most of its size.
+ */
+export function slimService(o: ServiceObject & { metadata?: Meta }, i: Intern = NO_INTERNING): ServiceObject & { metadata: Meta } {
+  const s = o.spec;
+  const out: ServiceObject & { metadata: Meta } = { metadata: slimMeta(o.metadata, i) };
+  if (s) {
+    const spec: NonNullable<ServiceObject['spec']> = {};
+    const timeout = s.sessionAffinityConfig?.clientIP ? num(s.sessionAffinityConfig.clientIP.timeoutSeconds) : undefined;
+    out.spec = set(spec, {
+      type: i.get(str(s.type)),
+      clusterIP: str(s.clusterIP),
+      clusterIPs: strings(s.clusterIPs),
+      externalIPs: strings(s.externalIPs),
+      ports: Array.isArray(s.ports)
+        ? s.ports.map((p) => set({} as NonNullable<typeof spec.ports>[number], { name: i.get(str(p.name)), protocol: i.get(str(p.protocol)), port: num(p.port), nodePort: num(p.nodePort) }))
+        : undefined,
+      sessionAffinity: i.get(str(s.sessionAffinity)),
+      sessionAffinityConfig: s.sessionAffinityConfig?.clientIP ? { clientIP: timeout !== undefined ? { timeoutSeconds: timeout } : {} } : undefined,
+      externalTrafficPolicy: i.get(str(s.externalTrafficPolicy)),
+      internalTrafficPolicy: i.get(str(s.internalTrafficPolicy)),
+      healthCheckNodePort: num(s.healthCheckNodePort),
+    });
+  }
+  const ingress = o.status?.loadBalancer?.ingress;
+  if (Array.isArray(ingress) && ingress.length > 0) out.status = { loadBalancer: { ingress: ingress.map((g) => set({} as { ip?: string }, { ip: str(g.ip) })) } };
+  return out;
+}
+
+/**
+ * A copy of an EndpointSlice with only the fields model.ts reads (plus
+ * resourceVersion): of the labels only kubernetes.io/service-name, and per
+ * endpoint its addresses, conditions and nodeName (targetRef, zone, hints
+ * and hostname are dropped).
+ */
+export function slimSlice(o: EndpointSliceObject & { metadata?: Meta }, i: Intern = NO_INTERNING): EndpointSliceObject & { metadata: Meta } {
+  const out: EndpointSliceObject & { metadata: Meta } = { metadata: slimMeta(o.metadata, i) };
+  const owner = str(o.metadata?.labels?.[SERVICE_NAME_LABEL]);
+  if (owner !== undefined) out.metadata.labels = { [SERVICE_NAME_LABEL]: owner };
+  if (typeof o.addressType === 'string') out.addressType = i.get(o.addressType);
+  if (Array.isArray(o.ports)) {
+    out.ports = o.ports.map((p) => set({} as NonNullable<EndpointSliceObject['ports']>[number], { name: i.get(str(p.name)), protocol: i.get(str(p.protocol)), port: num(p.port) }));
+  }
+  if (Array.isArray(o.endpoints)) {
+    out.endpoints = o.endpoints.map((e) => set({} as NonNullable<EndpointSliceObject['endpoints']>[number], {
+      addresses: strings(e.addresses),
+      conditions: e.conditions ? sharedConditions(e.conditions) : undefined,
+      nodeName: i.get(str(e.nodeName)),
+    }));
+  }
+  return out;
+}
+
+/**
+ * Coalesces change notifications into one delivery: the first `kick()`
+ * arms a timer of `delayMs`; kicks while it is armed join that delivery
+ * (the timer is not pushed back, so a steady stream of events still
+ * delivers every `delayMs`). `deliver` runs from the timer, never
+ * re-entrantly.
+ */
+export class Coalescer {
+  private timer: NodeJS.Timeout | undefined;
+  private delivering = false;
+  private again = false;
+
+  constructor(private readonly delayMs: number, private readonly deliver: () => void) {}
+
+  /** Something changed: deliver within delayMs. */
+  kick(): void {
+    if (this.delivering) { this.again = true; return; }
+    this.timer ??= setTimeout(() => this.fire(), this.delayMs);
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.delivering = true;
+    try {
+      this.deliver();
+    } finally {
+      this.delivering = false;
+    }
+    if (this.again) { this.again = false; this.kick(); }
+  }
+
+  /** Drops a pending delivery. */
+  cancel(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.again = false;
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * Service translation with real traffic: two pods made through the real CNI
+ * entry point and agent, Services written by hand into the agent's service
+ * maps, and real TCP and UDP sockets. The client connects to the ClusterIP
+ * and must see it as its peer (reverse NAT), a Service without backends
+ * refuses at once (TCP reset / ICMP unreachable built in BPF), a pod reaches
+ * itself through its Service (hairpin), a backend on the host network
+ * answers through to_pod, and an unknown address inside the service range is
+ * dropped. A blackhole route over the test's service range is installed
+ * before anything is sent, so an untranslated packet can never leave the
+ * machine. Traffic stays between the namespaces and the host veths made here.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { TestNode, inNetns, rand, testCidr } from '../lib/agent-fixture.js';
+import { Datapath } from '../../agent/src/datapath/index.js';
+import { parsePool } from '../../agent/src/ipam/index.js';
+import { silentLogger } from '../../agent/src/log/index.js';
+import {
+  CountersMap, DROP_REASONS, backendKey, backendValue, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcValue,
+} from '../../agent/src/maps/index.js';
+
+const RANGE = '10.96.2.0/24';
+const CLUSTER_IP = '10.96.2.1', NO_BACKEND_IP = '10.96.2.2', HAIRPIN_IP = '10.96.2.3', HOST_SVC_IP = '10.96.2.5', UNKNOWN_IP = '10.96.2.200';
+const TCP = 6, UDP = 17;
+const ipOf = (r: { json: any }): string => String(r.json.ips[0].address).split('/')[0]!;
+const reason = (name: string): number => DROP_REASONS.find((r) => r.name === name)!.value;
+
+/** A TCP and UDP echo server answering "<name>:<what it got>"; prints "ready" once both listen. */
+const SERVER = `
+const net = require('node:net'), dgram = require('node:dgram');
+const [name, host, tcpPort, udpPort] = process.argv.slice(1);
+let up = 0; const ready = () => { if (++up === 2) console.log('ready'); };
+net.createServer((s) => s.on('data', (d) => s.end(name + ':' + d))).listen(Number(tcpPort), host, ready);
+const u = dgram.createSocket('udp4');
+u.on('message', (m, r) => u.send(name + ':' + m, r.port, r.address));
+u.bind(Number(udpPort), host, ready);
+setTimeout(() => process.exit(0), 120000).unref();
+`;
+
+/** One TCP exchange or UDP datagram; prints JSON {ok, peer, data} or {ok: false, code}. */
+const CLIENT = `
+const net = require('node:net'), dgram = require('node:dgram');
+const [proto, host, port, msg] = process.argv.slice(1);
+const done = (o) => { console.log(JSON.stringify(o)); process.exit(0); };
+setTimeout(() => done({ ok: false, code: 'TIMEOUT' }), 2500);
+if (proto === 'tcp') {
+  const s = net.connect(Number(port), host);
+  let data = '';
+  s.on('connect', () => s.write(msg));
+  s.on('data', (d) => (data += d));
+  s.on('end', () => done({ ok: true, peer: s.remoteAddress + ':' + s.remotePort, data }));
+  s.on('error', (e) => done({ ok: false, code: e.code }));
+} else {
+  const u = dgram.createSocket('udp4');
+  u.on('error', (e) => done({ ok: false, code: e.code }));
+  u.connect(Number(port), host, () => u.send(msg));
+  u.on('message', (m, r) => done({ ok: true, peer: r.address + ':' + r.port, data: String(m) }));
+}
+`;
+
+describe('Service traffic through ClusterIPs between real pods', () => {
+  const node = new TestNode(testCidr(238));
+  const servers: ChildProcess[] = [];
+  const pods: Array<{ id: string; ns: { name: string; path: string }; ip: string }> = [];
+  let hostAddr = '';
+  let hostVethA = '';
+  let blackhole = false;
+  let uplink = '';
+  let outside: { name: string; path: string } | undefined;
+  let nodeAddr = '', outsideAddr = '';
+
+  /** Starts SERVER (in a namespace, or on the host with ns undefined) and waits for "ready". */
+  async function serve(ns: string | undefined, name: string, host: string, tcpPort: number, udpPort: number): Promise<void> {
+    const argv = [process.execPath, '-e', SERVER, name, host, String(tcpPort), String(udpPort)];
+    const child = ns ? spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    servers.push(child);
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`start echo server ${name}: not ready after 10 s`)), 10_000);
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d));
+      child.stdout!.on('data', (d: Buffer) => { if (String(d).includes('ready')) { clearTimeout(t); resolve(); } });
+      child.on('exit', (code) => { clearTimeout(t); reject(new Error(`start echo server ${name}: exited ${code}: ${err}`)); });
+    });
+  }
+  const client = (ns: string, proto: 'tcp' | 'udp', host: string, port: number, msg = 'ping'): { ok: boolean; peer?: string; data?: string; code?: string } => {
+    const r = inNetns(ns, [process.execPath, '-e', CLIENT, proto, host, String(port), msg], 10_000);
+    assert.equal(r.code, 0, `client in ${ns} ran`);
+    return JSON.parse(r.out.trim().split('\n').pop()!);
+  };
+
+  before(async () => {
+    // First of all: nothing sent to the range can leave the machine untranslated.
+    execFileSync('ip', ['route', 'replace', 'blackhole', RANGE]); // replace: a crashed run may have left it
+    blackhole = true;
+    await node.start();
+    for (const label of ['lbc', 'lbs']) {
+      const ns = node.netns(label);
+      const id = `ctr-${label}-${rand()}`;
+      const r = await node.cni('ADD', { containerId: id, netns: ns.path });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      pods.push({ id, ns, ip: ipOf(r) });
+    }
+    const ep = node.agent!.endpointInfos().find((e) => e.containerId === pods[0]!.id)!;
+    hostVethA = ep.hostIfName;
+    // A host-network backend reachable only from here: an address on the
+    // client's host veth, outside the pod CIDR (from_pod drops unknown pod addresses).
+    hostAddr = `10.239.${node.podCidr.split('.')[2]}.250`;
+    execFileSync('ip', ['addr', 'add', `${hostAddr}/32`, 'dev', hostVethA]);
+
+    const m = node.agent!.datapath.maps;
+    const services = m.services.typed(svcKey, svcValue), slots = m.svcSlots.typed(slotKey, slotValue), backends = m.backends.typed(backendKey, backendValue);
+    const frontend = (addr: string, port: number, proto: number, id: number, ids: number[]) => {
+      ids.forEach((b, slot) => slots.set({ groupId: id, slot }, { backendId: b }));
+      services.set({ addr, port, proto, pad: 0 }, { frontendId: id, groupId: id, count: ids.length, flags: 0, affinitySeconds: 0, pad: 0 });
+    };
+    const server = pods[1]!;
+    backends.set({ backendId: 1 }, { addr: server.ip, port: 8080, proto: TCP, flags: 0 });
+    backends.set({ backendId: 2 }, { addr: server.ip, port: 5353, proto: UDP, flags: 0 });
+    backends.set({ backendId: 3 }, { addr: hostAddr, port: 18443, proto: TCP, flags: 0 });
+    backends.set({ backendId: 4 }, { addr: server.ip, port: 5999, proto: UDP, flags: 0 }); // nothing listens there
+    frontend(CLUSTER_IP, 80, TCP, 101, [1]);
+    frontend(CLUSTER_IP, 53, UDP, 102, [2]);
+    frontend(CLUSTER_IP, 54, UDP, 109, [4]);
+    frontend(NO_BACKEND_IP, 80, TCP, 103, []);
+    frontend(NO_BACKEND_IP, 53, UDP, 104, []);
+    frontend(HAIRPIN_IP, 80, TCP, 105, [1]);
+    frontend(HOST_SVC_IP, 443, TCP, 106, [3]);
+    m.svcRanges.typed(svcRangeKey, svcRangeValue).set({ prefixLen: 24, data: '10.96.2.0' }, { flags: 0 });
+
+    // The uplink: a veth whose far end sits in an "outside" namespace.
+    outside = node.netns('lbout');
+    uplink = `pnup${rand(3)}`;
+    const net = `10.239.${node.podCidr.split('.')[2]}`;
+    nodeAddr = `${net}.1`;
+    outsideAddr = `${net}.2`;
+    execFileSync('ip', ['link', 'add', uplink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside.name]);
+    execFileSync('ip', ['addr', 'add', `${nodeAddr}/30`, 'dev', uplink]);
+    execFileSync('ip', ['link', 'set', uplink, 'up']);
+    for (const cmd of [['addr', 'add', `${outsideAddr}/30`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up'], ['link', 'set', 'lo', 'up']]) {
+      execFileSync('ip', ['netns', 'exec', outside.name, 'ip', ...cmd]);
+    }
+    frontend(nodeAddr, 30080, TCP, 107, [1]);
+    frontend(nodeAddr, 30081, TCP, 108, []);
+    frontend(nodeAddr, 30082, TCP, 110, [3]); // the host-network backend
+
+    await serve(server.ns.name, 'backend', '0.0.0.0', 8080, 5353);
+    await serve(undefined, 'host', hostAddr, 18443, 18053);
+  });
+
+  after(async () => {
+    for (const s of servers) if (s.exitCode === null) s.kill();
+    for (const p of pods) await node.cni('DEL', { containerId: p.id, netns: p.ns.path }).catch(() => {});
+    if (uplink) execFileSync('ip', ['link', 'del', uplink], { stdio: 'ignore' });
+    await node.cleanup();
+    if (blackhole) execFileSync('ip', ['route', 'del', 'blackhole', RANGE]);
+  });
+
+  test('a TCP connection to a ClusterIP reaches the backend pod and its peer is the ClusterIP', () => {
+    const r = client(pods[0]!.ns.name, 'tcp', CLUSTER_IP, 80, 'hello');
+    assert.deepEqual(r, { ok: true, peer: `${CLUSTER_IP}:80`, data: 'backend:hello' });
+  });
+
+  test('many TCP connections in a row all succeed', () => {
+    for (let i = 0; i < 5; i++) assert.equal(client(pods[0]!.ns.name, 'tcp', CLUSTER_IP, 80, `n${i}`).data, `backend:n${i}`);
+  });
+
+  test('a UDP datagram to a ClusterIP is answered from the ClusterIP', () => {
+    const r = client(pods[0]!.ns.name, 'udp', CLUSTER_IP, 53, 'q');
+    assert.deepEqual(r, { ok: true, peer: `${CLUSTER_IP}:53`, data: 'backend:q' });
+  });
+
+  test("the backend's port unreachable reaches the client as the ClusterIP's, so a connected UDP socket reports it", () => {
+    assert.deepEqual(client(pods[0]!.ns.name, 'udp', CLUSTER_IP, 54), { ok: false, code: 'ECONNREFUSED' });
+  });
+
+  test('a Service without backends refuses a TCP connection at once (reset built in BPF)', () => {
+    assert.deepEqual(client(pods[0]!.ns.name, 'tcp', NO_BACKEND_IP, 80), { ok: false, code: 'ECONNREFUSED' });
+  });
+
+  test('a Service without backends answers UDP with port unreachable, which a connected socket reports', () => {
+    assert.deepEqual(client(pods[0]!.ns.name, 'udp', NO_BACKEND_IP, 53), { ok: false, code: 'ECONNREFUSED' });
+  });
+
+  test('a pod reaches itself through its own Service (hairpin)', () => {
+    const r = client(pods[1]!.ns.name, 'tcp', HAIRPIN_IP, 80, 'self');
+    assert.deepEqual(r, { ok: true, peer: `${HAIRPIN_IP}:80`, data: 'backend:self' });
+  });
+
+  test('a backend on the host network answers through to_pod with the ClusterIP as source', () => {
+    const r = client(pods[0]!.ns.name, 'tcp', HOST_SVC_IP, 443, 'api');
+    assert.deepEqual(r, { ok: true, peer: `${HOST_SVC_IP}:443`, data: 'host:api' });
+  });
+
+  test('the uplink programs take NodePort connections from outside the node to a backend pod and to a host-network backend', async (t) => {
+    // The answer is forwarded by the host stack from the pod's veth to the uplink.
+    const forwarding = execFileSync('sysctl', ['-n', 'net.ipv4.ip_forward'], { encoding: 'utf8' }).trim();
+    if (forwarding !== '1') execFileSync('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    t.after(() => { if (forwarding !== '1') execFileSync('sysctl', ['-qw', `net.ipv4.ip_forward=${forwarding}`]); });
+    assert.deepEqual(await node.agent!.datapath.attachUplink(uplink), ['from_netdev', 'to_netdev']);
+    assert.deepEqual(await node.agent!.datapath.attachUplink(uplink), [], 'attaching again changes nothing');
+    const r = client(outside!.name, 'tcp', nodeAddr, 30080, 'np');
+    assert.deepEqual(r, { ok: true, peer: `${nodeAddr}:30080`, data: 'backend:np' });
+    assert.deepEqual(client(outside!.name, 'tcp', nodeAddr, 30081), { ok: false, code: 'ECONNREFUSED' }, 'a NodePort without backends resets');
+    assert.deepEqual(client(outside!.name, 'tcp', nodeAddr, 30082, 'hn'), { ok: true, peer: `${nodeAddr}:30082`, data: 'host:hn' }, 'a NodePort to a host-network backend, answered through to_netdev');
+    node.agent!.datapath.detachUplink(uplink);
+    assert.equal(existsSync(join(node.bpffs, 'links', uplink)), false, 'no pins left for the uplink');
+    node.agent!.datapath.detachUplink(uplink); // already detached: fine
+  });
+
+  test('a datapath started with the uplink option loads and attaches the uplink programs itself', async () => {
+    const dp = await Datapath.start({
+      bpffs: node.bpffs, cacheDir: join(node.stateDir, 'bpf-cache'), pool: parsePool(node.podCidr), attachMode: node.cfg.attachMode, log: silentLogger(), uplink,
+    });
+    try {
+      assert.ok(existsSync(join(node.bpffs, 'links', uplink)), 'uplink attachments pinned');
+      assert.equal(client(outside!.name, 'tcp', nodeAddr, 30080, 'again').data, 'backend:again');
+      dp.detachUplink(uplink);
+    } finally {
+      dp.close();
+    }
+  });
+
+  test('a connection to an address in the service range that is no Service is dropped on the node and counted', () => {
+    const counters = new CountersMap(node.agent!.datapath.maps.counters);
+    const count = () => counters.readAll().filter((c) => c.reason === reason('no_service')).reduce((s, c) => s + c.packets, 0n);
+    const before = count();
+    assert.deepEqual(client(pods[0]!.ns.name, 'tcp', UNKNOWN_IP, 80), { ok: false, code: 'TIMEOUT' });
+    assert.ok(count() > before, 'the SYN was dropped as no_service');
+  });
+});

@@ -1,0 +1,79 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { silentLogger } from '../../agent/src/log/index.js';
+import { SERVICE_NAME_LABEL, ServiceController, nodePortAddresses, type ServiceSnapshot, type ServiceSource } from '../../agent/src/services/index.js';
+import { FakeServiceTables } from '../../agent/src/services/tables.js';
+
+class FakeSource implements ServiceSource {
+  onChange: ((s: ServiceSnapshot) => void) | undefined;
+  synced = false;
+  lastError: string | undefined;
+  stopped = false;
+  start(onChange: (s: ServiceSnapshot) => void): void { this.onChange = onChange; }
+  stats(): Record<string, unknown> { return {}; }
+  async stop(): Promise<void> { this.stopped = true; }
+  push(s: ServiceSnapshot): void { this.synced = true; this.onChange!(s); }
+}
+
+const web: ServiceSnapshot = {
+  services: [{ metadata: { name: 'web', namespace: 'shop' }, spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] } }],
+  slices: [{ metadata: { name: 'web-1', namespace: 'shop', labels: { [SERVICE_NAME_LABEL]: 'web' } }, addressType: 'IPv4', ports: [{ name: 'http', port: 8080 }], endpoints: [{ addresses: ['10.244.0.5'], nodeName: 'n' }] }],
+  serviceCidrs: undefined,
+};
+
+describe('the service controller', () => {
+  it('applies each snapshot the source delivers and answers the API from the maps', async () => {
+    const tables = new FakeServiceTables();
+    const source = new FakeSource();
+    const c = new ServiceController({ tables, source, nodeName: 'n', addresses: () => [], defaultServiceCidrs: ['10.96.0.0/12'], log: silentLogger() });
+    c.start();
+    assert.equal(c.healthy(), false, 'not healthy before the first snapshot');
+    source.push(web);
+    await c.settled();
+    assert.deepEqual(tables.backendsOf('10.96.0.10', 80, 6), ['10.244.0.5:8080']);
+    const info = c.info();
+    assert.equal(info.enabled, true);
+    assert.equal(info.lastReconcile?.result, 'changed');
+    assert.deepEqual(info.services.map((s) => `${s.namespace}/${s.name}`), ['shop/web']);
+    assert.equal(c.healthy(), true);
+    assert.deepEqual(c.mapFill().find((m) => m.map === 'pn_services'), { map: 'pn_services', entries: 1, capacity: 65536 });
+    await c.stop();
+    assert.equal(source.stopped, true);
+  });
+
+  it('repairs an entry removed behind its back on the periodic resync', async () => {
+    const tables = new FakeServiceTables();
+    const source = new FakeSource();
+    const c = new ServiceController({ tables, source, nodeName: 'n', addresses: () => [], defaultServiceCidrs: [], log: silentLogger(), verifyIntervalMs: 0 });
+    c.start();
+    source.push(web);
+    tables.frontends.clear();
+    await c.resync();
+    assert.deepEqual(tables.backendsOf('10.96.0.10', 80, 6), ['10.244.0.5:8080']);
+    await c.stop();
+  });
+
+  it('empties the service maps an earlier agent filled when Services are off, ranges included', async () => {
+    const tables = new FakeServiceTables();
+    const on = new ServiceController({ tables, source: new FakeSource(), nodeName: 'n', addresses: () => [], defaultServiceCidrs: ['10.96.0.0/12'], log: silentLogger() });
+    on.start();
+    (on as unknown as { d: { source: FakeSource } }).d.source.push(web);
+    await on.stop();
+    assert.ok(tables.frontends.size > 0 && tables.ranges.size > 0);
+    const off = new ServiceController({ tables, source: undefined, nodeName: 'n', addresses: () => [], defaultServiceCidrs: ['10.96.0.0/12'], log: silentLogger() });
+    off.start();
+    assert.equal(off.enabled, false);
+    assert.equal(tables.frontends.size + tables.slots.size + tables.backends.size + tables.ranges.size, 0);
+    await off.stop();
+  });
+});
+
+describe('NodePort addresses', () => {
+  it('are every IPv4 address of the node but loopback and link-local by default', () => {
+    assert.deepEqual(nodePortAddresses(['192.168.5.4', '127.0.0.1', '169.254.1.1', 'fe80::1', '10.220.0.1', '192.168.5.4'], undefined), ['10.220.0.1', '192.168.5.4']);
+  });
+  it('are narrowed by CIDRs, which may include loopback', () => {
+    assert.deepEqual(nodePortAddresses(['192.168.5.4', '127.0.0.1', '10.220.0.1'], ['10.220.0.0/29', '127.0.0.0/8']), ['10.220.0.1', '127.0.0.1']);
+    assert.deepEqual(nodePortAddresses(['192.168.5.4'], ['0.0.0.0/0']), ['192.168.5.4']);
+  });
+});
