@@ -70,6 +70,8 @@ interface Options {
   trafficRuns: number;
   trafficMs: number;
   variants: VariantName[];
+  /** The variants that run at the largest size (default: all). */
+  largestVariants: VariantName[];
   podnetOffEnv: string;
   masqueradeAll: boolean;
   syncTimeoutMs: number;
@@ -88,6 +90,7 @@ function parseOptions(argv: string[]): Options {
       'traffic-runs': { type: 'string' },
       'traffic-ms': { type: 'string' },
       variants: { type: 'string', default: VARIANTS.join(',') },
+      'largest-variants': { type: 'string' },
       'podnet-off-env': { type: 'string', default: 'PODNET_SERVICES=off' },
       'masquerade-all': { type: 'string', default: 'true' },
       'sync-timeout-s': { type: 'string' },
@@ -98,7 +101,8 @@ function parseOptions(argv: string[]): Options {
   const sizes = (values.sizes ?? '').split(',').map((s) => intOption('sizes', s.trim(), 1));
   if (sizes.some((s, i) => i > 0 && s <= (sizes[i - 1] as number))) throw new PodnetError('INVALID_ARGUMENT', `parse --sizes ${values.sizes}: sizes must grow`);
   const variants = (values.variants ?? '').split(',').map((v) => v.trim());
-  for (const v of variants) if (!(VARIANTS as readonly string[]).includes(v)) throw new PodnetError('INVALID_ARGUMENT', `parse --variants: ${v} is not one of ${VARIANTS.join(', ')}`);
+  const largestVariants = values['largest-variants'] ? values['largest-variants'].split(',').map((v) => v.trim()) : variants;
+  for (const v of [...variants, ...largestVariants]) if (!(VARIANTS as readonly string[]).includes(v)) throw new PodnetError('INVALID_ARGUMENT', `parse --variants: ${v} is not one of ${VARIANTS.join(', ')}`);
   if (!/^[A-Z0-9_]+=\S+$/.test(values['podnet-off-env'] ?? '')) throw new PodnetError('INVALID_ARGUMENT', `parse --podnet-off-env ${values['podnet-off-env']}: must be NAME=VALUE`);
   if (!['true', 'false'].includes(values['masquerade-all'] ?? '')) throw new PodnetError('INVALID_ARGUMENT', `parse --masquerade-all ${values['masquerade-all']}: true or false`);
   return {
@@ -110,6 +114,7 @@ function parseOptions(argv: string[]): Options {
     trafficRuns: intOption('traffic-runs', values['traffic-runs'], 5),
     trafficMs: intOption('traffic-ms', values['traffic-ms'], 2000, 200),
     variants: variants as VariantName[],
+    largestVariants: largestVariants as VariantName[],
     podnetOffEnv: values['podnet-off-env'] as string,
     masqueradeAll: values['masquerade-all'] === 'true',
     syncTimeoutMs: intOption('sync-timeout-s', values['sync-timeout-s'], 900) * 1000,
@@ -267,7 +272,9 @@ async function main(): Promise<void> {
       const changeIndex = Math.floor(size / 2);
       const changeSvc = size > 1 ? await serviceRef(api, extraServiceName(Math.max(1, changeIndex))) : undefined;
 
-      for (const v of rotation([...proxies.keys()], si)) {
+      const here = [...proxies.keys()].filter((v) => si < opts.sizes.length - 1 || opts.largestVariants.includes(v));
+      for (const v of [...proxies.keys()]) if (!here.includes(v)) notes.push(`${proxies.get(v)?.name} not run with ${size} Services (--largest-variants)`);
+      for (const v of rotation(here, si)) {
         const proxy = proxies.get(v) as ServiceProxy;
         log(`${proxy.name} with ${size} Services: cold start`);
         const rolloutAt = performance.now();
