@@ -99,7 +99,7 @@ function parseOptions(argv: string[]): Options {
     strict: true,
   });
   const sizes = (values.sizes ?? '').split(',').map((s) => intOption('sizes', s.trim(), 1));
-  if (sizes.some((s, i) => i > 0 && s <= (sizes[i - 1] as number))) throw new PodnetError('INVALID_ARGUMENT', `parse --sizes ${values.sizes}: sizes must grow`);
+  if (new Set(sizes).size !== sizes.length) throw new PodnetError('INVALID_ARGUMENT', `parse --sizes ${values.sizes}: a size appears twice`);
   const variants = (values.variants ?? '').split(',').map((v) => v.trim());
   const largestVariants = values['largest-variants'] ? values['largest-variants'].split(',').map((v) => v.trim()) : variants;
   for (const v of [...variants, ...largestVariants]) if (!(VARIANTS as readonly string[]).includes(v)) throw new PodnetError('INVALID_ARGUMENT', `parse --variants: ${v} is not one of ${VARIANTS.join(', ')}`);
@@ -248,14 +248,35 @@ async function main(): Promise<void> {
     await api.createAll([...Array.from({ length: opts.backends }, (_, i) => backendPod(i, image)), clientPod(image), targetService()]);
     const pods = await waitPodsReady(api, opts.backends + 1, 180_000);
     const backendIps = pods.filter((p) => p.name.startsWith('pn-bench-be-')).map((p) => p.ip);
-    const target = await serviceRef(api, TARGET_SERVICE);
+    let target = await serviceRef(api, TARGET_SERVICE);
     const targetBackends = backendIps.map((ip) => `${ip}:${BACKEND_PORT}`).sort();
     log(`${TARGET_SERVICE} is ${target.clusterIP}:${SERVICE_PORT}, backends ${targetBackends.join(' ')}`);
     if (podnetServices) await podnetOff();
 
-    let made = 1; // the target Service
+    // Services already there (a run stopped before its clean-up): extras 1..n-1 beside the target.
+    const listed = (await api.ok('GET', `/api/v1/namespaces/${BENCH_NAMESPACE}/services?limit=1`)) as { items: unknown[]; metadata: { remainingItemCount?: number } };
+    let made = listed.items.length + (listed.metadata.remainingItemCount ?? 0);
+    if (made > 1) log(`reusing ${made} Services already in ${BENCH_NAMESPACE}`);
+    const largest = Math.max(...opts.sizes);
     for (const [si, size] of opts.sizes.entries()) {
-      // --- grow to `size` Services --------------------------------------
+      // --- shrink to the target alone, then grow to `size` Services --------
+      if (size < made) {
+        log(`deleting the ${made - 1} extra Services and their EndpointSlices`);
+        const t0 = performance.now();
+        // A collection delete of 10,000 objects outlasts the API server's 60 s request timeout (504): it goes on, so wait for it.
+        await api.ok('DELETE', `/apis/discovery.k8s.io/v1/namespaces/${BENCH_NAMESPACE}/endpointslices?labelSelector=${encodeURIComponent('endpointslice.kubernetes.io/managed-by=podnet-bench')}`, undefined, { timeoutMs: 600_000, accept: [504] });
+        await api.ok('DELETE', `/api/v1/namespaces/${BENCH_NAMESPACE}/services`, undefined, { timeoutMs: 600_000, accept: [504] });
+        for (const deadline = performance.now() + 900_000; ; ) {
+          const left = (await api.ok('GET', `/api/v1/namespaces/${BENCH_NAMESPACE}/services?limit=1`)) as { items: unknown[] };
+          if (left.items.length === 0) break;
+          if (performance.now() > deadline) throw new PodnetError('TIMEOUT', `delete the Services of ${BENCH_NAMESPACE}: some left after 900 s`);
+          await sleep(1000);
+        }
+        await api.createAll([targetService()]);
+        target = await serviceRef(api, TARGET_SERVICE);
+        log(`deleted in ${fmt((performance.now() - t0) / 1000, 1)} s; ${TARGET_SERVICE} is now ${target.clusterIP}`);
+        made = 1;
+      }
       if (size > made) {
         log(`creating Services ${made}..${size - 1} (${size - made} Services + ${size - made} EndpointSlices of ${opts.endpoints} endpoints)`);
         const objs: KubeManifest[] = [];
@@ -272,7 +293,7 @@ async function main(): Promise<void> {
       const changeIndex = Math.floor(size / 2);
       const changeSvc = size > 1 ? await serviceRef(api, extraServiceName(Math.max(1, changeIndex))) : undefined;
 
-      const here = [...proxies.keys()].filter((v) => si < opts.sizes.length - 1 || opts.largestVariants.includes(v));
+      const here = [...proxies.keys()].filter((v) => size < largest || opts.largestVariants.includes(v));
       for (const v of [...proxies.keys()]) if (!here.includes(v)) notes.push(`${proxies.get(v)?.name} not run with ${size} Services (--largest-variants)`);
       for (const v of rotation(here, si)) {
         const proxy = proxies.get(v) as ServiceProxy;
@@ -373,6 +394,9 @@ async function main(): Promise<void> {
         if (v === 'podnet') await podnetOff();
       }
     }
+  } catch (e) {
+    notes.push(`run stopped early: ${(e as Error).message}`);
+    process.exitCode = 1;
   } finally {
     if (running) await running.stop().catch((e: unknown) => notes.push(`stop ${running?.name}: ${(e as Error).message}`));
     log(`deleting namespace ${BENCH_NAMESPACE}`);
@@ -448,11 +472,11 @@ function report(opts: Options, results: SizeResult[], traffic: TrafficResult[], 
   console.log('\n1. New connection (connect + 64-byte request/response) from a pod to one Service, us');
   const rows1: Cell[][] = [];
   for (const r of results) {
-    const at1 = find(r.variant, opts.sizes[0] as number);
+    const at1 = find(r.variant, Math.min(...opts.sizes));
     const ipt = find('kube-proxy iptables', r.size);
     rows1.push([r.variant, String(r.size), String(r.connectUs.length), p50(r.connectUs), p99(r.connectUs), fmt(ratio(p50(r.connectUs), p50(at1?.connectUs ?? []))), ipt ? fmt(ratio(p50(r.connectUs), p50(ipt.connectUs))) : '-']);
   }
-  console.log(formatTable(['proxy', 'Services', 'n', 'p50', 'p99', `p50 / own at ${opts.sizes[0]}`, 'p50 / iptables'], rows1));
+  console.log(formatTable(['proxy', 'Services', 'n', 'p50', 'p99', `p50 / own at ${Math.min(...opts.sizes)}`, 'p50 / iptables'], rows1));
 
   console.log('\n2. Programming, observed in the kernel (ms)');
   const rows2: Cell[][] = results.map((r) => {
@@ -489,12 +513,13 @@ function report(opts: Options, results: SizeResult[], traffic: TrafficResult[], 
   const target = (name: string, value: number, limit: string, pass: boolean): void => {
     lines.push(`${Number.isFinite(value) ? (pass ? 'PASS' : 'MISS') : 'n/a '} ${name} = ${fmt(value)} (target ${limit})`);
   };
-  const largest = opts.sizes[opts.sizes.length - 1] as number;
-  const pnSmall = find('podnet', opts.sizes[0] as number);
+  const largest = Math.max(...opts.sizes);
+  const smallest = Math.min(...opts.sizes);
+  const pnSmall = find('podnet', smallest);
   const pnLarge = find('podnet', largest);
   if (pnSmall && pnLarge) {
     const v = ratio(p50(pnLarge.connectUs), p50(pnSmall.connectUs));
-    target(`podnet connect p50 at ${largest} / at ${opts.sizes[0]}`, v, '<= 1.05', v <= 1.05);
+    target(`podnet connect p50 at ${largest} / at ${smallest}`, v, '<= 1.05', v <= 1.05);
   }
   for (const size of opts.sizes) {
     const pn = find('podnet', size);
