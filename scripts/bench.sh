@@ -52,6 +52,12 @@ if [[ " ${names[*]} " == *" cni-latency "* ]]; then
     fi
   fi
 fi
+# services-proxy: kube-proxy's nftables mode runs nft (iptables mode uses
+# the iptables package, which the base system has); the benchmark builds
+# kube-proxy with the harness and brings the cluster up when it is not running.
+if [[ " ${names[*]} " == *" services-proxy "* ]]; then
+  "$root/scripts/ensure-debs.sh" iptables nftables
+fi
 mkdir -p build/bench
 failed=()
 for name in "${names[@]}"; do
