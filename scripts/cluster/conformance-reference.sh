@@ -2,7 +2,7 @@
 # The reference column of docs/conformance.md: the same conformance set
 # with the real kube-proxy as the Service proxy, on the CNI reference
 # plugins instead of podnet (scripts/cluster/reference-cni.sh), on a fresh
-# cluster that is torn down afterwards. Hold the cluster lock around it.
+# cluster that is torn down afterwards (one cluster per machine).
 # Usage: scripts/cluster/conformance-reference.sh [iptables|nftables]
 #   reports in $CONFORMANCE_REPORT_DIR (default build/conformance-kube-proxy-MODE)
 set -euo pipefail
