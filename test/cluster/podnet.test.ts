@@ -366,14 +366,18 @@ describe('podnet on a real one-node cluster', () => {
     await kubectlOk(['label', 'node', nodeName, 'podnet.test/after-restart-']);
   });
 
-  test('the ServiceAccount may read Nodes and nothing more', async () => {
+  test('the ServiceAccount may read Nodes, Services, EndpointSlices and ServiceCIDRs and nothing more', async () => {
     const as = `--as=system:serviceaccount:${NS}:podnet`;
     const can = async (...args: string[]): Promise<string> => ((await kubectl(['auth', 'can-i', ...args, as])).stdout.trim().split(/\s/)[0] ?? '');
-    for (const verb of ['get', 'list', 'watch']) assert.equal(await can(verb, 'nodes'), 'yes', `${verb} nodes`);
+    for (const resource of ['nodes', 'services', 'endpointslices.discovery.k8s.io', 'servicecidrs.networking.k8s.io']) {
+      for (const verb of ['get', 'list', 'watch']) assert.equal(await can(verb, resource, ...(resource === 'nodes' || resource.startsWith('servicecidrs') ? [] : ['-A'])), 'yes', `${verb} ${resource}`);
+    }
     assert.equal(await can('create', 'pods', '-n', 'default'), 'no');
     assert.equal(await can('get', 'secrets', '-n', NS), 'no');
     assert.equal(await can('patch', 'nodes'), 'no');
-    assert.equal(await can('list', 'services', '-A'), 'no');
+    assert.equal(await can('update', 'services', '-n', 'default'), 'no');
+    assert.equal(await can('create', 'endpointslices.discovery.k8s.io', '-n', 'default'), 'no');
+    assert.equal(await can('list', 'pods', '-A'), 'no');
     assert.equal(await can('delete', 'nodes'), 'no');
   });
 
