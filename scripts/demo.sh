@@ -223,14 +223,17 @@ has_services() { "$PODNET" --help 2>/dev/null | grep -qE '^ +podnet services( |$
 
 # requests N: N HTTP requests from frontend to the ClusterIP; prints the pod that answered each.
 requests() {
+  # A new connection per request (agent: false; fetch would keep one
+  # connection alive, and a connection stays on its backend).
   ip netns exec "${NS[frontend]}" node -e '
+const http = require("http");
 const [url, n] = [process.argv[1], Number(process.argv[2])];
-(async () => {
-  for (let i = 0; i < n; i++) {
-    const r = await fetch(url, { signal: AbortSignal.timeout(2000) }).then((x) => x.text()).catch((e) => `failed: ${e.cause?.code ?? e.message}`);
-    console.log(r);
-  }
-})();' "http://$SVC_IP/" "$1"
+const get = () => new Promise((resolve) => {
+  const q = http.get(url, { agent: false, timeout: 2000 }, (res) => { let b = ""; res.on("data", (d) => { b += d; }); res.on("end", () => resolve(b)); });
+  q.on("timeout", () => q.destroy(new Error("timeout")));
+  q.on("error", (e) => resolve(`failed: ${e.code ?? e.message}`));
+});
+(async () => { for (let i = 0; i < n; i++) console.log(await get()); })();' "http://$SVC_IP/" "$1"
 }
 
 say "A Service in front of backend and db: demo/web at $SVC_IP:80 -> pods :8080"
