@@ -30,6 +30,7 @@
 #include "lib/maps/services.h"
 #include "lib/parse.h"
 #include "lib/drop.h"
+#include "lib/deliver.h"
 #include "lib/service.h"
 #include "lib/fib.h"
 #include "lib/verdict.h"
@@ -111,17 +112,11 @@ static __always_inline __u8 pn_handle_from_pod(struct __sk_buff *skb, struct pn_
 	dkey.addr = pkt->daddr;
 	dst = bpf_map_lookup_elem(&pn_endpoints, &dkey);
 	if (dst && (dst->flags & PN_EP_F_READY)) {
-		/* Copy what is needed before the packet writes: they invalidate
-		 * every packet pointer, and dst points into a map anyway. */
-		__u32 dst_if = dst->ifindex, dst_id = dst->endpoint_id;
-		__u8 macs[12];
+		__u32 dst_id;
 
-		__builtin_memcpy(macs, dst->pod_mac, 6);
-		__builtin_memcpy(macs + 6, dst->host_mac, 6);
-		if (bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0) < 0)
-			return PN_DROP_MALFORMED;
-		if (bpf_redirect_peer(dst_if, 0) != TC_ACT_REDIRECT)
-			return PN_DROP_REDIRECT_FAILED;
+		reason = pn_deliver_to_endpoint(skb, dst, &dst_id);
+		if (reason != PN_DROP_NONE)
+			return reason;
 		pn_ep_count(pkt->endpoint_id, PN_DIR_EGRESS, PN_DROP_NONE, pkt->len);
 		pn_ep_count(dst_id, PN_DIR_INGRESS, PN_DROP_NONE, pkt->len);
 		*verdict = TC_ACT_REDIRECT;
