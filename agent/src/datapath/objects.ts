@@ -4,6 +4,7 @@
  * A new object (netdev, xdp) is one more descriptor here.
  */
 import type { ConstantValue } from '../libbpf/index.js';
+import { parseIpv4 } from '../libbpf/codec.js';
 import type { Pool } from '../ipam/index.js';
 import { PodnetError } from '../errors/index.js';
 import { COUNTERS, ENDPOINTS, EVENTS, SERVICE_MAPS, SOCK_REV, type MapDescriptor, type ServiceMapSizes } from '../maps/index.js';
@@ -93,9 +94,11 @@ const be32 = (n: number): Uint8Array => {
 };
 
 function ipv4Bytes(what: string, s: string): Uint8Array {
-  const parts = s.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) throw new PodnetError('INVALID_ARGUMENT', `set ${what}: "${s}" is not an IPv4 address`);
-  return new Uint8Array(parts.map(Number));
+  try {
+    return be32(parseIpv4(s));
+  } catch {
+    throw new PodnetError('INVALID_ARGUMENT', `set ${what}: "${s}" is not an IPv4 address`);
+  }
 }
 
 function ctConstants(t: ConntrackTimeouts = DEFAULT_CT_TIMEOUTS): Record<string, ConstantValue> {
