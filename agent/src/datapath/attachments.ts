@@ -102,14 +102,7 @@ export function attachHook(pin: string, prog: Program, desc: ProgramDescriptor, 
     }
   }
   removePin(pin);
-  const link = attachFresh(prog, desc, ifindex, ifname, mode);
-  try {
-    link.pin(pin);
-  } catch (err) {
-    link.detach();
-    throw err;
-  }
-  link.close();
+  pinFresh(attachFresh(prog, desc, ifindex, ifname, mode), pin);
   return 'attached';
 }
 
@@ -205,14 +198,7 @@ export function attachCgroupHook(pin: string, prog: Program, desc: ProgramDescri
     }
   }
   removePin(pin);
-  const link = attachCgroup(prog, cgroup.path, hook);
-  try {
-    link.pin(pin);
-  } catch (err) {
-    link.detach();
-    throw err;
-  }
-  link.close();
+  pinFresh(attachCgroup(prog, cgroup.path, hook), pin);
   return 'attached';
 }
 
@@ -243,4 +229,15 @@ export function cgroupHookProblem(pin: string, desc: ProgramDescriptor, wantProg
   } finally {
     live.close();
   }
+}
+
+/** Pins a link just made and lets go of its fd; a link that cannot be pinned is detached, so nothing runs unpinned. */
+function pinFresh(link: Link, pin: string): void {
+  try {
+    link.pin(pin);
+  } catch (err) {
+    link.detach();
+    throw err;
+  }
+  link.close();
 }
