@@ -144,6 +144,21 @@ harness_lock() {
   flock "$HARNESS_LOCK_FD"
 }
 
+# harness_module_info MODULE VERSION: downloads the module and sets gomod
+# (the path of its go.mod in the module cache) and build_date (the tag's
+# commit time, the build date stamped into binaries, so two builds of one
+# tag are identical).
+harness_module_info() {
+  local mod=$1 version=$2 info infofile
+  info=$(harness_nice go mod download -json "$mod@$version") ||
+    harness_die "download $mod@$version: $info"
+  gomod=$(sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p' <<<"$info")
+  infofile=$(sed -n 's/^\t"Info": "\(.*\)",$/\1/p' <<<"$info")
+  [[ -f $gomod && -f $infofile ]] || harness_die "download $mod@$version: no go.mod in $info"
+  build_date=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$infofile")
+  [[ -n $build_date ]] || harness_die "read $infofile: no Time"
+}
+
 # harness_kubernetes_module DIR VERSION SCRIPT: writes DIR/go.mod, a wrapper
 # module that requires k8s.io/kubernetes@VERSION with each staging module of
 # that tag's go.mod replaced by its v0.x.y release (the tag's own go.mod
@@ -152,16 +167,10 @@ harness_lock() {
 # Sets stamp to the -ldflags -X values that stamp the binaries with the
 # tag's version and commit time (so two builds of one tag are identical).
 harness_kubernetes_module() {
-  local dir=$1 version=$2 script=$3 info gomod infofile goline godebug m build_date
+  local dir=$1 version=$2 script=$3 goline godebug m
   local minor_patch=${version#v1.}
   local -a staging
-  info=$(harness_nice go mod download -json "k8s.io/kubernetes@$version") ||
-    harness_die "download k8s.io/kubernetes@$version: $info"
-  gomod=$(sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p' <<<"$info")
-  infofile=$(sed -n 's/^\t"Info": "\(.*\)",$/\1/p' <<<"$info")
-  [[ -f $gomod && -f $infofile ]] || harness_die "download k8s.io/kubernetes@$version: no go.mod in $info"
-  build_date=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$infofile")
-  [[ -n $build_date ]] || harness_die "read $infofile: no Time"
+  harness_module_info k8s.io/kubernetes "$version"
   stamp=""
   for m in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     stamp+=" -X $m.gitVersion=$version -X $m.gitMajor=1 -X $m.gitMinor=${minor_patch%%.*}"

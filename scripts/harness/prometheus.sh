@@ -24,14 +24,7 @@ harness_start "$dir" "$recipe" prometheus "$version"
 mkdir -p "$dir/bin" "$dir/module"
 
 mod=github.com/prometheus/prometheus
-info=$(harness_nice go mod download -json "$mod@$version") ||
-  harness_die "download $mod@$version: $info"
-gomod=$(sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p' <<<"$info")
-infofile=$(sed -n 's/^\t"Info": "\(.*\)",$/\1/p' <<<"$info")
-[[ -f $gomod && -f $infofile ]] || harness_die "download $mod@$version: no go.mod in $info"
-# The tag's commit time is the build date: two builds of one tag are identical.
-build_date=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$infofile")
-[[ -n $build_date ]] || harness_die "read $infofile: no Time"
+harness_module_info "$mod" "$version"
 goline=$(grep -m1 '^go ' "$gomod")
 
 harness_write_if_changed "$dir/module/go.mod" <<MOD
