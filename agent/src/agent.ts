@@ -71,6 +71,8 @@ export interface AgentOptions {
   socketLb?: boolean;
   /** Serve healthCheckNodePorts (default true). */
   healthChecks?: boolean;
+  /** KUBERNETES_SERVICE_HOST/PORT for the in-cluster config (the caller reads the environment). */
+  inCluster?: { host?: string; port?: string };
 }
 
 /** A running agent. */
@@ -280,7 +282,7 @@ export class Agent {
     const k8s = await import('./k8s/index.js');
     let transport: KubeTransport;
     try {
-      transport = opts.kubeTransport ?? await k8s.clientNodeTransport(kubeconfig);
+      transport = opts.kubeTransport ?? k8s.apiTransport(kubeconfig, opts.inCluster ?? {}, { userAgent: `podnet-agent/${VERSION}` });
     } catch (err) {
       throw new ConfigError('kubeconfig', `load ${kubeconfig ?? 'the in-cluster config'}: ${(err as Error).message}`, { cause: err });
     }

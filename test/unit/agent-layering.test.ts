@@ -43,7 +43,7 @@ const PACKAGE_OWNERS: Record<string, readonly string[]> = {
   pino: ['log'],
   'prom-client': ['metrics'],
   yargs: ['cli'],
-  '@kubernetes/client-node': ['k8s'],
+  'js-yaml': ['services', 'k8s'],
 };
 
 /**

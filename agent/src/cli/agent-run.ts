@@ -85,7 +85,7 @@ export async function runAgent(o: { flags: RawSettings; configFile: string | und
     await checkMetricsAddr(cfg.metrics);
     const { Agent } = await import('../agent.js');
     try {
-      agent = await Agent.start(cfg, log, { signal: abort.signal });
+      agent = await Agent.start(cfg, log, { signal: abort.signal, inCluster: { host: o.env['KUBERNETES_SERVICE_HOST'], port: o.env['KUBERNETES_SERVICE_PORT'] } });
     } catch (err) {
       if (abort.signal.aborted) {
         log.info({ signal: await stopped }, 'stopped before the agent was ready; the datapath keeps running');
