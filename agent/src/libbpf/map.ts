@@ -256,7 +256,36 @@ export class BpfMap implements Disposable {
    * buffers made for this call, so they stay valid.
    */
   lookupBatch(): Array<[Buffer, Buffer]> {
-    if (this.batchRefused) return [...this.entries()];
+    const out: Array<[Buffer, Buffer]> = [];
+    const ks = this.keySize;
+    const vs = this.valueBufferSize;
+    this.walkBatches(true, (keys, vals, got) => {
+      for (let i = 0; i < got; i++) out.push([keys.subarray(i * ks, (i + 1) * ks), vals.subarray(i * vs, (i + 1) * vs)]);
+    });
+    return out;
+  }
+
+  /**
+   * Visits every element, a batch at a time, keeping no object per
+   * element (maps of 100,000 entries are read this way): `keys` and
+   * `values` hold `count` elements back to back, keySize and
+   * valueBufferSize apart. The buffers are reused from one visit to the
+   * next, so read them inside the visit only. Same fallback as lookupBatch.
+   */
+  forEachBatch(visit: (keys: Buffer, values: Buffer, count: number) => void): void {
+    this.walkBatches(false, visit);
+  }
+
+  /** Number of elements, by batch lookups (a key walk where there are none). */
+  countBatch(): number {
+    let n = 0;
+    this.walkBatches(false, (_k, _v, got) => { n += got; });
+    return n;
+  }
+
+  private walkBatches(fresh: boolean, visit: (keys: Buffer, values: Buffer, count: number) => void): void {
+    const walk = (): void => { for (const [k, v] of this.entries()) visit(k, v, 1); };
+    if (this.batchRefused) { walk(); return; }
     const n = ffi();
     const ks = this.keySize;
     const vs = this.valueBufferSize;
@@ -264,34 +293,39 @@ export class BpfMap implements Disposable {
     // The resume token is a bucket index (u32) for hash maps and a key for the generic walk.
     const token = Buffer.alloc(Math.max(ks, 8));
     const count = this.count1;
-    const out: Array<[Buffer, Buffer]> = [];
+    let keys = Buffer.allocUnsafe(chunk * ks);
+    let vals = Buffer.allocUnsafe(chunk * vs);
     let started = false;
+    let seen = 0;
     for (;;) {
-      // Fresh buffers per round: the returned keys and values are views into them.
-      const keys = Buffer.allocUnsafe(chunk * ks);
-      const vals = Buffer.allocUnsafe(chunk * vs);
+      // Fresh buffers per round when the caller keeps views into them.
+      if (fresh && started) { keys = Buffer.allocUnsafe(chunk * ks); vals = Buffer.allocUnsafe(chunk * vs); }
       count[0] = chunk;
       this.batchOpts.writeBigUInt64LE(0n, 8);
       const rc = n.bpf_map_lookup_batch(this._fd, started ? token : null, token, keys, vals, count, this.batchOpts);
       if (rc !== 0 && rc !== -ENOENT) {
         if (!started && this.isRefusal(rc)) {
           this.batchRefused = true;
-          return [...this.entries()];
+          walk();
+          return;
         }
         if (rc === -ENOSPC && chunk < this.maxEntries * 2) {
           // One hash bucket holds more elements than fit. The kernel wrote
           // that bucket's token, so grow and resume from it.
           chunk *= 4;
+          keys = Buffer.allocUnsafe(chunk * ks);
+          vals = Buffer.allocUnsafe(chunk * vs);
           started = true;
           continue;
         }
         throw libbpfError(`look up batch in map ${this.label()}`, rc);
       }
       const got = count[0]!;
-      for (let i = 0; i < got; i++) out.push([keys.subarray(i * ks, (i + 1) * ks), vals.subarray(i * vs, (i + 1) * vs)]);
-      if (rc === -ENOENT) return out;
+      if (got > 0) visit(keys, vals, got);
+      seen += got;
+      if (rc === -ENOENT) return;
       started = true;
-      if (out.length > this.maxEntries * 4) throw new SyscallError(`look up batch in map ${this.label()}: walk did not end`, 5);
+      if (seen > this.maxEntries * 4) throw new SyscallError(`look up batch in map ${this.label()}: walk did not end`, 5);
     }
   }
 

@@ -41,6 +41,10 @@ export interface ServiceTables {
   readFrontends(): Array<[FrontendKey, FrontendValue]>;
   readSlots(): Array<[SlotKey, number]>;
   readBackends(): Array<[number, BackendValue]>;
+  /** Every slot, keeping no object per slot (100,000 of them at 10k Services). */
+  forEachSlot(visit: (groupId: number, slot: number, backendId: number) => void): void;
+  /** Every backend, keeping no object per backend. */
+  forEachBackend(visit: (id: number, addr: string, port: number, proto: number, flags: number) => void): void;
   /** CIDRs in pn_svc_ranges, "a.b.c.d/len". */
   readRanges(): string[];
   /** The highest backend and frontend ids conntrack entries still name, so they are not handed out again. */
@@ -93,14 +97,38 @@ export class BpfServiceTables implements ServiceTables {
   }
 
   // The two big maps are decoded by hand (the layout of slotKey/slotValue and
-  // backendKey/backendValue, which the BTF layout test checks): 15-45% faster
-  // than the generic struct codecs at 100,000 entries.
+  // backendKey/backendValue, which the BTF layout test checks), straight
+  // from the batch buffers: 15-45% faster than the generic struct codecs at
+  // 100,000 entries, and no object per entry for the reconciler's checks.
   readSlots(): Array<[SlotKey, number]> {
-    return this.m.svcSlots.lookupBatch().map(([k, v]) => [{ groupId: k.readUInt32LE(0), slot: k.readUInt32LE(4) }, v.readUInt32LE(0)]);
+    const out: Array<[SlotKey, number]> = [];
+    this.forEachSlot((groupId, slot, id) => { out.push([{ groupId, slot }, id]); });
+    return out;
   }
 
   readBackends(): Array<[number, BackendValue]> {
-    return this.m.backends.lookupBatch().map(([k, v]) => [k.readUInt32LE(0), { addr: `${v[0]}.${v[1]}.${v[2]}.${v[3]}`, port: v.readUInt16BE(4), proto: v[6]!, flags: v[7]! }]);
+    const out: Array<[number, BackendValue]> = [];
+    this.forEachBackend((id, addr, port, proto, flags) => { out.push([id, { addr, port, proto, flags }]); });
+    return out;
+  }
+
+  forEachSlot(visit: (groupId: number, slot: number, backendId: number) => void): void {
+    const m = this.m.svcSlots;
+    const ks = m.keySize, vs = m.valueBufferSize;
+    m.forEachBatch((k, v, n) => {
+      for (let i = 0; i < n; i++) visit(k.readUInt32LE(i * ks), k.readUInt32LE(i * ks + 4), v.readUInt32LE(i * vs));
+    });
+  }
+
+  forEachBackend(visit: (id: number, addr: string, port: number, proto: number, flags: number) => void): void {
+    const m = this.m.backends;
+    const ks = m.keySize, vs = m.valueBufferSize;
+    m.forEachBatch((k, v, n) => {
+      for (let i = 0; i < n; i++) {
+        const o = i * vs;
+        visit(k.readUInt32LE(i * ks), `${v[o]}.${v[o + 1]}.${v[o + 2]}.${v[o + 3]}`, v.readUInt16BE(o + 4), v[o + 6]!, v[o + 7]!);
+      }
+    });
   }
 
   readRanges(): string[] {
@@ -109,10 +137,13 @@ export class BpfServiceTables implements ServiceTables {
 
   conntrackMaxIds(): { backend: number; frontend: number } {
     let backend = 0, frontend = 0;
-    for (const [, v] of this.m.conntrack.lookupBatch()) {
-      backend = Math.max(backend, v.readUInt32LE(8));
-      frontend = Math.max(frontend, v.readUInt32LE(12));
-    }
+    const vs = this.m.conntrack.valueBufferSize;
+    this.m.conntrack.forEachBatch((_k, v, n) => {
+      for (let i = 0; i < n; i++) {
+        backend = Math.max(backend, v.readUInt32LE(i * vs + 8));
+        frontend = Math.max(frontend, v.readUInt32LE(i * vs + 12));
+      }
+    });
     return { backend, frontend };
   }
 
@@ -172,7 +203,7 @@ export class BpfServiceTables implements ServiceTables {
   }
 
   entries(map: ServiceMapName): number {
-    return this.m[MAP_OF[map]].count();
+    return this.m[MAP_OF[map]].countBatch();
   }
 }
 
@@ -277,6 +308,8 @@ export class FakeServiceTables implements ServiceTables {
   readFrontends(): Array<[FrontendKey, FrontendValue]> { return [...this.frontends.values()].map(([k, v]) => [{ ...k }, { ...v }]); }
   readSlots(): Array<[SlotKey, number]> { return [...this.slots.values()].map(([k, v]) => [{ ...k }, v]); }
   readBackends(): Array<[number, BackendValue]> { return [...this.backends].map(([k, v]) => [k, { ...v }]); }
+  forEachSlot(visit: (groupId: number, slot: number, backendId: number) => void): void { for (const [k, v] of this.slots.values()) visit(k.groupId, k.slot, v); }
+  forEachBackend(visit: (id: number, addr: string, port: number, proto: number, flags: number) => void): void { for (const [id, v] of this.backends) visit(id, v.addr, v.port, v.proto, v.flags); }
   readRanges(): string[] { return [...this.ranges]; }
   conntrackMaxIds(): { backend: number; frontend: number } { return { ...this.conntrack }; }
   readStats(): Map<number, FrontendStats> { return new Map(this.stats); }
