@@ -91,13 +91,25 @@ export interface ServiceReconcilerDeps {
 }
 
 interface FrontendState { key: FrontendKey; value: FrontendValue; name: FrontendName | undefined }
-interface BackendState { id: number; value: BackendValue }
+/**
+ * A backend as pn_backends holds it. Its address, port and protocol are in
+ * its key ("addr:port/PROTO", kept here so every table shares one string):
+ * with 100,000 backends each field per entry costs megabytes.
+ */
+interface BackendState { id: number; flags: number; key: string }
 
 const PROTO: Record<Protocol, number> = { TCP: IP_PROTO.TCP, UDP: IP_PROTO.UDP, SCTP: IP_PROTO.SCTP };
 const PROTO_NAME: Record<number, Protocol> = { [IP_PROTO.TCP]: 'TCP', [IP_PROTO.UDP]: 'UDP', [IP_PROTO.SCTP]: 'SCTP' };
 const MAX_ID = 0xffff_ffff;
 
 const fkey = (addr: string, port: number, proto: number): string => `${addr}:${port}/${PROTO_NAME[proto] ?? proto}`;
+/** The address, port and protocol number of a key made by fkey (or model.ts's backendKey). */
+function parseKey(k: string): { addr: string; port: number; proto: number } {
+  const colon = k.lastIndexOf(':');
+  const slash = k.indexOf('/', colon);
+  const name = k.slice(slash + 1) as Protocol;
+  return { addr: k.slice(0, colon), port: Number(k.slice(colon + 1, slash)), proto: PROTO[name] ?? Number(name) };
+}
 const groupKeyOf = (f: Frontend): string => `${f.service}\u0000${f.portName}\u0000${f.protocol}\u0000${f.localOnly ? 'local' : 'cluster'}`;
 
 function frontendFlags(f: Frontend): number {
@@ -166,13 +178,29 @@ export function placeSlots(cur: readonly number[], want: ReadonlySet<number>): n
   return next;
 }
 
-/** What one Service (or the slices of a name without a Service) asked for in the last pass. */
+/**
+ * What one Service (or the slices of a name without a Service) asked for in
+ * the last pass. Kept small: at 10,000 Services it is held for every one.
+ */
 interface ServicePlan {
   svc: ServiceObject | undefined;
   slices: EndpointSliceObject[];
+  /** Its frontends; their backend lists only where health checks read them (a healthCheckNodePort). */
   frontends: Frontend[];
-  endpoints: Map<string, EndpointPort>;
+  /** Keys of the endpoint ports it lists (backend keys, shared with the backend table). */
+  endpointKeys: Set<string>;
   groupKeys: string[];
+}
+
+const NO_BACKENDS: Frontend['backends'] = Object.freeze([]) as unknown as Frontend['backends'];
+
+/** The plan as kept after its pass: what later passes and health checks read, nothing more. */
+function keepPlan(p: ServicePlan, canonical: (k: string) => string): ServicePlan {
+  const hc = p.svc?.spec?.healthCheckNodePort;
+  const frontends = typeof hc === 'number' && hc > 0 ? p.frontends : p.frontends.map((f) => ({ ...f, backends: NO_BACKENDS }));
+  const endpointKeys = new Set<string>();
+  for (const k of p.endpointKeys) endpointKeys.add(canonical(k));
+  return { ...p, frontends, endpointKeys };
 }
 
 const versionOf = (o: { metadata?: unknown } | undefined): string | undefined => (o?.metadata as { resourceVersion?: string } | undefined)?.resourceVersion;
@@ -245,18 +273,18 @@ export class ServiceReconciler {
     }
     this.groups = new Map();
     this.slotRefs = new Map();
-    for (const [k, backendId] of this.t.readSlots()) {
-      this.setSlot(k.groupId, k.slot, backendId);
-      this.ids.group.floor(k.groupId);
-    }
+    this.t.forEachSlot((groupId, slot, backendId) => {
+      this.setSlot(groupId, slot, backendId);
+      this.ids.group.floor(groupId);
+    });
     this.be = new Map();
     this.beById = new Map();
-    for (const [id, v] of this.t.readBackends()) {
-      const k = fkey(v.addr, v.port, v.proto);
-      this.be.set(k, { id, value: v });
-      this.beById.set(id, k);
+    this.t.forEachBackend((id, addr, port, proto, flags) => {
+      const key = fkey(addr, port, proto);
+      this.be.set(key, { id, flags, key });
+      this.beById.set(id, key);
       this.ids.backend.floor(id);
-    }
+    });
     this.ranges = new Set(this.t.readRanges());
     if (!this.loaded) {
       // Only at start: ids are never handed out twice while this process runs anyway.
@@ -285,16 +313,22 @@ export class ServiceReconciler {
     }
     let slots = 0;
     for (const g of this.groups.values()) for (const id of g) if (id !== 0) slots++;
-    const held = this.t.readSlots();
-    if (held.length !== slots) return false;
-    for (const [k, id] of held) if (this.groups.get(k.groupId)?.[k.slot] !== id) return false;
-    const bes = this.t.readBackends();
-    if (bes.length !== this.be.size) return false;
-    for (const [id, v] of bes) {
+    let same = true;
+    let held = 0;
+    this.t.forEachSlot((groupId, slot, id) => {
+      held++;
+      if (same && this.groups.get(groupId)?.[slot] !== id) same = false;
+    });
+    if (!same || held !== slots) return false;
+    let bes = 0;
+    this.t.forEachBackend((id, addr, port, proto, flags) => {
+      bes++;
+      if (!same) return;
       const k = this.beById.get(id);
       const m = k === undefined ? undefined : this.be.get(k);
-      if (!m || m.value.addr !== v.addr || m.value.port !== v.port || m.value.proto !== v.proto || m.value.flags !== v.flags) return false;
-    }
+      if (!m || m.flags !== flags || k !== fkey(addr, port, proto)) same = false;
+    });
+    if (!same || bes !== this.be.size) return false;
     const ranges = this.t.readRanges();
     return ranges.length === this.ranges.size && ranges.every((r) => this.ranges.has(r));
   }
@@ -391,7 +425,7 @@ export class ServiceReconciler {
       const l = slicesOf.get(o);
       if (l) l.push(s); else slicesOf.set(o, [s]);
     }
-    interface Change { key: string; old: ServicePlan | undefined; plan: ServicePlan | undefined }
+    interface Change { key: string; old: ServicePlan | undefined; plan: ServicePlan | undefined; endpoints: Map<string, EndpointPort> }
     const changes: Change[] = [];
     const consider = (key: string): void => {
       const svc = services.get(key);
@@ -404,12 +438,12 @@ export class ServiceReconciler {
       for (const f of frontends) if (f.backends.some((b) => !okPort(b.port))) f.backends = f.backends.filter((b) => okPort(b.port));
       const endpoints = endpointPorts(slices, node);
       for (const [k, e] of endpoints) if (!okPort(e.port)) endpoints.delete(k);
-      const plan: ServicePlan = { svc, slices, frontends, endpoints, groupKeys: [] };
-      changes.push({ key, old, plan: svc || slices.length > 0 ? plan : undefined });
+      const plan: ServicePlan = { svc, slices, frontends, endpointKeys: new Set(endpoints.keys()), groupKeys: [] };
+      changes.push({ key, old, plan: svc || slices.length > 0 ? plan : undefined, endpoints });
     };
     for (const key of services.keys()) consider(key);
     for (const key of slicesOf.keys()) if (!services.has(key)) consider(key);
-    for (const [key, old] of this.plans) if (!services.has(key) && !slicesOf.has(key)) changes.push({ key, old, plan: undefined });
+    for (const [key, old] of this.plans) if (!services.has(key) && !slicesOf.has(key)) changes.push({ key, old, plan: undefined, endpoints: new Map() });
 
     // 1. Backends: one per endpoint port that exists at all.
     const beCandidates = new Set<string>();
@@ -417,17 +451,17 @@ export class ServiceReconciler {
     const beWriteKeys: string[] = [];
     const queued = new Set<string>();
     for (const c of changes) {
-      const now = c.plan?.endpoints ?? new Map<string, EndpointPort>();
+      const now = c.plan ? c.endpoints : new Map<string, EndpointPort>();
       for (const [k, e] of now) {
-        if (!c.old?.endpoints.has(k)) this.beRefs.set(k, (this.beRefs.get(k) ?? 0) + 1);
+        if (!c.old?.endpointKeys.has(k)) this.beRefs.set(k, (this.beRefs.get(k) ?? 0) + 1);
         const value: BackendValue = { addr: e.ip, port: e.port, proto: PROTO[e.protocol], flags: (e.terminating ? BACKEND_FLAG.terminating : 0) | (e.local ? BACKEND_FLAG.local : 0) };
         const had = this.be.get(k);
-        if ((had && had.value.flags === value.flags) || queued.has(k)) continue;
+        if ((had && had.flags === value.flags) || queued.has(k)) continue;
         queued.add(k);
         beWrites.push([had?.id ?? this.ids.backend.take((x) => this.beById.has(x) || this.slotRefs.has(x)), value]);
         beWriteKeys.push(k);
       }
-      for (const k of c.old?.endpoints.keys() ?? []) {
+      for (const k of c.old?.endpointKeys ?? []) {
         if (now.has(k)) continue;
         const n = (this.beRefs.get(k) ?? 1) - 1;
         if (n > 0) this.beRefs.set(k, n); else { this.beRefs.delete(k); beCandidates.add(k); }
@@ -437,8 +471,8 @@ export class ServiceReconciler {
     const beFailed = fail('pn_backends', 'write', this.t.writeBackends(beWrites));
     beWrites.forEach(([id, value], i) => {
       if (beFailed.has(i)) return;
-      const k = beWriteKeys[i]!;
-      this.be.set(k, { id, value });
+      const k = this.be.get(beWriteKeys[i]!)?.key ?? beWriteKeys[i]!;
+      this.be.set(k, { id, flags: value.flags, key: k });
       this.beById.set(id, k);
       out.written.backends++;
     });
@@ -612,11 +646,12 @@ export class ServiceReconciler {
       this.be.delete(k);
       this.beById.delete(s.id);
       out.removed.backends++;
-      if (s.value.proto === IP_PROTO.UDP && this.d.onUdpBackendRemoved) {
+      const b = parseKey(s.key);
+      if (b.proto === IP_PROTO.UDP && this.d.onUdpBackendRemoved) {
         try {
-          this.d.onUdpBackendRemoved(s.value.addr, s.value.port, s.value.proto);
+          this.d.onUdpBackendRemoved(b.addr, b.port, b.proto);
         } catch (err) {
-          out.errors.push(`destroy sockets to ${s.value.addr}:${s.value.port}/UDP: ${(err as Error).message}`);
+          out.errors.push(`destroy sockets to ${b.addr}:${b.port}/UDP: ${(err as Error).message}`);
         }
       }
     });
@@ -625,8 +660,9 @@ export class ServiceReconciler {
     const rangeDelFailed = fail('pn_svc_ranges', 'delete', this.t.deleteRanges(rangeGone));
     rangeGone.forEach((c, i) => { if (!rangeDelFailed.has(i)) { this.ranges.delete(c); out.removed.ranges++; } });
 
+    const canonical = (k: string): string => this.be.get(k)?.key ?? k;
     for (const c of changes) {
-      if (c.plan) this.plans.set(c.key, c.plan); else this.plans.delete(c.key);
+      if (c.plan) this.plans.set(c.key, keepPlan(c.plan, canonical)); else this.plans.delete(c.key);
     }
     // After a refused write the next pass computes every Service again, so what did not fit gets another try.
     if (out.errors.length > 0) this.forgetPlans();
@@ -646,14 +682,11 @@ export class ServiceReconciler {
     return out;
   }
 
-  /** The frontends of the last snapshot, by Service (for health checks). */
-  lastDesired(): Frontend[] {
-    const out: Frontend[] = [];
-    for (const p of this.plans.values()) out.push(...p.frontends);
-    return out;
-  }
-
-  /** The desired frontends of one Service ("namespace/name") in the last snapshot. */
+  /**
+   * The desired frontends of one Service ("namespace/name") in the last
+   * snapshot, for health checks: their backend lists are kept only for
+   * Services with a healthCheckNodePort (empty for the others).
+   */
   frontendsOf(service: string): readonly Frontend[] {
     return this.plans.get(service)?.frontends ?? [];
   }
