@@ -30,6 +30,8 @@ import { delQueueDir, enqueueDel, readDelQueue, removeFromDelQueue } from '../..
 import { MetricsServer, createMetrics, type AgentMetrics } from './metrics/index.js';
 import { BpfServiceTables, FileServiceSource, SERVICE_MAP_NAMES, KubeServiceSource, ServiceController, nodePortAddresses, type ServiceSource } from './services/index.js';
 import { VERSION } from './version.js';
+import { MemoryReleaser } from './util/memory.js';
+import { mallocTrim } from './libbpf/index.js';
 
 /** The lock file in the state dir that one running agent holds (flock). */
 export const LOCK_FILE = 'agent.lock';
@@ -251,6 +253,7 @@ export class Agent {
       return nodePortAddresses(all, cfg.nodePortAddresses);
     };
     let warned = false;
+    const memory = new MemoryReleaser({ trim: () => { mallocTrim(); } });
     const svc = new ServiceController({
       tables, source, nodeName: cfg.nodeName, addresses, defaultServiceCidrs: [...cfg.serviceCidrs], log: log.child({ component: 'services' }),
       destroySocketsTo: (a, p, proto) => {
@@ -262,7 +265,11 @@ export class Agent {
           warned = true;
         }
       },
-      observe: (o) => this.metrics?.observeServiceReconcile(o),
+      observe: (o) => {
+        this.metrics?.observeServiceReconcile(o);
+        const w = o.written, r = o.removed;
+        memory.after(w.backends + w.slots + w.frontends + r.backends + r.slots + r.frontends);
+      },
       ...(opts.healthChecks !== undefined ? { healthChecks: opts.healthChecks } : {}),
     });
     this.services = svc;

@@ -40,7 +40,7 @@ export {
   type FieldSpec,
   type StructValue,
 } from './codec.js';
-export { closeFd, setLibbpfLogger } from './ffi.js';
+export { closeFd, mallocTrim, setLibbpfLogger } from './ffi.js';
 export {
   linkInfoByFd,
   mapInfoByFd,
