@@ -12,18 +12,22 @@
  * modes. A blackhole route over the test's VIP range goes in before
  * anything is sent, so an untranslated packet can never leave the machine.
  * Traffic stays between the namespaces and host veths made here.
+ * Kernel host routing with podnet's own Services (a ClusterIP written into
+ * the service maps by hand) keeps the answer's source the ClusterIP too.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { TestNode, inNetns, rand, testCidr } from '../lib/agent-fixture.js';
-import { CountersMap } from '../../agent/src/maps/index.js';
+import { CountersMap, backendKey, backendValue, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcValue } from '../../agent/src/maps/index.js';
 import type { HostRouting } from '../../agent/src/datapath/index.js';
 
 const VIP_RANGE = '10.96.231.0/24';
 const VIP = '10.96.231.10', VIP_PORT = 80, SERVER_PORT = 8080;
 const CHAIN = `PODNET-TEST-${process.pid}`;
 const PINGS = 3;
+const SVC_RANGE = '10.96.232.0/24', CLUSTER_IP = '10.96.232.10';
+const TCP = 6;
 const ipOf = (r: { json: any }): string => String(r.json.ips[0].address).split('/')[0]!;
 
 /** A TCP server answering "server:<what it got>"; prints "ready" once it listens. */
@@ -164,5 +168,68 @@ describe('kernel host routing beside a netfilter Service proxy (services off)', 
     assert.equal(viaVip.ok, false, `the answer arrives from ${backend().ip}:${SERVER_PORT} instead of the VIP, so the connection fails: ${JSON.stringify(viaVip)}`);
     await restartAs('kernel');
     assert.deepEqual(connect(VIP, VIP_PORT), { ok: true, peer: `${VIP}:${VIP_PORT}`, data: 'server:ping' });
+  });
+});
+
+describe('kernel host routing with podnet serving Services', () => {
+  // reconcileInterval 0: no periodic Service resync touches the entries written here by hand.
+  const node = new TestNode(testCidr(229), { hostRouting: 'kernel', reconcileInterval: 0 });
+  const pods: Array<{ id: string; ns: { name: string; path: string }; ip: string }> = [];
+  let server: ChildProcess | undefined;
+  let blackhole = false;
+  let forwarding = '';
+
+  const connect = (ns: string, host: string, port: number): { ok: boolean; peer?: string; data?: string; code?: string } => {
+    const r = inNetns(ns, [process.execPath, '-e', CLIENT, host, String(port)], 10_000);
+    assert.equal(r.code, 0, `client in ${ns} ran`);
+    return JSON.parse(r.out.trim().split('\n').pop()!);
+  };
+
+  before(async () => {
+    execFileSync('ip', ['route', 'replace', 'blackhole', SVC_RANGE]);
+    blackhole = true;
+    forwarding = execFileSync('sysctl', ['-n', 'net.ipv4.ip_forward'], { encoding: 'utf8' }).trim();
+    if (forwarding !== '1') execFileSync('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    await node.start();
+    for (const label of ['hsc', 'hss']) {
+      const ns = node.netns(label);
+      const id = `ctr-${label}-${rand()}`;
+      const r = await node.cni('ADD', { containerId: id, netns: ns.path });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      pods.push({ id, ns, ip: ipOf(r) });
+    }
+    const m = node.agent!.datapath.maps;
+    m.backends.typed(backendKey, backendValue).set({ backendId: 1 }, { addr: pods[1]!.ip, port: SERVER_PORT, proto: TCP, flags: 0 });
+    m.svcSlots.typed(slotKey, slotValue).set({ groupId: 201, slot: 0 }, { backendId: 1 });
+    m.services.typed(svcKey, svcValue).set({ addr: CLUSTER_IP, port: VIP_PORT, proto: TCP, pad: 0 }, { frontendId: 201, groupId: 201, count: 1, flags: 0, affinitySeconds: 0, pad: 0 });
+    m.svcRanges.typed(svcRangeKey, svcRangeValue).set({ prefixLen: 24, data: '10.96.232.0' }, { flags: 0 });
+    server = spawn('ip', ['netns', 'exec', pods[1]!.ns.name, process.execPath, '-e', SERVER, String(SERVER_PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('start TCP server: not ready after 10 s')), 10_000);
+      server!.stdout!.on('data', (d: Buffer) => { if (String(d).includes('ready')) { clearTimeout(t); resolve(); } });
+      server!.on('exit', (code) => { clearTimeout(t); reject(new Error(`start TCP server: exited ${code}`)); });
+    });
+  });
+
+  after(async () => {
+    const errors: unknown[] = [];
+    if (server && server.exitCode === null) server.kill('SIGKILL');
+    for (const p of pods) await node.cni('DEL', { containerId: p.id, netns: p.ns.path }).catch((err: unknown) => errors.push(err));
+    await node.cleanup();
+    try { if (blackhole) execFileSync('ip', ['route', 'del', 'blackhole', SVC_RANGE]); } catch (err) { errors.push(err); }
+    try { if (forwarding !== '' && forwarding !== '1') execFileSync('sysctl', ['-qw', `net.ipv4.ip_forward=${forwarding}`]); } catch (err) { errors.push(err); }
+    if (errors.length > 0) throw new AggregateError(errors, 'clean up the host routing test');
+  });
+
+  test('an explicit kernel host routing is kept with services on', () => {
+    assert.equal(node.agent!.status().hostRouting, 'kernel');
+  });
+
+  test('a connection to a ClusterIP whose backend is a pod of the same node is answered from the ClusterIP', () => {
+    assert.deepEqual(connect(pods[0]!.ns.name, CLUSTER_IP, VIP_PORT), { ok: true, peer: `${CLUSTER_IP}:${VIP_PORT}`, data: 'server:ping' });
+  });
+
+  test('a pod reaches itself through its own Service (hairpin) through the host stack', () => {
+    assert.deepEqual(connect(pods[1]!.ns.name, CLUSTER_IP, VIP_PORT), { ok: true, peer: `${CLUSTER_IP}:${VIP_PORT}`, data: 'server:ping' });
   });
 });
