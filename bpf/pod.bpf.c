@@ -6,14 +6,17 @@
  *   back as its source, a packet to a frontend is DNATed to a backend (or
  *   rejected when there is none), a packet into a service range that
  *   matches no frontend is dropped; then routing on the (translated)
- *   destination: local pod -> rewrite MACs + bpf_redirect_peer, unknown
- *   address inside this node's pod CIDR -> drop, else on to the host stack
- *   (PN_PASS, so other programs on the hook still run).
+ *   destination: local ready pod -> rewrite MACs + bpf_redirect_peer (BPF
+ *   host routing) or on to the host stack (kernel host routing, see
+ *   pn_host_routing_kernel), unknown address inside this node's pod CIDR ->
+ *   drop, else on to the host stack (PN_PASS, so other programs on the hook
+ *   still run).
  * to_pod (tc egress of the host veth, traffic the host stack delivers to the
  *   pod): the answers of backends outside this node's pods (host network,
  *   other nodes) get the frontend back as their source; counts it.
  *   Pod-to-pod traffic redirected by from_pod goes straight to the peer's
- *   ingress and never passes here, so nothing is counted twice.
+ *   ingress and never passes here, so nothing is counted twice; with kernel
+ *   host routing it does pass here, and from_pod counts only the sender.
  *
  * Both entry programs are thin dispatchers with one exit: a handler decides
  * and names a drop reason, the entry program alone calls the drop path (or,
@@ -42,6 +45,14 @@ volatile const __be32 pn_pod_cidr_mask = 0;
  * order; 0 turns hairpin translation off). A link-local address no pod
  * owns, so the pod's answer leaves through its host veth. */
 volatile const __be32 pn_hairpin_addr = 0;
+/* Host routing (--host-routing): 0 is BPF host routing, where from_pod hands
+ * traffic for a local pod straight to it (bpf_redirect_peer); 1 is kernel
+ * host routing, where that traffic goes on to the host stack like traffic
+ * leaving the node, and the host routes it over the pod's /32 route. Then
+ * netfilter and conntrack see both directions of pod-to-pod traffic: a
+ * Service proxy in netfilter (kube-proxy) translates a backend's answer
+ * back to the ClusterIP, which a redirect past the host stack would skip. */
+volatile const __u8 pn_host_routing_kernel = 0;
 
 static __always_inline int pn_in_pod_cidr(__be32 addr)
 {
@@ -113,6 +124,12 @@ static __always_inline __u8 pn_handle_from_pod(struct __sk_buff *skb, struct pn_
 	dst = bpf_map_lookup_elem(&pn_endpoints, &dkey);
 	if (dst && (dst->flags & PN_EP_F_READY)) {
 		__u32 dst_id;
+
+		if (pn_host_routing_kernel) {
+			/* The destination's to_pod counts its ingress. */
+			pn_ep_count(pkt->endpoint_id, PN_DIR_EGRESS, PN_DROP_NONE, pkt->len);
+			return PN_DROP_NONE;
+		}
 
 		reason = pn_deliver_to_endpoint(skb, dst, &dst_id);
 		if (reason != PN_DROP_NONE)

@@ -15,6 +15,7 @@ import type { Logger } from './log/index.js';
 import { ConfigError, PodnetError } from './errors/index.js';
 import { Datapath } from './datapath/datapath.js';
 import { resolveCgroup2Dir } from './datapath/cgroup.js';
+import { hostRoutingProblem, resolveHostRouting, type HostRouting } from './datapath/host-routing.js';
 import { CountersMap, EndpointsMap, IpamMap } from './maps/index.js';
 import { Ipam } from './ipam/index.js';
 import { EndpointManager, MetaStore, type EndpointManagerDeps } from './endpoints/index.js';
@@ -82,6 +83,8 @@ export class Agent {
   private readonly closers: Array<{ what: string; close: () => void | Promise<void> }> = [];
   private serving = false;
   private readonly started = Date.now();
+  /** --host-routing with auto resolved, once (it follows --services). */
+  private readonly hostRouting: HostRouting;
   datapath!: Datapath;
   ipam!: Ipam;
   endpoints!: EndpointManager;
@@ -101,7 +104,9 @@ export class Agent {
   /** Services: source, reconciler, health checks. */
   services: ServiceController | undefined;
 
-  private constructor(readonly cfg: AgentConfig, readonly log: Logger) {}
+  private constructor(readonly cfg: AgentConfig, readonly log: Logger) {
+    this.hostRouting = resolveHostRouting(cfg.hostRouting, cfg.services);
+  }
 
   /** Starts an agent; on failure everything started so far is closed again. */
   static async start(cfg: AgentConfig, log: Logger, opts: AgentOptions = {}): Promise<Agent> {
@@ -144,6 +149,7 @@ export class Agent {
     this.metrics = createMetrics({
       ready: () => this.readiness().ready,
       mode: () => this.datapath?.mode ?? 'none',
+      hostRouting: () => this.hostRouting,
       endpoints: () => this.endpoints?.list() ?? [],
       ipam: () => this.ipam?.usage() ?? { used: 0, free: 0 },
       lastReconcile: () => this.lastReconcile,
@@ -166,7 +172,7 @@ export class Agent {
     let dp: Datapath;
     try {
       dp = await Datapath.start({
-        bpffs: cfg.bpffs, cacheDir: join(cfg.stateDir, 'bpf-cache'), pool, attachMode: cfg.attachMode,
+        bpffs: cfg.bpffs, cacheDir: join(cfg.stateDir, 'bpf-cache'), pool, attachMode: cfg.attachMode, hostRouting: this.hostRouting,
         ...(cfg.bpfDir ? { bpfDir: cfg.bpfDir } : {}), log: log.child({ component: 'datapath' }),
         serviceMapSizes: serviceMapSizesOf(cfg),
         // Off: no socket load balancer (an earlier one is detached), for running beside kube-proxy.
@@ -179,6 +185,8 @@ export class Agent {
       throw err;
     }
     this.datapath = dp;
+    const forwarding = hostRoutingProblem(dp.hostRouting);
+    if (forwarding) log.warn({ hostRouting: dp.hostRouting }, `${forwarding}: pods of this node cannot reach each other`);
     // A failed first start must not leave pins behind; once pods exist, pins stay.
     this.closers.push({ what: 'datapath', close: () => { dp.close(); if (!pinsBefore && !this.serving) removePins(cfg.bpffs); } });
 
@@ -227,7 +235,7 @@ export class Agent {
       'GET /v1/services': async () => ({ status: 200, body: this.services!.info() }),
     });
     if (this.metricsServer) log.info({ addr: `${cfg.metrics!.host}:${this.metricsServer.port}` }, 'metrics listening');
-    log.info({ version: VERSION, node: cfg.nodeName, podCidr: pool.cidr, mode: dp.mode, socket: cfg.apiSocket }, 'agent ready');
+    log.info({ version: VERSION, node: cfg.nodeName, podCidr: pool.cidr, mode: dp.mode, hostRouting: dp.hostRouting, socket: cfg.apiSocket }, 'agent ready');
   }
 
   /**
@@ -376,7 +384,7 @@ export class Agent {
   private waitingStatus(): AgentStatus {
     return {
       version: VERSION, nodeName: this.cfg.nodeName, ready: false, notReadyReason: this.waitReason ?? 'starting',
-      datapathMode: this.cfg.attachMode === 'tcx' ? 'tcx' : 'clsact', bpffs: this.cfg.bpffs, podCidr: '', ipam: { size: 0, used: 0, free: 0 },
+      datapathMode: this.cfg.attachMode === 'tcx' ? 'tcx' : 'clsact', hostRouting: this.hostRouting, bpffs: this.cfg.bpffs, podCidr: '', ipam: { size: 0, used: 0, free: 0 },
       endpoints: 0, endpointsUnhealthy: 0, lastReconcile: null, uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
     };
   }
@@ -449,7 +457,7 @@ export class Agent {
     const eps = this.endpoints.list();
     return {
       version: VERSION, nodeName: this.cfg.nodeName, ready: r.ready, ...(r.ready ? {} : { notReadyReason: r.reason }),
-      datapathMode: this.datapath.mode, bpffs: this.cfg.bpffs, podCidr: u.pool, ipam: { size: u.size, used: u.used, free: u.free },
+      datapathMode: this.datapath.mode, hostRouting: this.datapath.hostRouting, bpffs: this.cfg.bpffs, podCidr: u.pool, ipam: { size: u.size, used: u.used, free: u.free },
       endpoints: eps.length, endpointsUnhealthy: eps.filter((e) => e.state === 'unhealthy').length,
       lastReconcile: this.lastReconcile, uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
     };

@@ -5,7 +5,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfObject, RingBuffer, type Program } from '../../agent/src/libbpf/index.js';
-import { compileBpf } from '../../agent/src/datapath/index.js';
+import { POD_OBJECT, compileBpf, type HostRouting } from '../../agent/src/datapath/index.js';
+import { parsePool } from '../../agent/src/ipam/index.js';
 import { CountersMap, EndpointsMap, EP_F_READY, EVENT_TYPE, eventRecord } from '../../agent/src/maps/index.js';
 import { bpffsDir, rmBpffsDir, scratchDir } from '../fixtures/bpf/fixtures.js';
 import { rmSync } from 'node:fs';
@@ -105,5 +106,77 @@ describe('pod datapath programs', () => {
     const r = toPod.testRun({ data: frame({ src: '192.0.2.1', dst: '10.9.0.20' }) });
     assert.equal(r.retval, TC_ACT_UNSPEC);
     assert.equal(count(20, 'ingress', 0) - before, 1n);
+  });
+});
+
+/**
+ * from_pod with each host routing mode, its constants set the way the
+ * agent's loader sets them (POD_OBJECT.constants): traffic to a local ready
+ * pod is redirected (bpf) or handed to the host stack (kernel), and each
+ * side of it is counted exactly once.
+ */
+describe('pod datapath programs by host routing mode', () => {
+  const out = scratchDir();
+  const loaded: Array<{ obj: BpfObject; pins: string }> = [];
+
+  async function load(hostRouting: HostRouting) {
+    const { path } = await compileBpf('pod', { cacheDir: out });
+    const pins = bpffsDir();
+    const obj = BpfObject.open(path, { pinRoot: pins });
+    loaded.push({ obj, pins });
+    obj.setConstants(POD_OBJECT.constants({ pool: parsePool('10.9.0.0/24'), hostRouting }));
+    obj.load();
+    const eps = new EndpointsMap(obj.map('pn_endpoints'));
+    eps.set('10.9.0.10', { ifindex: LO, endpointId: 10, podMac: '0a:00:00:00:00:10', hostMac: '0e:00:00:00:00:10', flags: EP_F_READY });
+    eps.set('10.9.0.20', { ifindex: 4242, endpointId: 20, podMac: '0a:00:00:00:00:20', hostMac: '0e:00:00:00:00:20', flags: EP_F_READY });
+    eps.set('10.9.0.30', { ifindex: 4343, endpointId: 30, podMac: '0a:00:00:00:00:30', hostMac: '0e:00:00:00:00:30', flags: 0 });
+    const counters = new CountersMap(obj.map('pn_counters'));
+    const count = (id: number, dir: string, reason = 0) =>
+      counters.readAll().filter((c) => c.endpointId === id && c.direction === dir && c.reason === reason).reduce((n, c) => n + c.packets, 0n);
+    return { fromPod: obj.program('from_pod'), toPod: obj.program('to_pod'), count };
+  }
+
+  after(() => {
+    for (const { obj, pins } of loaded) {
+      obj.close();
+      rmBpffsDir(pins);
+    }
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  test('kernel: traffic to a local ready pod goes to the host stack untouched, counted as the sender\'s egress only', async () => {
+    const { fromPod, count } = await load('kernel');
+    const pkt = frame({ src: '10.9.0.10', dst: '10.9.0.20' });
+    const r = fromPod.testRun({ data: pkt });
+    assert.equal(r.retval, TC_ACT_UNSPEC, 'passed on to the host stack, not redirected');
+    assert.deepEqual(r.dataOut, pkt, 'the frame is unchanged (the host stack rewrites the MACs when it routes)');
+    assert.equal(count(10, 'egress'), 1n, "the sender's egress");
+    assert.equal(count(20, 'ingress'), 0n, "the destination's ingress is to_pod's to count");
+  });
+
+  test('kernel: to_pod on the destination counts what from_pod passed, so each side is counted once', async () => {
+    const { fromPod, toPod, count } = await load('kernel');
+    const pkt = frame({ src: '10.9.0.10', dst: '10.9.0.20' });
+    assert.equal(fromPod.testRun({ data: pkt }).retval, TC_ACT_UNSPEC);
+    assert.equal(toPod.testRun({ data: pkt }).retval, TC_ACT_UNSPEC);
+    assert.deepEqual([count(10, 'egress'), count(20, 'ingress'), count(20, 'egress'), count(10, 'ingress')], [1n, 1n, 0n, 0n]);
+  });
+
+  test('kernel: spoofed sources and pod CIDR addresses without a ready endpoint are still dropped', async () => {
+    const { fromPod, count } = await load('kernel');
+    assert.equal(fromPod.testRun({ data: frame({ src: '10.9.0.99', dst: '10.9.0.20' }) }).retval, TC_ACT_SHOT);
+    assert.equal(count(0, 'egress', 1), 1n, 'spoofed source');
+    assert.equal(fromPod.testRun({ data: frame({ src: '10.9.0.10', dst: '10.9.0.30' }) }).retval, TC_ACT_SHOT);
+    assert.equal(fromPod.testRun({ data: frame({ src: '10.9.0.10', dst: '10.9.0.77' }) }).retval, TC_ACT_SHOT);
+    assert.equal(count(10, 'egress', 4), 2n, 'no endpoint, twice');
+    assert.equal(count(10, 'egress'), 0n, 'nothing passed');
+  });
+
+  test('bpf: traffic to a local ready pod is redirected to its peer and both sides are counted by from_pod', async () => {
+    const { fromPod, count } = await load('bpf');
+    const r = fromPod.testRun({ data: frame({ src: '10.9.0.10', dst: '10.9.0.20' }) });
+    assert.equal(r.retval, TC_ACT_REDIRECT);
+    assert.deepEqual(r.dataOut.subarray(0, 12), Buffer.concat([mac('0a:00:00:00:00:20'), mac('0e:00:00:00:00:20')]), 'MACs of the destination pod and its host veth');
+    assert.deepEqual([count(10, 'egress'), count(20, 'ingress')], [1n, 1n]);
   });
 });

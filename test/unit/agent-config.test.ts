@@ -42,6 +42,7 @@ describe('buildAgentConfig defaults', () => {
       reconcileIntervalSeconds: 30,
       metricsPodLabels: true,
       services: true,
+      hostRouting: 'auto',
       serviceCidrs: ['10.96.0.0/12'],
       nodePortAddresses: undefined,
       lbMapSize: 65536,

@@ -45,7 +45,7 @@ const ENDPOINTS: EndpointInfo[] = [
   endpoint({ endpointId: 3, containerId: 'bb'.repeat(32), podNamespace: undefined, podName: undefined, ip: '10.244.1.4', state: 'deleting' }),
 ];
 const STATUS: AgentStatus = {
-  version: '9.9.9', nodeName: 'node-a', ready: false, notReadyReason: 'pod CIDR exhausted', datapathMode: 'clsact', bpffs: '/sys/fs/bpf/podnet',
+  version: '9.9.9', nodeName: 'node-a', ready: false, notReadyReason: 'pod CIDR exhausted', datapathMode: 'clsact', hostRouting: 'kernel', bpffs: '/sys/fs/bpf/podnet',
   podCidr: '10.244.1.0/24', ipam: { size: 253, used: 3, free: 250 }, endpoints: 3, endpointsUnhealthy: 1, lastReconcile: null, uptimeSeconds: 5,
 };
 
@@ -142,6 +142,7 @@ describe('podnet CLI process', () => {
     assert.deepEqual(JSON.parse(r.stdout), { ...STATUS });
     const text = await podnet(['status', '--api-socket', sock]);
     assert.match(text.stdout, /^Agent: +NOT READY: pod CIDR exhausted/m);
+    assert.match(text.stdout, /^Datapath: +clsact, kernel host routing, pins in \/sys\/fs\/bpf\/podnet$/m);
     assert.match(text.stdout, /^Endpoints: 3, 1 UNHEALTHY/m);
     assert.match(text.stdout, /^Reconcile: not run yet$/m);
   });

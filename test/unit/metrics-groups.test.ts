@@ -31,6 +31,7 @@ class FakeAgent implements MetricsSources {
   constructor(readonly perPodLabels = true) {}
   ready(): boolean { return this.isReady; }
   mode(): string { return 'clsact'; }
+  hostRouting(): string { return 'kernel'; }
   endpoints(): EndpointInfo[] { return this.eps; }
   ipam(): { used: number; free: number } { return { used: this.eps.length, free: 254 - this.eps.length }; }
   lastReconcile(): ReconcileOutcome | null { return this.last; }
@@ -167,7 +168,7 @@ test('reconcile runs are counted by result from zero, with what they did, and th
   assert.equal(value(samples, 'podnet_reconcile_last_run_timestamp_seconds', {}), Date.parse(second.at) / 1000);
 });
 
-test('the DEL queue depth, readiness, attach mode and IPAM usage are read at scrape time', async () => {
+test('the DEL queue depth, readiness, attach mode, host routing and IPAM usage are read at scrape time', async () => {
   const a = new FakeAgent();
   a.isReady = false;
   a.queue = 3;
@@ -175,7 +176,7 @@ test('the DEL queue depth, readiness, attach mode and IPAM usage are read at scr
   const samples = await scrape(createMetrics({ ...bind(a), version: '9.9.9' }));
   assert.equal(value(samples, 'podnet_cni_del_queue_requests', {}), 3);
   assert.equal(value(samples, 'podnet_agent_ready', {}), 0);
-  assert.equal(value(samples, 'podnet_agent_info', { version: '9.9.9', datapath_mode: 'clsact' }), 1);
+  assert.equal(value(samples, 'podnet_agent_info', { version: '9.9.9', datapath_mode: 'clsact', host_routing: 'kernel' }), 1);
   assert.equal(value(samples, 'podnet_ipam_addresses', { state: 'used' }), 1);
   assert.equal(value(samples, 'podnet_ipam_addresses', { state: 'free' }), 253);
 });
@@ -183,7 +184,7 @@ test('the DEL queue depth, readiness, attach mode and IPAM usage are read at scr
 /** The fake's methods bound, so a spread copy still reads the fake's fields. */
 function bind(a: FakeAgent): MetricsSources {
   return {
-    ready: () => a.ready(), mode: () => a.mode(), endpoints: () => a.endpoints(), ipam: () => a.ipam(), lastReconcile: () => a.lastReconcile(),
+    ready: () => a.ready(), mode: () => a.mode(), hostRouting: () => a.hostRouting(), endpoints: () => a.endpoints(), ipam: () => a.ipam(), lastReconcile: () => a.lastReconcile(),
     delQueueDepth: () => a.delQueueDepth(), maps: () => a.maps(), counters: () => a.counters(), perPodLabels: a.perPodLabels,
   };
 }

@@ -89,6 +89,8 @@ export interface AgentStatus {
   /** Why the agent is not ready (absent when ready). */
   notReadyReason?: string;
   datapathMode: 'tcx' | 'clsact';
+  /** How traffic between pods of the node travels (--host-routing resolved); absent from agents before it existed. */
+  hostRouting?: 'bpf' | 'kernel';
   bpffs: string;
   podCidr: string;
   ipam: { size: number; used: number; free: number };

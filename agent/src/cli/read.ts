@@ -26,10 +26,12 @@ export interface ReadOptions {
 export const ENDPOINT_STATES: readonly EndpointState[] = ['ready', 'unhealthy', 'deleting'];
 
 /** `podnet status` in JSON: the agent's status with every field always present (null where it has no value). */
-export type StatusJson = Omit<AgentStatus, 'notReadyReason' | 'datapathMode'> & {
+export type StatusJson = Omit<AgentStatus, 'notReadyReason' | 'datapathMode' | 'hostRouting'> & {
   notReadyReason: string | null;
   /** A string, not the agent's union: an older or newer agent may report another mode. */
   datapathMode: string;
+  /** bpf or kernel; null from an agent that does not report it. */
+  hostRouting: string | null;
 };
 
 /** One endpoint in `podnet endpoints -o json`: every field always present, full container ID. */
@@ -48,6 +50,7 @@ export function statusJson(s: AgentStatus): StatusJson {
     ready: s.ready,
     notReadyReason: s.ready ? null : s.notReadyReason ?? null,
     datapathMode: s.datapathMode,
+    hostRouting: s.hostRouting ?? null,
     bpffs: s.bpffs,
     podCidr: s.podCidr,
     ipam: { size: s.ipam.size, used: s.ipam.used, free: s.ipam.free },
@@ -63,7 +66,7 @@ export function statusText(d: StatusJson): string {
   const r = d.lastReconcile;
   return [
     `Agent:     ${d.ready ? 'ready' : `NOT READY${d.notReadyReason ? `: ${d.notReadyReason}` : ''}`} (podnet ${d.version}, node ${d.nodeName}, up ${d.uptimeSeconds}s)`,
-    `Datapath:  ${d.datapathMode}, pins in ${d.bpffs}`,
+    `Datapath:  ${d.datapathMode}${d.hostRouting ? `, ${d.hostRouting} host routing` : ''}, pins in ${d.bpffs}`,
     `IPAM:      ${d.podCidr}: ${d.ipam.used}/${d.ipam.size} used, ${d.ipam.free} free`,
     `Endpoints: ${d.endpoints}${d.endpointsUnhealthy > 0 ? `, ${d.endpointsUnhealthy} UNHEALTHY (see podnet endpoints --state unhealthy)` : ', all healthy'}`,
     `Reconcile: ${r ? `${r.result} at ${r.at} (repaired ${r.repaired}, removed ${r.removed}, failed ${r.failed})` : 'not run yet'}`,

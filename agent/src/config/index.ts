@@ -7,9 +7,9 @@
 import { ConfigError } from '../errors/index.js';
 import { parsePool, type Pool } from '../ipam/pool.js';
 import { serviceMapSizes, type ServiceMapSizes } from '../maps/services.js';
-import { SETTINGS, parseListenAddr, type AttachMode, type LogLevel, type RawSettings, type SettingKey } from './settings.js';
+import { SETTINGS, parseListenAddr, type AttachMode, type HostRoutingMode, type LogLevel, type RawSettings, type SettingKey } from './settings.js';
 
-export { DEFAULTS, KNOWN_KEYS, SETTINGS, parseListenAddr, settingsFromEnv, type Setting, type RawSettings, type SettingKey } from './settings.js';
+export { DEFAULTS, KNOWN_KEYS, SETTINGS, parseListenAddr, settingsFromEnv, type HostRoutingMode, type Setting, type RawSettings, type SettingKey } from './settings.js';
 export { readConfigFile } from './file.js';
 
 /** Where Services/EndpointSlices/Nodes come from. */
@@ -47,6 +47,12 @@ export interface AgentConfig {
   readonly metricsPodLabels: boolean;
   /** podnet serves Services (--services on); off leaves them to kube-proxy. */
   readonly services: boolean;
+  /**
+   * How traffic between pods of this node travels (--host-routing): bpf,
+   * kernel, or auto (bpf with services on, kernel with them off); the
+   * agent resolves auto once at start (resolveHostRouting).
+   */
+  readonly hostRouting: HostRoutingMode;
   /** Service CIDRs for pn_svc_ranges when the API server has no ServiceCIDR objects. */
   readonly serviceCidrs: readonly string[];
   /** CIDRs that narrow NodePort addresses; undefined: every address of the node. */
@@ -100,6 +106,7 @@ export function buildAgentConfig(raw: RawSettings | Record<string, unknown>, hos
     reconcileIntervalSeconds: v.reconcileInterval as number,
     metricsPodLabels: v.metricsPodLabels as boolean,
     services: v.services === 'on',
+    hostRouting: v.hostRouting as HostRoutingMode,
     serviceCidrs: Object.freeze([...(v.serviceCidr as string[])]),
     nodePortAddresses: v.nodeportAddresses === undefined ? undefined : Object.freeze([...(v.nodeportAddresses as string[])]),
     lbMapSize: v.lbMapSize as number,

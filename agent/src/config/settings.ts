@@ -33,11 +33,14 @@ export interface Setting<K extends string = string, V = unknown> {
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 const ATTACH_MODES = ['auto', 'tcx', 'clsact'] as const;
+const HOST_ROUTING_MODES = ['auto', 'bpf', 'kernel'] as const;
 
 /** A log level the agent accepts. */
 export type LogLevel = (typeof LOG_LEVELS)[number];
 /** A pod program attach mode. */
 export type AttachMode = (typeof ATTACH_MODES)[number];
+/** How traffic between pods of a node travels, as --host-routing spells it. */
+export type HostRoutingMode = (typeof HOST_ROUTING_MODES)[number];
 
 function str(flag: string, v: unknown): string {
   if (typeof v !== 'string') throw new ConfigError(flag, `expected a string, got ${describeValue(v)}`);
@@ -228,6 +231,12 @@ export const SETTINGS = Object.freeze([
     doc: '`on`: podnet translates Services (ClusterIP, NodePort, external and LoadBalancer IPs) in BPF and no kube-proxy is needed; `off`: podnet writes no Service map entries and attaches no socket load balancer, for running beside kube-proxy',
     parse: oneOf('services', ['on', 'off'] as const),
   }),
+  setting('hostRouting', 'host-routing', {
+    type: 'string', default: 'auto',
+    describe: 'How traffic between pods of this node travels: auto|bpf|kernel (auto follows --services)',
+    doc: '`bpf`: straight from pod to pod (`bpf_redirect_peer`), past the host stack; `kernel`: through the host stack\'s routing, so netfilter and conntrack see both directions, as kube-proxy needs for a ClusterIP whose backend is on the same node (needs `net.ipv4.ip_forward=1`); `auto`: `bpf` with `--services on`, `kernel` with `--services off`. See docs/architecture.md, "Host routing"',
+    parse: oneOf('host-routing', HOST_ROUTING_MODES),
+  }),
   setting('serviceCidr', 'service-cidr', {
     type: 'string', default: '10.96.0.0/12',
     describe: 'Service CIDRs (comma-separated) when the API server has no ServiceCIDR objects',
@@ -283,6 +292,7 @@ export interface Defaults {
   readonly mtu: number;
   readonly metricsPodLabels: boolean;
   readonly services: string;
+  readonly hostRouting: string;
   readonly lbMapSize: number;
   readonly ctMapSize: number;
 }

@@ -22,6 +22,7 @@ import type { Pool } from '../ipam/index.js';
 import type { PodAttacher } from '../endpoints/index.js';
 import { createAgentMaps, openNodeMaps, type NodeMaps, type ServiceMapSizes } from '../maps/index.js';
 import { resolveTcMode, type AttachModeOption, type TcMode } from './attach-mode.js';
+import type { HostRouting } from './host-routing.js';
 import {
   attachCgroupHook, attachHook, cgroupHookProblem, detachCgroupHook, detachHook, hookProblem, removeDirIfEmpty, requirePodProgram, type AttachOutcome, type CgroupTarget,
 } from './attachments.js';
@@ -42,6 +43,8 @@ export interface DatapathOptions {
   bpfDir?: string;
   pool: Pool;
   attachMode: AttachModeOption;
+  /** How traffic between pods of this node travels (resolveHostRouting); default bpf. */
+  hostRouting?: HostRouting;
   log: Logger;
   /** The objects to load (default: every node object with a program for a target this node has: pods always, the uplink when `uplink` is set). */
   objects?: readonly ObjectDescriptor[];
@@ -78,6 +81,8 @@ export function ensureBpffs(dir: string): void {
 export class Datapath implements PodAttacher {
   private constructor(
     readonly mode: TcMode,
+    /** How traffic between pods of this node travels. */
+    readonly hostRouting: HostRouting,
     readonly maps: NodeMaps,
     private readonly objects: LoadedObject[],
     private readonly bpffs: string,
@@ -94,13 +99,14 @@ export class Datapath implements PodAttacher {
   static async start(o: DatapathOptions): Promise<Datapath> {
     ensureBpffs(o.bpffs);
     const mode = resolveTcMode(o.attachMode);
+    const hostRouting = o.hostRouting ?? 'bpf';
     mkdirSync(linksDir(o.bpffs), { recursive: true });
     mkdirSync(progsDir(o.bpffs), { recursive: true });
     const created = createAgentMaps(o.bpffs);
     if (created.length > 0) o.log.info({ maps: created }, 'created agent maps');
     const loaded: LoadedObject[] = [];
     const node: NodeConstants = {
-      pool: o.pool, hostNetnsCookie: netnsCookie(),
+      pool: o.pool, hostNetnsCookie: netnsCookie(), hostRouting,
       ...(o.serviceMapSizes ? { serviceMapSizes: o.serviceMapSizes } : {}), ...(o.ctTimeouts ? { ctTimeouts: o.ctTimeouts } : {}),
     };
     let destroyer: SocketDestroyer | undefined;
@@ -119,7 +125,7 @@ export class Datapath implements PodAttacher {
       const cgroup = Datapath.attachCgroupPrograms(o.bpffs, socketLb ? loaded : [], o.cgroupRoot, o.log);
       for (const obj of loaded) {
         const retired = obj.retireOtherGenerations(o.bpffs);
-        o.log.info({ object: obj.desc.name, generation: obj.generation, mode, loaded: obj.loaded, cached: obj.compileCached, linksUpdated: swapped.get(obj.desc.name) ?? 0, retired }, obj.loaded ? 'loaded datapath object' : 'adopted pinned datapath object');
+        o.log.info({ object: obj.desc.name, generation: obj.generation, mode, hostRouting, loaded: obj.loaded, cached: obj.compileCached, linksUpdated: swapped.get(obj.desc.name) ?? 0, retired }, obj.loaded ? 'loaded datapath object' : 'adopted pinned datapath object');
       }
       let destroyerError: Error | undefined;
       if (cgroup) {
@@ -132,7 +138,7 @@ export class Datapath implements PodAttacher {
         }
       }
       const maps = openNodeMaps(o.bpffs, o.serviceMapSizes);
-      const dp = new Datapath(mode, maps, loaded, o.bpffs, o.log, { cacheDir: o.cacheDir, node, ...(o.bpfDir ? { bpfDir: o.bpfDir } : {}) }, cgroup, destroyer, destroyerError);
+      const dp = new Datapath(mode, hostRouting, maps, loaded, o.bpffs, o.log, { cacheDir: o.cacheDir, node, ...(o.bpfDir ? { bpfDir: o.bpfDir } : {}) }, cgroup, destroyer, destroyerError);
       if (o.uplink !== undefined) {
         try {
           await dp.attachUplink(o.uplink);

@@ -8,6 +8,7 @@ export {
 } from './objects.js';
 export { cgroup2Root, findCgroup2Root, resolveCgroup2Dir } from './cgroup.js';
 export { SocketDestroyer, type DestroyedSocket, type SocketDestroyerOptions, type SocketTarget } from './sock-destroy.js';
+export { resolveHostRouting, hostRoutingProblem, type HostRouting, type HostRoutingOption } from './host-routing.js';
 export { resolveTcMode, linkKindFor, type AttachModeOption, type TcMode } from './attach-mode.js';
 export { attachPin, cgroupLinksDir, cgroupPin, generationDir, interfaceDir, linksDir, parseAttachPin, progsDir } from './pins.js';
 export { migrateLegacyPins, type MigrationResult } from './migrate.js';

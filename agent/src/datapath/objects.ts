@@ -7,6 +7,7 @@ import type { ConstantValue } from '../libbpf/index.js';
 import { parseIpv4 } from '../libbpf/codec.js';
 import type { Pool } from '../ipam/index.js';
 import { PodnetError } from '../errors/index.js';
+import type { HostRouting } from './host-routing.js';
 import { COUNTERS, ENDPOINTS, EVENTS, SERVICE_MAPS, SOCK_REV, type MapDescriptor, type ServiceMapSizes } from '../maps/index.js';
 
 /** Where a program runs: a tc hook (tcx link or clsact filter), XDP, or a cgroup socket hook. */
@@ -70,6 +71,8 @@ export interface NodeConstants {
   ctTimeouts?: ConntrackTimeouts;
   /** Default HAIRPIN_ADDR. */
   hairpinAddr?: string;
+  /** How traffic between pods of this node travels (resolved --host-routing); default bpf. */
+  hostRouting?: HostRouting;
   /** The netns cookie of the host's network namespace (netnsCookie() in the agent's); default 0, which makes the socket programs translate nothing. */
   hostNetnsCookie?: bigint;
 }
@@ -117,10 +120,11 @@ export const POD_OBJECT: ObjectDescriptor = Object.freeze({
     { name: 'to_pod', hook: 'tc_egress', target: 'pod' },
   ] as const),
   maps: Object.freeze([ENDPOINTS, COUNTERS, EVENTS, ...SERVICE_MAPS]),
-  constants: ({ pool, ctTimeouts, hairpinAddr }: NodeConstants) => ({
+  constants: ({ pool, ctTimeouts, hairpinAddr, hostRouting }: NodeConstants) => ({
     pn_pod_cidr_addr: be32(pool.network),
     pn_pod_cidr_mask: be32(pool.prefixLen === 0 ? 0 : (0xffffffff << (32 - pool.prefixLen)) >>> 0),
     pn_hairpin_addr: ipv4Bytes('hairpin address', hairpinAddr ?? HAIRPIN_ADDR),
+    pn_host_routing_kernel: hostRouting === 'kernel' ? 1 : 0,
     ...ctConstants(ctTimeouts),
   }),
 });

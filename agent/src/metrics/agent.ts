@@ -5,6 +5,7 @@ import { Gauge, type Registry } from 'prom-client';
 export interface AgentSource {
   ready(): boolean;
   mode(): string;
+  hostRouting(): string;
   ipam(): { used: number; free: number };
   version: string;
 }
@@ -14,8 +15,8 @@ export function agentMetrics(registry: Registry, src: AgentSource): void {
   const registers = [registry];
   new Gauge({ name: 'podnet_agent_ready', help: '1 when the agent serves CNI requests.', registers, collect() { this.set(src.ready() ? 1 : 0); } });
   new Gauge({
-    name: 'podnet_agent_info', help: 'Agent version and datapath attach mode (value always 1).', labelNames: ['version', 'datapath_mode'], registers,
-    collect() { this.reset(); this.set({ version: src.version, datapath_mode: src.mode() }, 1); },
+    name: 'podnet_agent_info', help: 'Agent version, datapath attach mode and host routing (value always 1).', labelNames: ['version', 'datapath_mode', 'host_routing'], registers,
+    collect() { this.reset(); this.set({ version: src.version, datapath_mode: src.mode(), host_routing: src.hostRouting() }, 1); },
   });
   new Gauge({
     name: 'podnet_ipam_addresses', help: 'Pod CIDR addresses by state (used, free).', labelNames: ['state'], registers,

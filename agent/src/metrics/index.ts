@@ -30,6 +30,8 @@ export interface MetricsSources {
   ready(): boolean;
   /** Datapath attach mode: tcx or clsact. */
   mode(): string;
+  /** Host routing: bpf or kernel (resolved --host-routing). */
+  hostRouting(): string;
   /** Every endpoint with its health, including those being deleted. */
   endpoints(): EndpointInfo[];
   /** Pod CIDR usage. */
@@ -68,7 +70,7 @@ export interface AgentMetrics {
 /** Builds the registry for one agent. */
 export function createMetrics(src: MetricsSources): AgentMetrics {
   const registry = new Registry();
-  agentMetrics(registry, { ready: () => src.ready(), mode: () => src.mode(), ipam: () => src.ipam(), version: src.version ?? VERSION });
+  agentMetrics(registry, { ready: () => src.ready(), mode: () => src.mode(), hostRouting: () => src.hostRouting(), ipam: () => src.ipam(), version: src.version ?? VERSION });
   endpointMetrics(registry, () => src.endpoints());
   const observeReconcile = reconcileMetrics(registry, () => src.lastReconcile());
   const observeCni = cniMetrics(registry, () => src.delQueueDepth());
