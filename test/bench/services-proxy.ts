@@ -92,7 +92,7 @@ function parseOptions(argv: string[]): Options {
       variants: { type: 'string', default: VARIANTS.join(',') },
       'largest-variants': { type: 'string' },
       'podnet-off-env': { type: 'string', default: 'PODNET_SERVICES=off' },
-      'masquerade-all': { type: 'string', default: 'true' },
+      'masquerade-all': { type: 'string', default: 'false' },
       'sync-timeout-s': { type: 'string' },
       json: { type: 'string' },
     },
