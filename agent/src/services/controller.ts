@@ -11,7 +11,8 @@
  * hostPortObjects), so the reconciler writes and sweeps them like any
  * other frontend. They are written once the source delivered its first
  * snapshot (before that a pass would sweep every Service an earlier agent
- * wrote); Services of the API win a frontend both claim.
+ * wrote). A frontend a Service and a host port both claim stays with the
+ * one that has it (the Service when both are new) and is reported as an error.
  */
 import type { ServicesInfo, ServiceReconcileInfo } from '../api/protocol.js';
 import type { Logger } from '../log/index.js';
