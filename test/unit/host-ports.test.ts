@@ -279,3 +279,16 @@ describe('the CNI routes with portMappings', () => {
     assert.equal(adds.length, 0);
   });
 });
+
+describe('podnet services with host ports', () => {
+  it('prints a pod\'s host ports as "hostport <namespace>/<pod>" and keeps the kind in JSON', async () => {
+    const { servicesJson, servicesText } = await import('../../agent/src/cli/read.js');
+    const fe = { id: 1, kind: 'HostPort', address: '127.0.0.1', port: 54323, protocol: 'TCP', count: 1, flags: [], affinitySeconds: null, stats: { connections: 0, packets: 0, bytes: 0, noBackend: 0 } };
+    const d = servicesJson({
+      enabled: true, synced: true, sourceError: null, ranges: [], lastReconcile: null,
+      services: [{ namespace: 'web', name: 'pod-1', kind: 'hostport', ports: [{ groupId: 1, portName: '127.0.0.1:54323', protocol: 'TCP', scope: 'cluster', frontends: [fe], backends: [{ id: 1, address: '10.244.0.7', port: 8080, protocol: 'TCP', state: 'ready', local: true }], problems: [] }] }],
+    });
+    assert.equal(d.services[0]!.kind, 'hostport');
+    assert.match(servicesText(d), /^hostport web\/pod-1\s+127\.0\.0\.1:54323\/TCP\s+127\.0\.0\.1:54323\s+HostPort\s+-\s+0\s+0\s+10\.244\.0\.7:8080$/m);
+  });
+});
