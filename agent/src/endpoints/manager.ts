@@ -28,7 +28,7 @@ import { Rollback } from '../util/rollback.js';
 import { hostVethName, isHostVethName } from './naming.js';
 import type { EndpointMeta, MetaStore, PendingTeardown } from './meta-store.js';
 import type { HostPortPod } from '../services/model.js';
-import { describe, findConflict, type HostPortHolder, type HostPortMapping } from './host-ports.js';
+import { describe, findConflict, parsePortMappings, type HostPortHolder, type HostPortMapping } from './host-ports.js';
 
 /** The pod's gateway: a link-local address answered by a permanent neighbour entry, never by ARP. */
 export const POD_GATEWAY = '169.254.1.1';
@@ -278,8 +278,16 @@ export class EndpointManager {
   hostPortPods(): HostPortPod[] {
     const out: HostPortPod[] = [];
     for (const m of this.d.meta.list()) {
-      if (!m.hostPorts || m.hostPorts.length === 0 || this.teardowns.has(m.hostIfName) || this.d.meta.pending(m.hostIfName)) continue;
-      out.push({ podNamespace: m.podNamespace, podName: m.podName, containerId: m.containerId, ifName: m.ifName, ip: m.ip, mappings: m.hostPorts });
+      if (m.hostPorts === undefined || this.teardowns.has(m.hostIfName) || this.d.meta.pending(m.hostIfName)) continue;
+      let mappings: HostPortMapping[];
+      try {
+        // The file is written by this agent, but read back from disk: a damaged one must not stop the Services.
+        mappings = parsePortMappings(m.hostPorts).mappings;
+      } catch (err) {
+        this.d.log.error({ err, hostIfName: m.hostIfName, ...podField(m) }, 'endpoint metadata has unreadable host ports; not serving them');
+        continue;
+      }
+      if (mappings.length > 0) out.push({ podNamespace: m.podNamespace, podName: m.podName, containerId: m.containerId, ifName: m.ifName, ip: m.ip, mappings });
     }
     return out;
   }
