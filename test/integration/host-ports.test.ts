@@ -12,7 +12,9 @@
  * The node address is the test's own: the host end of a veth pair whose
  * other end sits in an "outside" namespace made here. Everything sent goes
  * to that address, to 127.0.0.1 or into the namespaces made here; both are
- * local addresses, so an untranslated packet never leaves the machine.
+ * local addresses, so an untranslated packet never leaves the machine, and
+ * a blackhole route over the pod CIDR keeps one translated to a deleted
+ * pod's address on the machine too.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -121,8 +123,15 @@ describe('host ports of pods through the Services datapath', { timeout: 300_000 
     return left;
   }
 
+  let blackhole = false;
+
   before(async () => {
-    // The node address first, so the agent's first pass knows it.
+    // First of all: a pod address without its /32 route (a pod deleted while
+    // a frontend still pointed at it) must not follow the default route off
+    // the machine. The pods' /32 routes are more specific and win.
+    execFileSync('ip', ['route', 'replace', 'blackhole', node.podCidr]);
+    blackhole = true;
+    // The node address next, so the agent's first pass knows it.
     outside = node.netns('hpout');
     uplink = `pnhp${rand(3)}`;
     const net = `10.249.${node.podCidr.split('.')[2]}`;
@@ -154,6 +163,7 @@ describe('host ports of pods through the Services datapath', { timeout: 300_000 
     for (const p of pods) await node.cni('DEL', { containerId: p.id, netns: p.ns.path }).catch(() => {});
     if (uplink) { try { execFileSync('ip', ['link', 'del', uplink], { stdio: 'ignore' }); } catch { /* gone with its netns */ } }
     await node.cleanup();
+    if (blackhole) execFileSync('ip', ['route', 'del', 'blackhole', node.podCidr]);
   });
 
   test('ADD writes a frontend per mapping and address, and podnet services lists them under the pod', async () => {
