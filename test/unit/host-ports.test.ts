@@ -72,6 +72,11 @@ describe('runtimeConfig.portMappings validation', () => {
     });
   }
 
+  it('keeps an entry listed twice once', () => {
+    const e = { hostPort: 80, containerPort: 8080, protocol: 'tcp' };
+    assert.deepEqual(parsePortMappings([e, { ...e, protocol: 'TCP', hostIP: '0.0.0.0' }]).mappings, [m(80, 'tcp', '0.0.0.0', 8080)]);
+  });
+
   it('skips IPv6 hostIPs with a line saying why and keeps the rest', () => {
     const r = parsePortMappings([{ hostPort: 80, containerPort: 80, hostIP: '::1' }, { hostPort: 81, containerPort: 80 }]);
     assert.deepEqual(r.mappings, [m(81, 'tcp', '0.0.0.0')]);

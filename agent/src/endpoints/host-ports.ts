@@ -12,7 +12,8 @@
  *   address. An IPv6 hostIP is skipped (podnet is IPv4-only); the caller
  *   logs it.
  * - Two mappings overlap when protocol and hostPort are equal and their
- *   hostIPs are equal or either one is "every address".
+ *   hostIPs are equal or either one is "every address". Overlapping entries
+ *   of one pod are refused, except the same entry twice (kept once).
  */
 import { CniError } from '../api/cni-error.js';
 import { CniErrorCode, type HostPortMapping } from '../api/protocol.js';
@@ -67,6 +68,8 @@ export function parsePortMappings(raw: unknown): ParsedPortMappings {
     if (!IPV4.test(hostIP)) bad(`${at}.hostIP`, `${JSON.stringify(h)} is not an IPv4 address`);
     const m: HostPortMapping = { hostPort: o['hostPort'] as number, containerPort: o['containerPort'] as number, protocol: proto === 'udp' ? 'udp' : 'tcp', hostIP };
     const j = out.mappings.findIndex((x) => overlaps(x, m));
+    // The same entry twice asks for nothing more: kept once.
+    if (j >= 0 && describe(out.mappings[j]!) === describe(m)) return;
     if (j >= 0) bad(`${at}.hostPort`, `${describe(m)} overlaps runtimeConfig.portMappings[${at0[j]}] (${describe(out.mappings[j]!)})`);
     at0.push(i);
     out.mappings.push(m);
