@@ -207,6 +207,8 @@ export class Agent {
       reaper,
       log: log.child({ component: 'endpoints' }),
       counters,
+      // Host ports are served by the Services datapath; with Services off an ADD with host ports is refused.
+      ...(cfg.services ? { hostPorts: { changed: () => this.services?.hostPortsChanged(), problems: (p) => this.services?.hostPortProblems(p) ?? ['Services are not started yet'] } } : {}),
       ...(opts.failpoint ? { failpoint: opts.failpoint } : {}),
     });
     // DELs first (queued while no agent ran, or answered but not finished),
@@ -254,16 +256,20 @@ export class Agent {
       else if (cfg.source.kind === 'file') source = new FileServiceSource(cfg.source.path, slog);
       else source = new KubeServiceSource(this.kubeTransport!, slog, opts.informer ? { informer: opts.informer } : {});
     }
-    const addresses = (): string[] => {
+    const allAddresses = (): string[] => {
       // The node's own addresses as netlink reports them, and the Node's InternalIPs.
       const all = host.addrs({ family: 4 }).map((a) => a.address);
       for (const ip of this.nodeSource?.current()?.internalIps ?? []) all.push(ip);
-      return nodePortAddresses(all, cfg.nodePortAddresses);
+      return all;
     };
+    const addresses = (): string[] => nodePortAddresses(allAddresses(), cfg.nodePortAddresses);
     let warned = false;
     const memory = new MemoryReleaser({ trim: () => { mallocTrim(); } });
     const svc = new ServiceController({
       tables, source, nodeName: cfg.nodeName, addresses, defaultServiceCidrs: [...cfg.serviceCidrs], log: log.child({ component: 'services' }),
+      // Host ports on 0.0.0.0 answer on every address: --nodeport-addresses does not narrow them (portmap's rule).
+      hostPortAddresses: () => nodePortAddresses(allAddresses(), undefined),
+      hostPorts: () => this.endpoints?.hostPortPods() ?? [],
       destroySocketsTo: (a, p, proto) => {
         try {
           dp.destroySocketsTo(a, p, proto);

@@ -62,6 +62,13 @@ static __always_inline __u8 pn_svc_forward(struct __sk_buff *skb, struct pn_flow
 	struct pn_svc *svc;
 	__u64 now;
 
+	/* 127.0.0.0/8 belongs to the host stack: a frontend there (a host
+	 * port on 127.0.0.1) is for host processes, which the socket hooks
+	 * translate. A packet on a tc hook addressed there was crafted by a pod
+	 * or came off the wire; it is left to the kernel, which drops it as a
+	 * martian, so it never reaches a port meant for the host only. */
+	if ((f->daddr & bpf_htonl(0xff000000)) == bpf_htonl(0x7f000000))
+		return PN_DROP_NONE;
 	svc = pn_lb_frontend(f->daddr, f->dport, f->proto);
 	if (!svc)
 		return pn_lb_in_service_range(f->daddr) ? PN_DROP_NO_SERVICE : PN_DROP_NONE;

@@ -132,6 +132,16 @@ function common(env: CniEnv, conf: NetConf): CniAddRequest {
   };
 }
 
+/**
+ * runtimeConfig.portMappings (the portMappings capability) for ADD and
+ * CHECK, passed on as the runtime sent it: the agent validates it. DEL
+ * needs none (the agent removes what the endpoint holds).
+ */
+function portMappings(conf: NetConf): { portMappings?: unknown } {
+  const pm = conf.runtimeConfig?.['portMappings'];
+  return pm === undefined || pm === null ? {} : { portMappings: pm };
+}
+
 /** The CNI error for an agent that did not give an answer. */
 function transportError(out: Exclude<AgentOutcome, { kind: 'response' }>, client: AgentClient, code: number, what: string): CniError {
   const why = out.kind === 'unreachable' ? `no agent listening on ${client.socketPath} (${out.errno})` : out.detail;
@@ -151,7 +161,7 @@ function answerError(out: Extract<AgentOutcome, { kind: 'response' }>, what: str
 
 async function cmdAdd(env: CniEnv, conf: NetConf, client: AgentClient, timeoutMs: number): Promise<Record<string, unknown>> {
   const what = `add ${env.containerId}/${env.ifName}`;
-  const out = await client.request({ method: 'POST', path: '/v1/cni/add', body: common(env, conf), timeoutMs });
+  const out = await client.request({ method: 'POST', path: '/v1/cni/add', body: { ...common(env, conf), ...portMappings(conf) }, timeoutMs });
   if (out.kind !== 'response') throw transportError(out, client, ErrorCode.TryAgainLater, what);
   if (out.status !== 200) throw answerError(out, what);
   if (out.body === undefined) throw new CniError(ErrorCode.Internal, `${what}: agent answered 200 without a JSON result`, out.text.slice(0, 200) || undefined);
@@ -186,7 +196,7 @@ async function cmdDel(env: CniEnv, conf: NetConf, client: AgentClient, timeoutMs
 async function cmdCheck(env: CniEnv, conf: NetConf, client: AgentClient, timeoutMs: number): Promise<void> {
   const what = `check ${env.containerId}/${env.ifName}`;
   if (!conf.prevResult) throw new CniError(ErrorCode.InvalidConfig, 'invalid config prevResult: CHECK needs the result of the previous ADD');
-  const body: CniCheckRequest = { ...common(env, conf), prevResult: conf.prevResult };
+  const body: CniCheckRequest = { ...common(env, conf), ...portMappings(conf), prevResult: conf.prevResult };
   const out = await client.request({ method: 'POST', path: '/v1/cni/check', body, timeoutMs });
   if (out.kind !== 'response') throw transportError(out, client, ErrorCode.TryAgainLater, what);
   if (out.status !== 200) throw answerError(out, what);

@@ -499,6 +499,18 @@ describe('Service translation programs', () => {
     assertChecksums(pkt);
   });
 
+  test('a frontend on 127.0.0.1 (a host port for host processes) is translated neither by from_pod nor by from_netdev', () => {
+    frontend({ addr: '127.0.0.1', port: 54323, id: 70, group: 1, ids: [1] });
+    const before = statsOf(70);
+    const a = run(fromPod, { src: CLIENT, dst: '127.0.0.1', proto: TCP, sport: nextPort(), dport: 54323 });
+    assert.equal(a.retval, TC_ACT_UNSPEC, 'left to the kernel, which drops a martian destination');
+    assert.deepEqual([a.pkt.dst, a.pkt.dport], ['127.0.0.1', 54323]);
+    const b = run(fromNetdev, { src: OUTSIDE, dst: '127.0.0.1', proto: TCP, sport: nextPort(), dport: 54323 });
+    assert.equal(b.retval, TC_ACT_UNSPEC);
+    assert.deepEqual([b.pkt.dst, b.pkt.dport], ['127.0.0.1', 54323]);
+    assert.equal(statsOf(70).connections - before.connections, 0n, 'no connection counted');
+  });
+
   test('from_netdev drops a packet into a service range that matches no frontend', () => {
     const before = dropCount(0, 'ingress', reason('no_service'));
     assert.equal(run(fromNetdev, { src: OUTSIDE, dst: '10.96.1.201', proto: UDP, dport: 53 }).retval, TC_ACT_SHOT);

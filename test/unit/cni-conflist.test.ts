@@ -40,7 +40,14 @@ describe('deploy/10-podnet.conflist', () => {
     assert.deepEqual(chained.cniVersions, list.cniVersions);
     assert.equal(chained.name, 'podnet');
     assert.deepEqual(chained.plugins.map((p) => p.type), ['podnet', 'portmap', 'bandwidth', 'tuning']);
-    assert.deepEqual(chained.plugins[0], list.plugins[0]);
+    // Host ports are portmap's there: podnet does not ask for them too.
+    const { capabilities: _own, ...alone } = list.plugins[0]!;
+    assert.deepEqual(chained.plugins[0], alone);
+  });
+
+  it('asks the runtime for portMappings for podnet, which serves hostPorts itself', () => {
+    assert.deepEqual(list.plugins[0]!['capabilities'], { portMappings: true });
+    assert.equal(chained.plugins[0]!['capabilities'], undefined, 'not where portmap serves them');
   });
 
   it('gives podnet a config the entry point accepts, as the runtime assembles it', () => {

@@ -206,6 +206,19 @@ describe('ADD', () => {
     assert.deepEqual(r.json, { ...CANNED_RESULT });
   });
 
+  it('passes runtimeConfig.portMappings to the agent as the runtime sent them, for the agent to validate', async () => {
+    const portMappings = [{ hostPort: 54323, containerPort: 8080, protocol: 'TCP', hostIP: '127.0.0.1' }, { hostPort: 0 }];
+    const r = await run(env('ADD'), conf({ runtimeConfig: { portMappings } }));
+    assert.equal(r.code, 0, r.stdout);
+    assert.deepEqual((agent.requests.at(-1)!.body as Record<string, unknown>)['portMappings'], portMappings);
+    await run(env('DEL'), conf({ runtimeConfig: { portMappings } }));
+    assert.equal(agent.requests.at(-1)!.url, '/v1/cni/del');
+    assert.ok(!('portMappings' in (agent.requests.at(-1)!.body as Record<string, unknown>)), 'DEL needs none');
+    const prevResult = { cniVersion: '1.1.0', interfaces: [], ips: [{ address: '10.244.0.5/32' }], routes: [], dns: {} };
+    await run(env('CHECK'), conf({ runtimeConfig: { portMappings }, prevResult }));
+    assert.deepEqual((agent.requests.at(-1)!.body as Record<string, unknown>)['portMappings'], portMappings);
+  });
+
   it('omits mtu from the request when the config has none', async () => {
     await run(env('ADD', { CNI_ARGS: '' }), conf());
     const body = agent.requests.at(-1)!.body as Record<string, unknown>;

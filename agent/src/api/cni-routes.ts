@@ -1,5 +1,6 @@
 /** The CNI routes of the agent API: thin adapters from protocol requests to the endpoint manager. */
 import type { EndpointManager } from '../endpoints/index.js';
+import { parsePortMappings } from '../endpoints/host-ports.js';
 import type { Logger } from '../log/index.js';
 import { PodnetError } from '../errors/index.js';
 import { CniError, cniCodeOf } from './cni-error.js';
@@ -49,6 +50,9 @@ export function cniRoutes(mgr: EndpointManager, opts: { readiness: () => Readine
   return {
     'POST /v1/cni/add': wrap('ADD', async (req) => {
       const b = need(req.body, ['containerId', 'netns', 'ifName']) as unknown as CniAddRequest;
+      // Before anything changes: a bad entry fails the ADD with nothing to undo.
+      const ports = parsePortMappings(b.portMappings);
+      for (const why of ports.skipped) opts.log.warn({ containerId: b.containerId, ifName: b.ifName }, `host port skipped: ${why}`);
       const addReq = {
         containerId: b.containerId,
         netns: b.netns,
@@ -56,6 +60,7 @@ export function cniRoutes(mgr: EndpointManager, opts: { readiness: () => Readine
         mtu: b.mtu ?? opts.defaultMtu,
         ...(b.args?.['K8S_POD_NAMESPACE'] ? { podNamespace: b.args['K8S_POD_NAMESPACE'] } : {}),
         ...(b.args?.['K8S_POD_NAME'] ? { podName: b.args['K8S_POD_NAME'] } : {}),
+        ...(ports.mappings.length > 0 ? { hostPorts: ports.mappings } : {}),
       };
       try {
         return (await mgr.add(addReq)).result;
@@ -71,7 +76,11 @@ export function cniRoutes(mgr: EndpointManager, opts: { readiness: () => Readine
     'POST /v1/cni/check': wrap('CHECK', (req) => {
       const b = need(req.body, ['containerId', 'ifName', 'netns']) as unknown as CniCheckRequest;
       if (!b.prevResult || !Array.isArray(b.prevResult.ips)) throw new CniError(CniErrorCode.InvalidConfig, 'check: prevResult is missing or has no ips');
-      mgr.check({ containerId: b.containerId, ifName: b.ifName, netns: b.netns, prevResult: { ...b.prevResult, routes: b.prevResult.routes ?? [], interfaces: b.prevResult.interfaces ?? [] } });
+      const hostPorts = b.portMappings === undefined || b.portMappings === null ? undefined : parsePortMappings(b.portMappings).mappings;
+      mgr.check({
+        containerId: b.containerId, ifName: b.ifName, netns: b.netns, prevResult: { ...b.prevResult, routes: b.prevResult.routes ?? [], interfaces: b.prevResult.interfaces ?? [] },
+        ...(hostPorts ? { hostPorts } : {}),
+      });
     }),
     'POST /v1/cni/gc': wrap('GC', async (req) => {
       const b = need(req.body, []) as unknown as CniGcRequest;

@@ -35,6 +35,20 @@ export interface CniCommon {
   cniVersion: string;
   /** Optional per-network MTU from the config. */
   mtu?: number;
+  /**
+   * runtimeConfig.portMappings as the runtime sent it (ADD and CHECK);
+   * the agent validates it (see endpoints/host-ports.ts).
+   */
+  portMappings?: unknown;
+}
+
+/** One validated host port of a pod (CNI portMappings entry). */
+export interface HostPortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+  /** An IPv4 address, or 0.0.0.0 for every address of the node. */
+  hostIP: string;
 }
 
 export type CniAddRequest = CniCommon;
@@ -116,6 +130,8 @@ export interface EndpointRecord {
   hostMac: string;
   netns: string;
   created: string;
+  /** Host ports (CNI portMappings) the pod holds; absent when none. */
+  hostPorts?: HostPortMapping[];
 }
 
 /**
@@ -153,7 +169,7 @@ export interface ServiceStatsInfo {
 /** One frontend as pn_services holds it. */
 export interface ServiceFrontendInfo {
   id: number;
-  /** ClusterIP, NodePort, ExternalIP, LoadBalancer; "unknown" for an entry the agent did not write. */
+  /** ClusterIP, NodePort, ExternalIP, LoadBalancer, HostPort; "unknown" for an entry the agent did not write. */
   kind: string;
   address: string;
   port: number;
@@ -199,6 +215,8 @@ export interface ServiceInfo {
   /** Empty for frontends the agent did not write (left by another agent, or written by hand). */
   namespace: string;
   name: string;
+  /** "hostport": not a Service but the host ports of the pod namespace/name (its container id without a pod name); absent for Services. */
+  kind?: 'hostport';
   ports: ServicePortInfo[];
 }
 

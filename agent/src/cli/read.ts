@@ -141,6 +141,7 @@ export function servicesJson(raw: Partial<ServicesInfo>): ServicesJson {
     services: (raw.services ?? []).map((s): ServiceInfo => ({
       namespace: s.namespace,
       name: s.name,
+      ...(s.kind === 'hostport' ? { kind: s.kind } : {}),
       ports: s.ports.map((p) => ({
         groupId: p.groupId, portName: p.portName, protocol: p.protocol, scope: p.scope,
         frontends: p.frontends.map((f) => ({
@@ -177,7 +178,7 @@ export function servicesText(d: ServicesJson): string {
         : p.backends.map((b) => `${b.address}:${b.port}${b.state === 'terminating' ? ' (terminating)' : ''}`).join(', ');
       p.frontends.forEach((f, i) => {
         rows.push([
-          i === 0 ? (s.name ? `${s.namespace}/${s.name}` : '(unknown)') : '',
+          i === 0 ? (s.name ? `${s.kind === 'hostport' ? 'hostport ' : ''}${s.namespace}/${s.name}` : '(unknown)') : '',
           i === 0 ? `${p.portName || '-'}/${p.protocol}` : '',
           `${f.address}:${f.port}`, f.kind, f.flags.length > 0 ? f.flags.join(',') : undefined, f.stats.connections, f.stats.noBackend,
           i === 0 ? `${backends}${p.problems.length > 0 ? ` PROBLEMS: ${p.problems.join('; ')}` : ''}` : '',

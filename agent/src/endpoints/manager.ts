@@ -9,6 +9,11 @@
  *   4. host side: up, /32 route to the pod, permanent neighbour for the pod
  *   5. attach from_pod (ingress) and to_pod (egress) to the host veth
  *   6. endpoint entry in pn_endpoints (READY), metadata file
+ *   7. host ports (CNI portMappings), if any: the Services controller
+ *      writes their frontends into the service maps before ADD answers
+ *
+ * Host ports are checked before step 1: refused with Services off, and
+ * when another live pod holds an overlapping one.
  */
 import { existsSync } from 'node:fs';
 import { NetlinkError, PodnetError } from '../errors/index.js';
@@ -22,6 +27,8 @@ import { EP_F_READY, type EndpointsTable } from '../maps/index.js';
 import { Rollback } from '../util/rollback.js';
 import { hostVethName, isHostVethName } from './naming.js';
 import type { EndpointMeta, MetaStore, PendingTeardown } from './meta-store.js';
+import type { HostPortPod } from '../services/model.js';
+import { describe, findConflict, parsePortMappings, type HostPortHolder, type HostPortMapping } from './host-ports.js';
 
 /** The pod's gateway: a link-local address answered by a permanent neighbour entry, never by ARP. */
 export const POD_GATEWAY = '169.254.1.1';
@@ -44,6 +51,16 @@ export interface AddRequest {
   mtu: number;
   podNamespace?: string;
   podName?: string;
+  /** Validated host ports (parsePortMappings); absent or empty: none. */
+  hostPorts?: HostPortMapping[];
+}
+
+/** Where host ports go: the Services controller. */
+export interface HostPortSink {
+  /** The set of host ports changed: write the service maps now. */
+  changed(): void;
+  /** What is wrong with one pod's host-port frontends in the maps; empty when all is well. */
+  problems(pod: HostPortPod): string[];
 }
 
 /** Optional counter cleanup when an endpoint goes away. */
@@ -62,12 +79,14 @@ export interface EndpointManagerDeps {
   reaper?: NetlinkHandle;
   log: Logger;
   counters?: CounterCleaner;
+  /** Serves host ports; absent (Services off): an ADD with host ports is refused. */
+  hostPorts?: HostPortSink;
   /** Test hook: called after each ADD step by name; throwing there simulates a failure at that point. */
   failpoint?: (step: AddStep) => void;
 }
 
 /** The ADD steps, in order; names used by the failpoint hook and in logs. */
-export const ADD_STEPS = ['ipam', 'veth', 'pod-config', 'host-config', 'attach', 'endpoint-map', 'meta'] as const;
+export const ADD_STEPS = ['ipam', 'veth', 'pod-config', 'host-config', 'attach', 'endpoint-map', 'meta', 'host-ports'] as const;
 export type AddStep = (typeof ADD_STEPS)[number];
 
 /** The pod's "namespace/name" for log lines, when the runtime told it. */
@@ -113,6 +132,7 @@ export class EndpointManager {
         throw new CniError(CniErrorCode.InvalidEnvironment, `open CNI_NETNS ${req.netns}: ${why}`, undefined, { cause: err });
       }
       this.refuseLiveElsewhere(req);
+      this.refuseHostPorts(req);
       pod = NetlinkHandle.open({ netns: ns });
       if (pod.linkByName(ifName)) {
         throw new CniError(CniErrorCode.Internal, `add ${ifName} to ${req.netns}: an interface named ${ifName} already exists in the pod`);
@@ -170,10 +190,20 @@ export class EndpointManager {
         ...(req.podName ? { podName: req.podName } : {}),
         hostIfName: hostName, hostIfIndex: hostLink.index, podMac: podLink.mac, hostMac: hostLink.mac,
         created: new Date().toISOString(),
+        ...(req.hostPorts && req.hostPorts.length > 0 ? { hostPorts: req.hostPorts } : {}),
       };
       this.d.meta.put(meta);
       rb.push(`remove metadata of ${hostName}`, () => this.d.meta.remove(hostName));
       step('meta');
+      current = 'host-ports';
+
+      if (meta.hostPorts) {
+        this.d.hostPorts!.changed();
+        // The metadata goes first, so the frontends are written without this pod.
+        rb.push(`remove host ports ${meta.hostPorts.map(describe).join(', ')}`, () => { this.d.meta.remove(hostName); this.d.hostPorts!.changed(); });
+        log.info({ hostPorts: meta.hostPorts.map(describe) }, 'host ports added');
+      }
+      step('host-ports');
 
       rb.commit();
       this.health.delete(hostName);
@@ -225,6 +255,41 @@ export class EndpointManager {
       CniErrorCode.InvalidEnvironment,
       `add ${req.containerId}/${req.ifName}: CNI_NETNS ${req.netns} differs from the netns ${live.netns} of the live endpoint with this CNI_CONTAINERID and CNI_IFNAME (${live.ip}); DEL it first`,
     );
+  }
+
+  /**
+   * Refuses host ports with Services off (nothing would serve them) and
+   * host ports another live pod holds (an overlapping 0.0.0.0 counts).
+   */
+  private refuseHostPorts(req: AddRequest): void {
+    if (!req.hostPorts || req.hostPorts.length === 0) return;
+    if (!this.d.hostPorts) {
+      throw new CniError(CniErrorCode.UnsupportedField, `add ${req.containerId}/${req.ifName}: runtimeConfig.portMappings: host ports need podnet's Services (--services on); this agent runs with --services off`);
+    }
+    const self = hostVethName(req.containerId, req.ifName);
+    const holders: HostPortHolder[] = this.hostPortPods().filter((p) => hostVethName(p.containerId, p.ifName) !== self).map((p) => ({
+      who: p.podName ? `${p.podNamespace ?? ''}/${p.podName}` : `container ${p.containerId}`, mappings: p.mappings,
+    }));
+    const conflict = findConflict(req.hostPorts, holders);
+    if (conflict) throw new CniError(CniErrorCode.InvalidConfig, `add ${req.containerId}/${req.ifName}: runtimeConfig.portMappings: ${conflict}`);
+  }
+
+  /** Live pods with host ports (a DEL that was answered no longer holds them). */
+  hostPortPods(): HostPortPod[] {
+    const out: HostPortPod[] = [];
+    for (const m of this.d.meta.list()) {
+      if (m.hostPorts === undefined || this.teardowns.has(m.hostIfName) || this.d.meta.pending(m.hostIfName)) continue;
+      let mappings: HostPortMapping[];
+      try {
+        // The file is written by this agent, but read back from disk: a damaged one must not stop the Services.
+        mappings = parsePortMappings(m.hostPorts).mappings;
+      } catch (err) {
+        this.d.log.error({ err, hostIfName: m.hostIfName, ...podField(m) }, 'endpoint metadata has unreadable host ports; not serving them');
+        continue;
+      }
+      if (mappings.length > 0) out.push({ podNamespace: m.podNamespace, podName: m.podName, containerId: m.containerId, ifName: m.ifName, ip: m.ip, mappings });
+    }
+    return out;
   }
 
   /**
@@ -284,6 +349,8 @@ export class EndpointManager {
       }
     }));
     this.teardowns.set(hostName, teardown);
+    // Frontends go with the answer: the pod is unreachable from here on.
+    if (meta?.hostPorts && meta.hostPorts.length > 0) this.d.hostPorts?.changed();
   }
 
   /** True when `ip` is allocated to exactly this attachment (never release another pod's address). */
@@ -307,7 +374,7 @@ export class EndpointManager {
    * programs match what ADD made and what prevResult says.
    * @throws CniError naming the first thing that does not match.
    */
-  check(req: { containerId: string; ifName: string; netns: string; prevResult: CniResult }): void {
+  check(req: { containerId: string; ifName: string; netns: string; prevResult: CniResult; hostPorts?: HostPortMapping[] }): void {
     const { containerId, ifName } = req;
     const fail = (what: string): never => {
       throw new CniError(CniErrorCode.Internal, `check ${containerId}/${ifName}: ${what}`);
@@ -353,6 +420,18 @@ export class EndpointManager {
       if (!neigh || neigh.mac !== hostLink.mac || neigh.stateName !== 'permanent') fail(`permanent neighbour ${POD_GATEWAY} -> ${hostLink.mac} is missing`);
     } finally {
       ns.close();
+    }
+    const meta = this.d.meta.get(hostName);
+    const held = meta?.hostPorts ?? [];
+    if (req.hostPorts) {
+      const key = (l: readonly HostPortMapping[]): string => l.map(describe).sort().join(', ');
+      if (key(req.hostPorts) !== key(held)) fail(`runtimeConfig.portMappings (${key(req.hostPorts) || 'none'}) differ from the host ports ADD set up (${key(held) || 'none'})`);
+    }
+    if (held.length > 0) {
+      const problems = this.d.hostPorts
+        ? this.d.hostPorts.problems({ podNamespace: meta?.podNamespace, podName: meta?.podName, containerId, ifName, ip: ip!, mappings: held })
+        : ['host ports need Services on (--services on)'];
+      if (problems.length > 0) fail(problems.join('; '));
     }
   }
 

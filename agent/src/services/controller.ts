@@ -5,11 +5,20 @@
  * back); the healthCheckNodePort servers follow each pass; the API and
  * metrics read from here. With Services off the maps are emptied once and
  * left alone.
+ *
+ * The node's host ports (pods' hostPort, from the endpoint manager) are
+ * merged into every snapshot as Services of their own (model.ts
+ * hostPortObjects), so the reconciler writes and sweeps them like any
+ * other frontend. They are written once the source delivered its first
+ * snapshot (before that a pass would sweep every Service an earlier agent
+ * wrote). A frontend a Service and a host port both claim stays with the
+ * one that has it (the Service when both are new) and is reported as an error.
  */
 import type { ServicesInfo, ServiceReconcileInfo } from '../api/protocol.js';
 import type { Logger } from '../log/index.js';
 import { HealthCheckServers, healthCheckTargets } from './health-check.js';
-import type { NodeView } from './model.js';
+import { IP_PROTO } from '../maps/services.js';
+import { desiredFrontends, frontendKey, hostPortObjects, type HostPortPod, type NodeView, type Protocol } from './model.js';
 import { ServiceReconciler, type ServiceReconcileOutcome } from './reconciler.js';
 import type { ServiceSnapshot, ServiceSource } from './source.js';
 import { SERVICE_MAP_NAMES, type ServiceMapName, type ServiceTables } from './tables.js';
@@ -23,6 +32,10 @@ export interface ServiceControllerDeps {
   nodeName: string;
   /** The addresses NodePorts answer on now (read at every pass). */
   addresses: () => string[];
+  /** The addresses host ports with hostIP 0.0.0.0 answer on (default: `addresses`). */
+  hostPortAddresses?: () => string[];
+  /** This node's pods with host ports now (read at every pass). */
+  hostPorts?: () => readonly HostPortPod[];
   /** Service CIDRs when the source has none. */
   defaultServiceCidrs: string[];
   /** Ends host sockets connected to a removed UDP backend. */
@@ -50,6 +63,8 @@ export class ServiceController {
   private stopped = false;
   private counts = new Map<ServiceMapName, { n: number; at: number }>();
   private lastVerify = 0;
+  /** The host-port Services of the last pass and what they were made from: unchanged ones are the same objects, which the reconciler skips. */
+  private hostPortCache: { sig: string; services: ServiceSnapshot['services']; slices: ServiceSnapshot['slices'] } = { sig: '[]', services: [], slices: [] };
 
   constructor(private readonly d: ServiceControllerDeps) {
     this.reconciler = new ServiceReconciler({
@@ -105,7 +120,54 @@ export class ServiceController {
   }
 
   private node(): NodeView {
-    return { name: this.d.nodeName, addresses: this.d.addresses() };
+    const addresses = this.d.addresses();
+    return { name: this.d.nodeName, addresses, hostPortAddresses: this.d.hostPortAddresses?.() ?? addresses };
+  }
+
+  /** The source's snapshot with the node's host ports merged in. */
+  private withHostPorts(snap: ServiceSnapshot, node: NodeView): ServiceSnapshot {
+    const pods = this.d.hostPorts?.() ?? [];
+    const sig = JSON.stringify([node.name, node.hostPortAddresses, pods]);
+    if (sig !== this.hostPortCache.sig) this.hostPortCache = { sig, ...hostPortObjects(pods, node.name) };
+    const hp = this.hostPortCache;
+    if (hp.services.length === 0) return snap;
+    return { services: [...snap.services, ...hp.services], slices: [...snap.slices, ...hp.slices], serviceCidrs: snap.serviceCidrs };
+  }
+
+  /**
+   * The node's host ports changed (a pod with hostPorts was added or
+   * deleted): writes the service maps now, so an ADD answers once its
+   * frontends exist. Does nothing with Services off or before the first
+   * snapshot (which then brings them).
+   */
+  hostPortsChanged(): void {
+    if (!this.d.source) return;
+    this.pass(false);
+  }
+
+  /**
+   * What is wrong with the frontends of one pod's host ports in the maps,
+   * one sentence each (for CNI CHECK); empty when every frontend exists
+   * and has a backend.
+   */
+  hostPortProblems(pod: HostPortPod): string[] {
+    if (!this.d.source) return ['host ports need Services on (--services on)'];
+    if (!this.last) return ['host ports are not written yet: the Service source has not delivered its first state'];
+    const node = this.node();
+    const { services, slices } = hostPortObjects([pod], node.name);
+    const name: Record<number, Protocol> = { [IP_PROTO.TCP]: 'TCP', [IP_PROTO.UDP]: 'UDP', [IP_PROTO.SCTP]: 'SCTP' };
+    const have = new Map<string, number>();
+    for (const [k, v] of this.d.tables.readFrontends()) {
+      const protocol = name[k.proto];
+      if (protocol) have.set(frontendKey({ address: k.addr, port: k.port, protocol }), v.count);
+    }
+    const out: string[] = [];
+    for (const f of desiredFrontends(services, slices, node)) {
+      const count = have.get(frontendKey(f));
+      if (count === undefined) out.push(`host port frontend ${frontendKey(f)} is missing from pn_services`);
+      else if (count === 0) out.push(`host port frontend ${frontendKey(f)} has no backend`);
+    }
+    return out;
   }
 
   private pass(full: boolean): void {
@@ -115,7 +177,7 @@ export class ServiceController {
       this.d.log.warn({}, 'the service maps differ from what this agent wrote: reading them back and computing every Service again');
       this.reconciler.load();
     }
-    const snap = this.last;
+    const snap = this.withHostPorts(this.last, node);
     this.apply(snap, node.addresses, node);
     const health = this.health;
     if (health) {

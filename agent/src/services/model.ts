@@ -22,7 +22,16 @@
  *   internalTrafficPolicy Local does the same for the ClusterIP.
  * - sessionAffinity ClientIP keeps a client on one backend for
  *   timeoutSeconds (default 10800).
+ *
+ * Host ports (a pod's hostPort, CNI portMappings) come in as Services of
+ * their own (hostPortObjects): one per pod, of the internal type
+ * "HostPort", whose ports carry the hostIP, with a slice whose one
+ * endpoint is the pod. Their frontends are of kind HostPort: a hostIP of
+ * 0.0.0.0 answers on every node address (NodeView.hostPortAddresses, not
+ * narrowed by --nodeport-addresses) and on 127.0.0.1; a specific hostIP
+ * only there.
  */
+import type { HostPortMapping } from '../api/protocol.js';
 
 /** The protocols a frontend can have. */
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
@@ -35,7 +44,8 @@ export interface ServiceObject {
     clusterIP?: string;
     clusterIPs?: string[];
     externalIPs?: string[];
-    ports?: Array<{ name?: string; protocol?: string; port?: number; nodePort?: number }>;
+    /** hostIP: only on ports of the internal type HostPort. */
+    ports?: Array<{ name?: string; protocol?: string; port?: number; nodePort?: number; hostIP?: string }>;
     sessionAffinity?: string;
     sessionAffinityConfig?: { clientIP?: { timeoutSeconds?: number } };
     externalTrafficPolicy?: string;
@@ -64,7 +74,7 @@ export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 export const DEFAULT_AFFINITY_SECONDS = 10800;
 
 /** How a frontend was reached. */
-export type FrontendKind = 'ClusterIP' | 'NodePort' | 'ExternalIP' | 'LoadBalancer';
+export type FrontendKind = 'ClusterIP' | 'NodePort' | 'ExternalIP' | 'LoadBalancer' | 'HostPort';
 
 /** One backend of a frontend. */
 export interface Backend {
@@ -98,6 +108,63 @@ export interface NodeView {
   name: string;
   /** Addresses NodePort frontends listen on. */
   addresses: string[];
+  /** Addresses host ports with hostIP 0.0.0.0 answer on (127.0.0.1 is added); default: `addresses`. */
+  hostPortAddresses?: string[];
+}
+
+/** The Service type of host-port Services (never one of the API's). */
+export const HOST_PORT_TYPE = 'HostPort';
+
+/** Prefix of the namespace of host-port Services: a ':' no Kubernetes namespace can have. */
+export const HOST_PORT_NAMESPACE_PREFIX = 'hostport:';
+
+/** A pod on this node with host ports. */
+export interface HostPortPod {
+  podNamespace?: string | undefined;
+  podName?: string | undefined;
+  containerId: string;
+  ifName: string;
+  ip: string;
+  mappings: readonly HostPortMapping[];
+}
+
+/** The port name of a host-port frontend group: "hostIP:hostPort". */
+export const hostPortName = (m: Pick<HostPortMapping, 'hostIP' | 'hostPort'>): string => `${m.hostIP}:${m.hostPort}`;
+
+/** The Service key ("namespace/name") the host ports of a pod are listed under. */
+export function hostPortServiceKey(p: Pick<HostPortPod, 'podNamespace' | 'podName' | 'containerId' | 'ifName'>): string {
+  const ns = `${HOST_PORT_NAMESPACE_PREFIX}${p.podNamespace ?? ''}`;
+  // Without a pod name (a runtime that sends no K8S_POD_NAME): the container id.
+  return `${ns}/${p.podName ? p.podName : p.containerId}${p.ifName === 'eth0' ? '' : `@${p.ifName}`}`;
+}
+
+/**
+ * The host ports of pods as Services and slices desiredFrontends() reads:
+ * per pod one Service of type HostPort (a port per mapping, named by
+ * hostPortName) and one slice with the pod as its one ready endpoint on
+ * this node, the containerPort as its port.
+ */
+export function hostPortObjects(pods: readonly HostPortPod[], nodeName: string): { services: ServiceObject[]; slices: EndpointSliceObject[] } {
+  const services: ServiceObject[] = [];
+  const slices: EndpointSliceObject[] = [];
+  for (const p of pods) {
+    if (p.mappings.length === 0) continue;
+    const k = hostPortServiceKey(p);
+    const slash = k.indexOf('/');
+    const namespace = k.slice(0, slash), name = k.slice(slash + 1);
+    const protocol = (m: HostPortMapping): string => m.protocol.toUpperCase();
+    services.push({
+      metadata: { namespace, name },
+      spec: { type: HOST_PORT_TYPE, ports: p.mappings.map((m) => ({ name: hostPortName(m), protocol: protocol(m), port: m.hostPort, hostIP: m.hostIP })) },
+    });
+    slices.push({
+      metadata: { namespace, name, labels: { [SERVICE_NAME_LABEL]: name } },
+      addressType: 'IPv4',
+      ports: p.mappings.map((m) => ({ name: hostPortName(m), protocol: protocol(m), port: m.containerPort })),
+      endpoints: [{ addresses: [p.ip], conditions: { ready: true }, nodeName }],
+    });
+  }
+  return { services, slices };
 }
 
 const key = (ns: string | undefined, name: string | undefined): string => `${ns ?? 'default'}/${name ?? ''}`;
@@ -157,6 +224,11 @@ export function desiredFrontends(services: ServiceObject[], slices: EndpointSlic
     const type = spec.type ?? 'ClusterIP';
     if (type === 'ExternalName') continue;
     const name = key(svc.metadata?.namespace, svc.metadata?.name);
+    if (type === HOST_PORT_TYPE) {
+      // Only the agent makes these (hostPortObjects); a file's Service of this type is ignored.
+      if (name.startsWith(HOST_PORT_NAMESPACE_PREFIX)) out.push(...hostPortFrontends(name, spec.ports ?? [], byService.get(name) ?? [], node));
+      continue;
+    }
     const clusterIps = (spec.clusterIPs?.length ? spec.clusterIPs : spec.clusterIP ? [spec.clusterIP] : []).filter(isIPv4);
     const affinitySeconds = spec.sessionAffinity === 'ClientIP' ? spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? DEFAULT_AFFINITY_SECONDS : undefined;
     const externalLocal = spec.externalTrafficPolicy === 'Local';
@@ -182,6 +254,22 @@ export function desiredFrontends(services: ServiceObject[], slices: EndpointSlic
     }
   }
   return out.sort((a, b) => (a.address !== b.address ? (a.address < b.address ? -1 : 1) : a.port !== b.port ? a.port - b.port : a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0));
+}
+
+/** The frontends of one pod's host ports. */
+function hostPortFrontends(service: string, ports: NonNullable<NonNullable<ServiceObject['spec']>['ports']>, slices: EndpointSliceObject[], node: NodeView): Frontend[] {
+  const out: Frontend[] = [];
+  const every = [...new Set([...(node.hostPortAddresses ?? node.addresses).filter(isIPv4), '127.0.0.1'])];
+  for (const p of ports) {
+    if (typeof p.port !== 'number' || p.protocol === 'SCTP') continue;
+    const protocol = protocolOf(p.protocol);
+    const portName = p.name ?? '';
+    const backends = endpointsFor(slices, portName, protocol);
+    const hostIP = p.hostIP ?? '0.0.0.0';
+    const addresses = hostIP === '0.0.0.0' || hostIP === '' ? every : isIPv4(hostIP) ? [hostIP] : [];
+    for (const address of addresses) out.push({ service, portName, kind: 'HostPort', address, port: p.port, protocol, backends, affinitySeconds: undefined, localOnly: false });
+  }
+  return out;
 }
 
 /**

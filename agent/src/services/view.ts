@@ -2,15 +2,18 @@
  * The Services as the maps hold them, named by the reconciler: what
  * `podnet services` shows. Everything but the names is read from the maps,
  * so the view shows what the datapath does, not what the agent meant to write.
+ * A pod's host ports are listed as an entry of kind "hostport" under the
+ * pod's namespace and name, each mapping a port named "hostIP:hostPort".
  */
 import type { ServiceBackendInfo, ServiceFrontendInfo, ServiceInfo, ServicePortInfo } from '../api/protocol.js';
 import { IP_PROTO } from '../maps/services.js';
+import { HOST_PORT_NAMESPACE_PREFIX } from './model.js';
 import type { FrontendName } from './reconciler.js';
 import { BACKEND_FLAG, SVC_FLAG, type ServiceTables } from './tables.js';
 
 const PROTO_NAME: Record<number, string> = { [IP_PROTO.TCP]: 'TCP', [IP_PROTO.UDP]: 'UDP', [IP_PROTO.SCTP]: 'SCTP' };
 const FLAG_NAMES: Array<[number, string]> = [[SVC_FLAG.affinity, 'affinity'], [SVC_FLAG.local, 'local'], [SVC_FLAG.nodeport, 'nodeport'], [SVC_FLAG.external, 'external']];
-const KIND_ORDER = ['ClusterIP', 'NodePort', 'ExternalIP', 'LoadBalancer', 'unknown'];
+const KIND_ORDER = ['ClusterIP', 'NodePort', 'ExternalIP', 'LoadBalancer', 'HostPort', 'unknown'];
 
 /** Every Service with its frontends and backends, sorted by namespace, name, port name, protocol. */
 export function servicesView(t: ServiceTables, names: ReadonlyMap<number, FrontendName>): ServiceInfo[] {
@@ -26,7 +29,10 @@ export function servicesView(t: ServiceTables, names: ReadonlyMap<number, Fronte
   const ports = new Map<string, ServicePortInfo>();
   for (const [k, v] of t.readFrontends()) {
     const n = names.get(v.frontendId);
-    const [namespace, name] = n ? (n.service.split('/') as [string, string]) : ['', ''];
+    const slash = n ? n.service.indexOf('/') : -1;
+    let [namespace, name] = n ? [n.service.slice(0, slash), n.service.slice(slash + 1)] : ['', ''];
+    const hostPort = n?.kind === 'HostPort' && namespace.startsWith(HOST_PORT_NAMESPACE_PREFIX);
+    if (hostPort) namespace = namespace.slice(HOST_PORT_NAMESPACE_PREFIX.length);
     const protocol = PROTO_NAME[k.proto] ?? String(k.proto);
     const s = stats.get(v.frontendId);
     const fe: ServiceFrontendInfo = {
@@ -35,9 +41,9 @@ export function servicesView(t: ServiceTables, names: ReadonlyMap<number, Fronte
       affinitySeconds: v.flags & SVC_FLAG.affinity ? v.affinitySeconds : null,
       stats: { connections: Number(s?.connections ?? 0n), packets: Number(s?.packets ?? 0n), bytes: Number(s?.bytes ?? 0n), noBackend: Number(s?.noBackend ?? 0n) },
     };
-    const sk = `${namespace}/${name}`;
+    const sk = n?.service ?? '/';
     let svc = services.get(sk);
-    if (!svc) services.set(sk, (svc = { namespace, name, ports: [] }));
+    if (!svc) services.set(sk, (svc = { namespace, name, ...(hostPort ? { kind: 'hostport' as const } : {}), ports: [] }));
     const pk = `${sk}\u0000${v.groupId}`;
     let port = ports.get(pk);
     if (!port) {
@@ -67,5 +73,6 @@ export function servicesView(t: ServiceTables, names: ReadonlyMap<number, Fronte
   }
   const out = [...services.values()];
   for (const s of out) s.ports.sort((a, b) => (a.portName < b.portName ? -1 : a.portName > b.portName ? 1 : a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : a.scope < b.scope ? -1 : a.scope > b.scope ? 1 : 0));
-  return out.sort((a, b) => (a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  // Services first, then host ports; each by namespace and name.
+  return out.sort((a, b) => (a.kind !== b.kind ? (a.kind === undefined ? -1 : 1) : a.namespace !== b.namespace ? (a.namespace < b.namespace ? -1 : 1) : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
