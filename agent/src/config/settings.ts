@@ -182,7 +182,7 @@ export const SETTINGS = Object.freeze([
   setting('kubeconfig', 'kubeconfig', {
     type: 'string', default: undefined, defaultText: 'in-cluster',
     describe: 'kubeconfig file for the kubernetes source (default: the pod\'s service account)',
-    doc: 'kubeconfig for the `kubernetes` source; unset means the in-cluster config (service-account token, `KUBERNETES_SERVICE_HOST`)',
+    doc: 'kubeconfig for the `kubernetes` source (its current context: CA, client certificate, token or tokenFile, or basic auth; exec plugins and auth-providers are refused); unset means the in-cluster config (service-account token, re-read for every request, and `KUBERNETES_SERVICE_HOST`)',
     parse: absolutePath('kubeconfig'),
   }),
   setting('uplink', 'uplink', {
