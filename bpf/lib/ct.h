@@ -46,10 +46,24 @@ static __always_inline struct pn_ct_entry *pn_ct_lookup(const struct pn_ct_key *
 	return e;
 }
 
-/* Refreshes an entry: last use, and the flags this packet adds. */
+/* How stale last_seen_ns may get before a packet writes it again. */
+#define PN_CT_REFRESH_NS 1000000000ULL
+
+/* True when an entry's last use is due to be written again. */
+static __always_inline int pn_ct_due(const struct pn_ct_entry *e, __u64 now)
+{
+	return now > e->last_seen_ns + PN_CT_REFRESH_NS;
+}
+
+/* Refreshes an entry: its last use at most once a second, and the flags
+ * this packet adds. The two directions of a connection run on different
+ * CPUs; a write on every packet would bounce the entry's cache line
+ * between them on every packet. Timeouts are seconds, so a second of
+ * slack is within their precision. */
 static __always_inline void pn_ct_touch(struct pn_ct_entry *e, __u64 now, __u8 add_flags)
 {
-	e->last_seen_ns = now;
+	if (pn_ct_due(e, now))
+		e->last_seen_ns = now;
 	if ((e->flags & add_flags) != add_flags)
 		e->flags |= add_flags;
 }

@@ -171,14 +171,18 @@ static __always_inline __u8 pn_svc_reverse(struct __sk_buff *skb, struct pn_flow
 	nat_addr = rev->nat_addr;
 	nat_port = rev->nat_port;
 	orig_addr = rev->orig_addr;
+	/* The FORWARD entry learns of the answer too (it decides the timeout
+	 * the client's next packet sees, and answers keep it alive), but only
+	 * when there is news: a flag this entry lacks, or a last use due. Both
+	 * entries get the same flags, so this one's say what that one has. */
+	if ((rev->flags & add) != add || pn_ct_due(rev, now)) {
+		fkey.saddr = orig_addr ? orig_addr : f->daddr;
+		fkey.daddr = nat_addr;
+		fkey.sport = f->dport;
+		fkey.dport = nat_port;
+		pn_ct_flag(&fkey, now, add);
+	}
 	pn_ct_touch(rev, now, add);
-	/* The FORWARD entry learns of the answer too: it decides the timeout
-	 * the client's next packet sees. */
-	fkey.saddr = orig_addr ? orig_addr : f->daddr;
-	fkey.daddr = nat_addr;
-	fkey.sport = f->dport;
-	fkey.dport = nat_port;
-	pn_ct_flag(&fkey, now, add);
 
 	*translated = 1;
 	if (pn_nat_source(skb, f, nat_addr, nat_port) < 0)

@@ -265,6 +265,45 @@ describe('Service translation programs', () => {
     assert.equal(run(fromPod, { ...spec, flags: ACK }).pkt.dst, BE_A, 'the connection keeps its backend');
   });
 
+  test('a packet writes its conntrack entry\'s last use only when it is a second old or more', () => {
+    backend(16, BE_A, 7200, UDP);
+    frontend({ addr: '10.96.1.13', port: 72, proto: UDP, id: 13, group: 13, ids: [16] });
+    const spec = { src: CLIENT, dst: '10.96.1.13', proto: UDP, sport: nextPort(), dport: 72 };
+    assert.equal(run(fromPod, spec).pkt.dst, BE_A);
+    const k = fwdKey(spec);
+    const recent = process.hrtime.bigint() - 500_000_000n;
+    ct.set(k, { ...(ct.get(k) as Ct), lastSeenNs: recent });
+    run(fromPod, spec);
+    assert.equal((ct.get(k) as Ct).lastSeenNs, recent, 'half a second old: not written');
+    const stale = process.hrtime.bigint() - 2_000_000_000n;
+    ct.set(k, { ...(ct.get(k) as Ct), lastSeenNs: stale });
+    const before = process.hrtime.bigint();
+    run(fromPod, spec);
+    assert.ok((ct.get(k) as Ct).lastSeenNs >= before, 'two seconds old: refreshed');
+  });
+
+  test('answers keep the FORWARD entry alive, looking it up only when its REVERSE entry is due', () => {
+    backend(17, BE_A, 7300, UDP);
+    frontend({ addr: '10.96.1.14', port: 73, proto: UDP, id: 14, group: 14, ids: [17] });
+    const p = nextPort();
+    const spec = { src: CLIENT, dst: '10.96.1.14', proto: UDP, sport: p, dport: 73 };
+    assert.equal(run(fromPod, spec).pkt.dst, BE_A);
+    const answer = { src: BE_A, dst: CLIENT, proto: UDP, sport: 7300, dport: p };
+    assert.equal(run(fromPod, answer).pkt.src, '10.96.1.14', 'the first answer carries the frontend');
+    const fk = fwdKey(spec), rk = revKey(answer);
+    const old = process.hrtime.bigint() - 50_000_000_000n;
+    ct.set(fk, { ...(ct.get(fk) as Ct), lastSeenNs: old });
+    ct.set(rk, { ...(ct.get(rk) as Ct), lastSeenNs: process.hrtime.bigint() });
+    run(fromPod, answer);
+    assert.equal((ct.get(fk) as Ct).lastSeenNs, old, 'REVERSE refreshed just now: FORWARD not touched');
+    ct.set(rk, { ...(ct.get(rk) as Ct), lastSeenNs: process.hrtime.bigint() - 2_000_000_000n });
+    const before = process.hrtime.bigint();
+    run(fromPod, answer);
+    assert.ok((ct.get(fk) as Ct).lastSeenNs >= before, 'REVERSE due: FORWARD refreshed by the answer');
+    assert.ok((ct.get(rk) as Ct).lastSeenNs >= before, 'and REVERSE itself');
+    assert.equal(run(fromPod, spec).pkt.dst, BE_A, 'the flow stays on its backend');
+  });
+
   test('a FIN marks both entries of the connection closing', () => {
     const p = nextPort();
     run(fromPod, { src: CLIENT, dst: '10.96.1.1', proto: TCP, sport: p, dport: 80 });
