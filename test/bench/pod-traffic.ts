@@ -6,11 +6,19 @@
  * bind only to the server pod's own address and are stopped by PID;
  * everything is removed at the end, also after a failure or Ctrl-C.
  *
+ * "podnet via ClusterIP" is the same two podnet pods, the client reaching
+ * the server through a Service (a ClusterIP in a /24 of its own,
+ * blackholed on the host before anything is sent, from a services file
+ * the agent watches): the pod -> ClusterIP -> pod path against pod -> pod
+ * direct, the target being at least 0.97x the throughput and at most 1.05x
+ * the round trip.
+ *
  * Usage: node --import tsx test/bench/pod-traffic.ts [--reps 10]
  *   [--iperf-seconds 3] [--sockperf-seconds 2] [--budget-min 20]
  *   [--podnet-bin build/cni/podnet] [--json FILE]
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -41,6 +49,7 @@ import {
   type DriverContext,
 } from './lib/index.js';
 import { intOption } from './lib/args.js';
+import { podnetAgentHooksWithServices } from './lib/podnet-agent.js';
 
 const IPERF_PORT = 5201;
 const SOCKPERF_PORT = 11111;
@@ -142,6 +151,19 @@ async function waitListening(ns: Netns, ip: string, port: number, server: Backgr
   );
 }
 
+/** A Service in front of the server pod for both tools' ports, as the agent's services file holds it. */
+function servicesYaml(clusterIp: string, backend: string): string {
+  const ports = [['iperf', IPERF_PORT], ['sockperf', SOCKPERF_PORT]] as const;
+  return [
+    'apiVersion: v1', 'kind: Service', 'metadata: {name: traffic, namespace: bench}',
+    `spec: {clusterIP: ${clusterIp}, ports: [${ports.map(([n, p]) => `{name: ${n}, protocol: TCP, port: ${p}, targetPort: ${p}}`).join(', ')}]}`,
+    '---',
+    'apiVersion: discovery.k8s.io/v1', 'kind: EndpointSlice', 'metadata: {name: traffic-1, namespace: bench, labels: {kubernetes.io/service-name: traffic}}',
+    'addressType: IPv4', `ports: [${ports.map(([n, p]) => `{name: ${n}, protocol: TCP, port: ${p}}`).join(', ')}]`,
+    `endpoints: [{addresses: [${backend}], conditions: {ready: true}}]`, '',
+  ].join('\n');
+}
+
 /** Strips terminal colour codes that sockperf prints even into a pipe. */
 function stripAnsi(s: string): string {
   // eslint-disable-next-line no-control-regex
@@ -188,17 +210,30 @@ async function main(): Promise<void> {
   const servers: Background[] = [];
   const skipped: { variant: string; reason: string }[] = [];
   const samples = new Map<PodPair, PairSamples>();
+  // The Service range: blackholed first, so nothing sent to the ClusterIP can leave the machine untranslated.
+  const svc = await freeSubnet24('10.96');
+  const clusterIp = `${svc.prefix}.10`;
+  const servicesFile = join(work, 'services.yaml');
+  await writeFile(servicesFile, '');
+  execFileSync('ip', ['route', 'replace', 'blackhole', svc.subnet]);
+  let viaClusterIp: PodPair | undefined;
 
   try {
     pairs.push(await rawVethPair());
-    for (const v of [bridgeHostLocal(), podnet({ binary: opts.podnetBin })]) {
+    for (const v of [bridgeHostLocal(), podnet({ binary: opts.podnetBin, hooks: podnetAgentHooksWithServices(servicesFile, svc.subnet) })]) {
       const reason = await v.unavailable();
       if (reason) {
         console.log(`skip ${v.name}: ${reason}`);
         skipped.push({ variant: v.name, reason });
         continue;
       }
-      pairs.push(await cniPair(v, work, d));
+      const pair = await cniPair(v, work, d);
+      pairs.push(pair);
+      if (v.name === 'podnet') {
+        await writeFile(`${servicesFile}.new`, servicesYaml(clusterIp, pair.server.ip));
+        await rename(`${servicesFile}.new`, servicesFile);
+        viaClusterIp = { name: 'podnet via ClusterIP', client: pair.client, server: { ns: pair.server.ns, ip: clusterIp }, close: async () => undefined };
+      }
     }
     for (const p of pairs) {
       const iperf = p.server.ns.spawn('iperf3', ['-s', '-B', p.server.ip, '-p', String(IPERF_PORT)]);
@@ -211,6 +246,14 @@ async function main(): Promise<void> {
       // One short unrecorded run each, so the first recorded run does not pay for cold caches.
       await iperfGbps(p, 1);
       await sockperfP50Us(p, 1);
+    }
+    if (viaClusterIp) {
+      // Its servers are the podnet pair's; the first run through it waits for the agent to have read the file.
+      const via = viaClusterIp;
+      await waitFor(`the Service ${clusterIp} to reach the server pod`, async () => (await iperfGbps(via, 1).then(() => true, () => undefined)), 20_000, 200);
+      await sockperfP50Us(via, 1);
+      samples.set(via, { gbps: [], rttP50Us: [] });
+      pairs.push(via);
     }
 
     console.error(`${opts.reps} interleaved runs of ${opts.iperfSeconds} s iperf3 + ${opts.sockperfSeconds} s sockperf over: ${pairs.map((p) => p.name).join(', ')}`);
@@ -246,12 +289,23 @@ async function main(): Promise<void> {
     console.log(`\nMedians over interleaved runs (throughput: ${opts.iperfSeconds} s single stream; RTT: per-run p50 of ${opts.sockperfSeconds} s ping-pong)`);
     console.log(formatTable(['variant', 'runs', 'Gbit/s', 'min', 'max', 'vs veth', 'RTT p50 us', 'min', 'max', 'vs veth'], rows));
     for (const s of skipped) console.log(`skipped ${s.variant}: ${s.reason}`);
+    const direct = pairs.find((p) => p.name === 'podnet');
+    const ds = direct ? samples.get(direct) : undefined;
+    const vs = viaClusterIp ? samples.get(viaClusterIp) : undefined;
+    const service = ds?.gbps.length && vs?.gbps.length
+      ? { throughput: ratio(median(vs.gbps), median(ds.gbps)), rtt: ratio(median(vs.rttP50Us), median(ds.rttP50Us)) }
+      : undefined;
+    if (service) {
+      const verdict = (ok: boolean): string => (ok ? 'PASS' : 'MISS');
+      console.log(`\npodnet pod -> ClusterIP -> pod against pod -> pod direct (same pods, same run): throughput ${service.throughput.toFixed(3)}x (target >= 0.97: ${verdict(service.throughput >= 0.97)}), RTT p50 ${service.rtt.toFixed(3)}x (target <= 1.05: ${verdict(service.rtt <= 1.05)})`);
+    }
     const summary = {
       benchmark: 'pod-traffic',
       note: NOISE_NOTE,
       machine: machineInfo(),
       params: { reps: opts.reps, iperfSeconds: opts.iperfSeconds, sockperfSeconds: opts.sockperfSeconds, messageBytes: 64 },
       limit: limit?.name,
+      clusterIpVsDirect: service,
       skipped,
       variants,
     };
@@ -260,6 +314,11 @@ async function main(): Promise<void> {
   } finally {
     for (const s of servers) await s.stop('SIGTERM', 3_000).catch(() => undefined);
     for (const p of pairs) await p.close().catch((e: unknown) => console.error(`cleanup ${p.name}: ${(e as Error).message}`));
+    try {
+      execFileSync('ip', ['route', 'del', 'blackhole', svc.subnet]);
+    } catch (e) {
+      console.error(`cleanup blackhole route ${svc.subnet}: ${(e as Error).message}`);
+    }
     await rm(work, { recursive: true, force: true });
     release();
   }
