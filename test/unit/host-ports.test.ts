@@ -44,6 +44,15 @@ describe('runtimeConfig.portMappings validation', () => {
     assert.deepEqual(r.skipped, []);
   });
 
+  it('reads the field names containerd sends (go-cni\'s untagged HostPort, ContainerPort, Protocol, HostIP) as the portmap plugin does', () => {
+    const r = parsePortMappings([
+      { HostPort: 54323, ContainerPort: 8080, Protocol: 'TCP', HostIP: '127.0.0.1' },
+      { hostport: 54324, CONTAINERPORT: 8081, protocol: 'udp' },
+      { hostPort: 54325, HostPort: 1, containerPort: 8082 },
+    ]);
+    assert.deepEqual(r.mappings, [m(54323, 'tcp', '127.0.0.1', 8080), m(54324, 'udp', '0.0.0.0', 8081), m(54325, 'tcp', '0.0.0.0', 8082)]);
+  });
+
   it('treats an absent or null list as none', () => {
     assert.deepEqual(parsePortMappings(undefined), { mappings: [], skipped: [] });
     assert.deepEqual(parsePortMappings(null), { mappings: [], skipped: [] });

@@ -34,6 +34,25 @@ export interface ParsedPortMappings {
   skipped: string[];
 }
 
+const FIELDS = ['hostPort', 'containerPort', 'protocol', 'hostIP'] as const;
+
+/**
+ * The four fields of a mapping under their CNI names, matched as Go's
+ * encoding/json does (exact name first, then any case): containerd's CRI
+ * plugin sends go-cni's PortMapping without JSON tags, so its keys arrive
+ * as "HostPort", "ContainerPort", "Protocol" and "HostIP", which the
+ * reference portmap plugin reads through exactly that rule.
+ */
+function knownFields(e: Record<string, unknown>): Record<(typeof FIELDS)[number], unknown> {
+  const out = {} as Record<(typeof FIELDS)[number], unknown>;
+  for (const f of FIELDS) {
+    if (Object.hasOwn(e, f)) { out[f] = e[f]; continue; }
+    const k = Object.keys(e).find((x) => x.toLowerCase() === f.toLowerCase());
+    if (k !== undefined) out[f] = e[k];
+  }
+  return out;
+}
+
 /**
  * Parses `runtimeConfig.portMappings` (undefined or null: none).
  * @throws CniError 7 (invalid network config) naming `runtimeConfig.portMappings[i].field`
@@ -49,7 +68,7 @@ export function parsePortMappings(raw: unknown): ParsedPortMappings {
   (raw as unknown[]).forEach((e, i) => {
     const at = `[${i}]`;
     if (typeof e !== 'object' || e === null || Array.isArray(e)) bad(at, 'must be an object');
-    const o = e as Record<string, unknown>;
+    const o = knownFields(e as Record<string, unknown>);
     if (!isPort(o['hostPort'])) bad(`${at}.hostPort`, `${JSON.stringify(o['hostPort'])} is not an integer in 1..65535`);
     if (!isPort(o['containerPort'])) bad(`${at}.containerPort`, `${JSON.stringify(o['containerPort'])} is not an integer in 1..65535`);
     const p = o['protocol'];
