@@ -23,6 +23,7 @@ import { randomInt } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestNode, inNetns, podnetHostVeths, rand, testCidr } from '../lib/agent-fixture.js';
+import { ECHO_CLIENT, ECHO_SERVER, type EchoReply } from '../lib/echo-scripts.js';
 import { apiCall } from '../../agent/src/api/client.js';
 import type { ServicesInfo } from '../../agent/src/api/protocol.js';
 import { hostVethName } from '../../agent/src/endpoints/index.js';
@@ -31,40 +32,7 @@ import { svcKey, svcValue } from '../../agent/src/maps/index.js';
 const TCP = 6;
 const ipOf = (r: { json: any }): string => String(r.json.ips[0].address).split('/')[0]!;
 
-/** A TCP and UDP echo server answering "<name>:<what it got>"; prints "ready" once both listen. */
-const SERVER = `
-const net = require('node:net'), dgram = require('node:dgram');
-const [name, tcpPort, udpPort] = process.argv.slice(1);
-let up = 0; const ready = () => { if (++up === 2) console.log('ready'); };
-net.createServer((s) => s.on('data', (d) => s.end(name + ':' + d))).listen(Number(tcpPort), '0.0.0.0', ready);
-const u = dgram.createSocket('udp4');
-u.on('message', (m, r) => u.send(name + ':' + m, r.port, r.address));
-u.bind(Number(udpPort), '0.0.0.0', ready);
-setTimeout(() => process.exit(0), 180000).unref();
-`;
-
-/** One TCP exchange or connected-UDP datagram, 2.5 s at most; prints JSON {ok, peer, data} or {ok: false, code}. */
-const CLIENT = `
-const net = require('node:net'), dgram = require('node:dgram');
-const [proto, host, port, msg] = process.argv.slice(1);
-const done = (o) => { console.log(JSON.stringify(o)); process.exit(0); };
-setTimeout(() => done({ ok: false, code: 'TIMEOUT' }), 2500);
-if (proto === 'tcp') {
-  const s = net.connect(Number(port), host);
-  let data = '';
-  s.on('connect', () => s.write(msg));
-  s.on('data', (d) => (data += d));
-  s.on('end', () => done({ ok: true, peer: s.remoteAddress + ':' + s.remotePort, data }));
-  s.on('error', (e) => done({ ok: false, code: e.code }));
-} else {
-  const u = dgram.createSocket('udp4');
-  u.on('error', (e) => done({ ok: false, code: e.code }));
-  u.connect(Number(port), host, () => u.send(msg));
-  u.on('message', (m, r) => done({ ok: true, peer: r.address + ':' + r.port, data: String(m) }));
-}
-`;
-
-type Reply = { ok: boolean; peer?: string; data?: string; code?: string };
+type Reply = EchoReply;
 
 describe('host ports of pods through the Services datapath', { timeout: 300_000 }, () => {
   // A service range of its own: the socket hooks refuse host connects into it.
@@ -87,7 +55,7 @@ describe('host ports of pods through the Services datapath', { timeout: 300_000 
   const withPorts = (portMappings: unknown, extra: Record<string, unknown> = {}) => node.conf({ runtimeConfig: { portMappings }, ...extra });
 
   const client = (ns: string | undefined, proto: 'tcp' | 'udp', host: string, port: number, msg = 'ping'): Reply => {
-    const argv = [process.execPath, '-e', CLIENT, proto, host, String(port), msg];
+    const argv = [process.execPath, '-e', ECHO_CLIENT, proto, host, String(port), msg];
     let out: string;
     if (ns) {
       const r = inNetns(ns, argv, 10_000);
@@ -99,7 +67,7 @@ describe('host ports of pods through the Services datapath', { timeout: 300_000 
     return JSON.parse(out.trim().split('\n').pop()!) as Reply;
   };
   async function serve(ns: string, name: string): Promise<void> {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SERVER, name, '8080', '5353'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', ECHO_SERVER, name, '0.0.0.0', '8080', '5353'], { stdio: ['ignore', 'pipe', 'pipe'] });
     servers.push(child);
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error(`start echo server ${name}: not ready after 10 s`)), 10_000);

@@ -16,6 +16,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestNode, inNetns, rand, testCidr } from '../lib/agent-fixture.js';
+import { ECHO_CLIENT, ECHO_SERVER, type EchoReply } from '../lib/echo-scripts.js';
 import { Datapath } from '../../agent/src/datapath/index.js';
 import { parsePool } from '../../agent/src/ipam/index.js';
 import { silentLogger } from '../../agent/src/log/index.js';
@@ -29,38 +30,6 @@ const TCP = 6, UDP = 17;
 const ipOf = (r: { json: any }): string => String(r.json.ips[0].address).split('/')[0]!;
 const reason = (name: string): number => DROP_REASONS.find((r) => r.name === name)!.value;
 
-/** A TCP and UDP echo server answering "<name>:<what it got>"; prints "ready" once both listen. */
-const SERVER = `
-const net = require('node:net'), dgram = require('node:dgram');
-const [name, host, tcpPort, udpPort] = process.argv.slice(1);
-let up = 0; const ready = () => { if (++up === 2) console.log('ready'); };
-net.createServer((s) => s.on('data', (d) => s.end(name + ':' + d))).listen(Number(tcpPort), host, ready);
-const u = dgram.createSocket('udp4');
-u.on('message', (m, r) => u.send(name + ':' + m, r.port, r.address));
-u.bind(Number(udpPort), host, ready);
-setTimeout(() => process.exit(0), 120000).unref();
-`;
-
-/** One TCP exchange or UDP datagram; prints JSON {ok, peer, data} or {ok: false, code}. */
-const CLIENT = `
-const net = require('node:net'), dgram = require('node:dgram');
-const [proto, host, port, msg] = process.argv.slice(1);
-const done = (o) => { console.log(JSON.stringify(o)); process.exit(0); };
-setTimeout(() => done({ ok: false, code: 'TIMEOUT' }), 2500);
-if (proto === 'tcp') {
-  const s = net.connect(Number(port), host);
-  let data = '';
-  s.on('connect', () => s.write(msg));
-  s.on('data', (d) => (data += d));
-  s.on('end', () => done({ ok: true, peer: s.remoteAddress + ':' + s.remotePort, data }));
-  s.on('error', (e) => done({ ok: false, code: e.code }));
-} else {
-  const u = dgram.createSocket('udp4');
-  u.on('error', (e) => done({ ok: false, code: e.code }));
-  u.connect(Number(port), host, () => u.send(msg));
-  u.on('message', (m, r) => done({ ok: true, peer: r.address + ':' + r.port, data: String(m) }));
-}
-`;
 
 describe('Service traffic through ClusterIPs between real pods', () => {
   const node = new TestNode(testCidr(238));
@@ -75,7 +44,7 @@ describe('Service traffic through ClusterIPs between real pods', () => {
 
   /** Starts SERVER (in a namespace, or on the host with ns undefined) and waits for "ready". */
   async function serve(ns: string | undefined, name: string, host: string, tcpPort: number, udpPort: number): Promise<void> {
-    const argv = [process.execPath, '-e', SERVER, name, host, String(tcpPort), String(udpPort)];
+    const argv = [process.execPath, '-e', ECHO_SERVER, name, host, String(tcpPort), String(udpPort)];
     const child = ns ? spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     servers.push(child);
     await new Promise<void>((resolve, reject) => {
@@ -87,7 +56,7 @@ describe('Service traffic through ClusterIPs between real pods', () => {
     });
   }
   const client = (ns: string, proto: 'tcp' | 'udp', host: string, port: number, msg = 'ping'): { ok: boolean; peer?: string; data?: string; code?: string } => {
-    const r = inNetns(ns, [process.execPath, '-e', CLIENT, proto, host, String(port), msg], 10_000);
+    const r = inNetns(ns, [process.execPath, '-e', ECHO_CLIENT, proto, host, String(port), msg], 10_000);
     assert.equal(r.code, 0, `client in ${ns} ran`);
     return JSON.parse(r.out.trim().split('\n').pop()!);
   };

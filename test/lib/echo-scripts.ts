@@ -1,0 +1,48 @@
+/**
+ * Small node programs the traffic tests run inside network namespaces
+ * (`node -e <script> args...`), so a test needs no tool the machine may lack.
+ */
+
+/**
+ * A TCP and UDP echo server: argv name, host, tcpPort, udpPort. Answers
+ * "name:" + what it got, prints "ready" once both listen, and exits on its
+ * own after 180 s should the test that started it be gone.
+ */
+export const ECHO_SERVER = `
+const net = require('node:net'), dgram = require('node:dgram');
+const [name, host, tcpPort, udpPort] = process.argv.slice(1);
+let up = 0; const ready = () => { if (++up === 2) console.log('ready'); };
+net.createServer((s) => s.on('data', (d) => s.end(name + ':' + d))).listen(Number(tcpPort), host, ready);
+const u = dgram.createSocket('udp4');
+u.on('message', (m, r) => u.send(name + ':' + m, r.port, r.address));
+u.bind(Number(udpPort), host, ready);
+setTimeout(() => process.exit(0), 180000).unref();
+`;
+
+/**
+ * One TCP exchange or connected-UDP datagram, 2.5 s at most: argv proto
+ * (tcp|udp), host, port, message. Prints JSON {ok, peer, data} or
+ * {ok: false, code}.
+ */
+export const ECHO_CLIENT = `
+const net = require('node:net'), dgram = require('node:dgram');
+const [proto, host, port, msg] = process.argv.slice(1);
+const done = (o) => { console.log(JSON.stringify(o)); process.exit(0); };
+setTimeout(() => done({ ok: false, code: 'TIMEOUT' }), 2500);
+if (proto === 'tcp') {
+  const s = net.connect(Number(port), host);
+  let data = '';
+  s.on('connect', () => s.write(msg));
+  s.on('data', (d) => (data += d));
+  s.on('end', () => done({ ok: true, peer: s.remoteAddress + ':' + s.remotePort, data }));
+  s.on('error', (e) => done({ ok: false, code: e.code }));
+} else {
+  const u = dgram.createSocket('udp4');
+  u.on('error', (e) => done({ ok: false, code: e.code }));
+  u.connect(Number(port), host, () => u.send(msg));
+  u.on('message', (m, r) => done({ ok: true, peer: r.address + ':' + r.port, data: String(m) }));
+}
+`;
+
+/** What ECHO_CLIENT prints. */
+export type EchoReply = { ok: boolean; peer?: string; data?: string; code?: string };
