@@ -23,7 +23,7 @@ import { randomInt } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestNode, inNetns, podnetHostVeths, rand, testCidr } from '../lib/agent-fixture.js';
-import { ECHO_CLIENT, ECHO_SERVER, type EchoReply } from '../lib/echo-scripts.js';
+import { ECHO_CLIENT, ECHO_SERVER, outsideUplink, type EchoReply } from '../lib/echo-scripts.js';
 import { apiCall } from '../../agent/src/api/client.js';
 import type { ServicesInfo } from '../../agent/src/api/protocol.js';
 import { hostVethName } from '../../agent/src/endpoints/index.js';
@@ -100,17 +100,7 @@ describe('host ports of pods through the Services datapath', { timeout: 300_000 
     execFileSync('ip', ['route', 'replace', 'blackhole', node.podCidr]);
     blackhole = true;
     // The node address next, so the agent's first pass knows it.
-    outside = node.netns('hpout');
-    uplink = `pnhp${rand(3)}`;
-    const net = `10.249.${node.podCidr.split('.')[2]}`;
-    nodeAddr = `${net}.1`;
-    outsideAddr = `${net}.2`;
-    execFileSync('ip', ['link', 'add', uplink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside.name]);
-    execFileSync('ip', ['addr', 'add', `${nodeAddr}/30`, 'dev', uplink]);
-    execFileSync('ip', ['link', 'set', uplink, 'up']);
-    for (const cmd of [['addr', 'add', `${outsideAddr}/30`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up'], ['link', 'set', 'lo', 'up']]) {
-      execFileSync('ip', ['netns', 'exec', outside.name, 'ip', ...cmd]);
-    }
+    ({ outside, uplink, nodeAddr, outsideAddr } = outsideUplink(node, 'hpout', 'pnhp', `10.249.${node.podCidr.split('.')[2]}`));
     // No Services: an empty file (the source must deliver a state before host ports are written).
     const file = join(node.dir, 'services.yaml');
     writeFileSync(file, '# no Services\n');

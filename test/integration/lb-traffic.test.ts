@@ -16,7 +16,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestNode, inNetns, rand, testCidr } from '../lib/agent-fixture.js';
-import { ECHO_CLIENT, ECHO_SERVER, type EchoReply } from '../lib/echo-scripts.js';
+import { ECHO_CLIENT, ECHO_SERVER, outsideUplink, type EchoReply } from '../lib/echo-scripts.js';
 import { Datapath } from '../../agent/src/datapath/index.js';
 import { parsePool } from '../../agent/src/ipam/index.js';
 import { silentLogger } from '../../agent/src/log/index.js';
@@ -101,17 +101,7 @@ describe('Service traffic through ClusterIPs between real pods', () => {
     m.svcRanges.typed(svcRangeKey, svcRangeValue).set({ prefixLen: 24, data: '10.96.2.0' }, { flags: 0 });
 
     // The uplink: a veth whose far end sits in an "outside" namespace.
-    outside = node.netns('lbout');
-    uplink = `pnup${rand(3)}`;
-    const net = `10.239.${node.podCidr.split('.')[2]}`;
-    nodeAddr = `${net}.1`;
-    outsideAddr = `${net}.2`;
-    execFileSync('ip', ['link', 'add', uplink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside.name]);
-    execFileSync('ip', ['addr', 'add', `${nodeAddr}/30`, 'dev', uplink]);
-    execFileSync('ip', ['link', 'set', uplink, 'up']);
-    for (const cmd of [['addr', 'add', `${outsideAddr}/30`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up'], ['link', 'set', 'lo', 'up']]) {
-      execFileSync('ip', ['netns', 'exec', outside.name, 'ip', ...cmd]);
-    }
+    ({ outside, uplink, nodeAddr, outsideAddr } = outsideUplink(node, 'lbout', 'pnup', `10.239.${node.podCidr.split('.')[2]}`));
     frontend(nodeAddr, 30080, TCP, 107, [1]);
     frontend(nodeAddr, 30081, TCP, 108, []);
     frontend(nodeAddr, 30082, TCP, 110, [3]); // the host-network backend

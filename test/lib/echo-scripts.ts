@@ -1,7 +1,10 @@
 /**
- * Small node programs the traffic tests run inside network namespaces
- * (`node -e <script> args...`), so a test needs no tool the machine may lack.
+ * What the Service traffic tests share: small node programs they run
+ * inside network namespaces (`node -e <script> args...`, so a test needs no
+ * tool the machine may lack), and an uplink to an "outside" namespace.
  */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 
 /**
  * A TCP and UDP echo server: argv name, host, tcpPort, udpPort. Answers
@@ -46,3 +49,23 @@ if (proto === 'tcp') {
 
 /** What ECHO_CLIENT prints. */
 export type EchoReply = { ok: boolean; peer?: string; data?: string; code?: string };
+
+/**
+ * Gives a test node an uplink: a veth in the host namespace with the node
+ * address `<net>.1/30`, its far end `eth0` (`<net>.2/30`) in a new "outside"
+ * namespace of the node's, where a client stands for the world beyond the
+ * node. `net` is a /30's first three octets of the test's own.
+ */
+export function outsideUplink(node: { netns(label: string): { name: string; path: string } }, label: string, ifPrefix: string, net: string): { outside: { name: string; path: string }; uplink: string; nodeAddr: string; outsideAddr: string } {
+  const outside = node.netns(label);
+  const uplink = `${ifPrefix}${randomBytes(3).toString('hex').slice(0, 3)}`;
+  const nodeAddr = `${net}.1`;
+  const outsideAddr = `${net}.2`;
+  execFileSync('ip', ['link', 'add', uplink, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', outside.name]);
+  execFileSync('ip', ['addr', 'add', `${nodeAddr}/30`, 'dev', uplink]);
+  execFileSync('ip', ['link', 'set', uplink, 'up']);
+  for (const cmd of [['addr', 'add', `${outsideAddr}/30`, 'dev', 'eth0'], ['link', 'set', 'eth0', 'up'], ['link', 'set', 'lo', 'up']]) {
+    execFileSync('ip', ['netns', 'exec', outside.name, 'ip', ...cmd]);
+  }
+  return { outside, uplink, nodeAddr, outsideAddr };
+}
