@@ -23,7 +23,7 @@ import { randomInt } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestNode, inNetns, podnetHostVeths, rand, testCidr } from '../lib/agent-fixture.js';
-import { ECHO_CLIENT, ECHO_SERVER, outsideUplink, type EchoReply } from '../lib/echo-scripts.js';
+import { ECHO_CLIENT, outsideUplink, startEchoServer, type EchoReply } from '../lib/echo-scripts.js';
 import { apiCall } from '../../agent/src/api/client.js';
 import type { ServicesInfo } from '../../agent/src/api/protocol.js';
 import { hostVethName } from '../../agent/src/endpoints/index.js';
@@ -67,15 +67,7 @@ describe('host ports of pods through the Services datapath', { timeout: 300_000 
     return JSON.parse(out.trim().split('\n').pop()!) as Reply;
   };
   async function serve(ns: string, name: string): Promise<void> {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', ECHO_SERVER, name, '0.0.0.0', '8080', '5353'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    servers.push(child);
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`start echo server ${name}: not ready after 10 s`)), 10_000);
-      let err = '';
-      child.stderr!.on('data', (d: Buffer) => (err += d));
-      child.stdout!.on('data', (d: Buffer) => { if (String(d).includes('ready')) { clearTimeout(t); resolve(); } });
-      child.on('exit', (code) => { clearTimeout(t); reject(new Error(`start echo server ${name}: exited ${code}: ${err}`)); });
-    });
+    servers.push(await startEchoServer(ns, name, '0.0.0.0', 8080, 5353));
   }
   const services = (): Promise<ServicesInfo> => apiCall<ServicesInfo>(node.socket, 'GET', '/v1/services');
   const hostPortFrontends = async (): Promise<string[]> =>

@@ -16,7 +16,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestNode, inNetns, rand, testCidr } from '../lib/agent-fixture.js';
-import { ECHO_CLIENT, ECHO_SERVER, outsideUplink, type EchoReply } from '../lib/echo-scripts.js';
+import { ECHO_CLIENT, outsideUplink, startEchoServer, type EchoReply } from '../lib/echo-scripts.js';
 import { Datapath } from '../../agent/src/datapath/index.js';
 import { parsePool } from '../../agent/src/ipam/index.js';
 import { silentLogger } from '../../agent/src/log/index.js';
@@ -42,18 +42,9 @@ describe('Service traffic through ClusterIPs between real pods', () => {
   let outside: { name: string; path: string } | undefined;
   let nodeAddr = '', outsideAddr = '';
 
-  /** Starts SERVER (in a namespace, or on the host with ns undefined) and waits for "ready". */
+  /** Starts the echo server (in a namespace, or on the host with ns undefined) and waits for "ready". */
   async function serve(ns: string | undefined, name: string, host: string, tcpPort: number, udpPort: number): Promise<void> {
-    const argv = [process.execPath, '-e', ECHO_SERVER, name, host, String(tcpPort), String(udpPort)];
-    const child = ns ? spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    servers.push(child);
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`start echo server ${name}: not ready after 10 s`)), 10_000);
-      let err = '';
-      child.stderr!.on('data', (d: Buffer) => (err += d));
-      child.stdout!.on('data', (d: Buffer) => { if (String(d).includes('ready')) { clearTimeout(t); resolve(); } });
-      child.on('exit', (code) => { clearTimeout(t); reject(new Error(`start echo server ${name}: exited ${code}: ${err}`)); });
-    });
+    servers.push(await startEchoServer(ns, name, host, tcpPort, udpPort));
   }
   const client = (ns: string, proto: 'tcp' | 'udp', host: string, port: number, msg = 'ping'): { ok: boolean; peer?: string; data?: string; code?: string } => {
     const r = inNetns(ns, [process.execPath, '-e', ECHO_CLIENT, proto, host, String(port), msg], 10_000);

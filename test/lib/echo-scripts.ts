@@ -3,7 +3,7 @@
  * inside network namespaces (`node -e <script> args...`, so a test needs no
  * tool the machine may lack), and an uplink to an "outside" namespace.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 
 /**
@@ -68,4 +68,26 @@ export function outsideUplink(node: { netns(label: string): { name: string; path
     execFileSync('ip', ['netns', 'exec', outside.name, 'ip', ...cmd]);
   }
   return { outside, uplink, nodeAddr, outsideAddr };
+}
+
+/**
+ * Starts ECHO_SERVER in namespace `ns` (on the host with ns undefined),
+ * resolves once it listens (10 s at most). The caller stops the child.
+ */
+export async function startEchoServer(ns: string | undefined, name: string, host: string, tcpPort: number, udpPort: number): Promise<ChildProcess> {
+  const argv = [process.execPath, '-e', ECHO_SERVER, name, host, String(tcpPort), String(udpPort)];
+  const child = ns ? spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`start echo server ${name}: not ready after 10 s`)), 10_000);
+      let err = '';
+      child.stderr!.on('data', (d: Buffer) => (err += d));
+      child.stdout!.on('data', (d: Buffer) => { if (String(d).includes('ready')) { clearTimeout(t); resolve(); } });
+      child.on('exit', (code) => { clearTimeout(t); reject(new Error(`start echo server ${name}: exited ${code}: ${err}`)); });
+    });
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw e;
+  }
+  return child;
 }
