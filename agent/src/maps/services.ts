@@ -73,6 +73,9 @@ export const svcRangeValue = cStruct('pn_svc_range', 4, { flags: ['flags', 0, u3
 /** IP protocol numbers a frontend can carry. */
 export const IP_PROTO = Object.freeze({ TCP: 6, UDP: 17, SCTP: 132 });
 
+/** The names of IP_PROTO's numbers, as Services spell them. */
+export const IP_PROTO_NAME: Readonly<Record<number, 'TCP' | 'UDP' | 'SCTP'>> = Object.freeze({ [IP_PROTO.TCP]: 'TCP', [IP_PROTO.UDP]: 'UDP', [IP_PROTO.SCTP]: 'SCTP' });
+
 /**
  * Default sizes, for Kubernetes' own limits: 10,000 Services with several
  * frontends each, 100,000 endpoints (a backend per endpoint port, slots

@@ -17,8 +17,8 @@
 import type { ServicesInfo, ServiceReconcileInfo } from '../api/protocol.js';
 import type { Logger } from '../log/index.js';
 import { HealthCheckServers, healthCheckTargets } from './health-check.js';
-import { IP_PROTO } from '../maps/services.js';
-import { desiredFrontends, frontendKey, hostPortObjects, type HostPortPod, type NodeView, type Protocol } from './model.js';
+import { IP_PROTO_NAME } from '../maps/services.js';
+import { desiredFrontends, frontendKey, hostPortObjects, type HostPortPod, type NodeView } from './model.js';
 import { ServiceReconciler, type ServiceReconcileOutcome } from './reconciler.js';
 import type { ServiceSnapshot, ServiceSource } from './source.js';
 import { SERVICE_MAP_NAMES, type ServiceMapName, type ServiceTables } from './tables.js';
@@ -155,10 +155,9 @@ export class ServiceController {
     if (!this.last) return ['host ports are not written yet: the Service source has not delivered its first state'];
     const node = this.node();
     const { services, slices } = hostPortObjects([pod], node.name);
-    const name: Record<number, Protocol> = { [IP_PROTO.TCP]: 'TCP', [IP_PROTO.UDP]: 'UDP', [IP_PROTO.SCTP]: 'SCTP' };
     const have = new Map<string, number>();
     for (const [k, v] of this.d.tables.readFrontends()) {
-      const protocol = name[k.proto];
+      const protocol = IP_PROTO_NAME[k.proto];
       if (protocol) have.set(frontendKey({ address: k.addr, port: k.port, protocol }), v.count);
     }
     const out: string[] = [];

@@ -31,7 +31,7 @@
  * is already right.
  */
 import { PodnetError } from '../errors/index.js';
-import { IP_PROTO } from '../maps/services.js';
+import { IP_PROTO, IP_PROTO_NAME as PROTO_NAME } from '../maps/services.js';
 import {
   SERVICE_NAME_LABEL, backendKey, desiredFrontends, endpointPorts,
   type EndpointPort, type EndpointSliceObject, type Frontend, type FrontendKind, type NodeView, type Protocol, type ServiceObject,
@@ -98,8 +98,7 @@ interface FrontendState { key: FrontendKey; value: FrontendValue; name: Frontend
  */
 interface BackendState { id: number; flags: number; key: string }
 
-const PROTO: Record<Protocol, number> = { TCP: IP_PROTO.TCP, UDP: IP_PROTO.UDP, SCTP: IP_PROTO.SCTP };
-const PROTO_NAME: Record<number, Protocol> = { [IP_PROTO.TCP]: 'TCP', [IP_PROTO.UDP]: 'UDP', [IP_PROTO.SCTP]: 'SCTP' };
+const PROTO: Readonly<Record<Protocol, number>> = IP_PROTO;
 const MAX_ID = 0xffff_ffff;
 
 const fkey = (addr: string, port: number, proto: number): string => `${addr}:${port}/${PROTO_NAME[proto] ?? proto}`;

@@ -6,12 +6,11 @@
  * pod's namespace and name, each mapping a port named "hostIP:hostPort".
  */
 import type { ServiceBackendInfo, ServiceFrontendInfo, ServiceInfo, ServicePortInfo } from '../api/protocol.js';
-import { IP_PROTO } from '../maps/services.js';
+import { IP_PROTO_NAME as PROTO_NAME } from '../maps/services.js';
 import { HOST_PORT_NAMESPACE_PREFIX } from './model.js';
 import type { FrontendName } from './reconciler.js';
 import { BACKEND_FLAG, SVC_FLAG, type ServiceTables } from './tables.js';
 
-const PROTO_NAME: Record<number, string> = { [IP_PROTO.TCP]: 'TCP', [IP_PROTO.UDP]: 'UDP', [IP_PROTO.SCTP]: 'SCTP' };
 const FLAG_NAMES: Array<[number, string]> = [[SVC_FLAG.affinity, 'affinity'], [SVC_FLAG.local, 'local'], [SVC_FLAG.nodeport, 'nodeport'], [SVC_FLAG.external, 'external']];
 const KIND_ORDER = ['ClusterIP', 'NodePort', 'ExternalIP', 'LoadBalancer', 'HostPort', 'unknown'];
 
