@@ -192,13 +192,17 @@ interface ServicePlan {
 }
 
 const NO_BACKENDS: Frontend['backends'] = Object.freeze([]) as unknown as Frontend['backends'];
+const NO_KEYS: Set<string> = new Set();
 
-/** The plan as kept after its pass: what later passes and health checks read, nothing more. */
-function keepPlan(p: ServicePlan, canonical: (k: string) => string): ServicePlan {
+/**
+ * The plan as kept after its pass, with the keys of its endpoint ports:
+ * what later passes and health checks read, nothing more.
+ */
+function keepPlan(p: ServicePlan, keys: Iterable<string>, canonical: (k: string) => string): ServicePlan {
   const hc = p.svc?.spec?.healthCheckNodePort;
   const frontends = typeof hc === 'number' && hc > 0 ? p.frontends : p.frontends.map((f) => ({ ...f, backends: NO_BACKENDS }));
   const endpointKeys = new Set<string>();
-  for (const k of p.endpointKeys) endpointKeys.add(canonical(k));
+  for (const k of keys) endpointKeys.add(canonical(k));
   return { ...p, frontends, endpointKeys };
 }
 
@@ -437,7 +441,8 @@ export class ServiceReconciler {
       for (const f of frontends) if (f.backends.some((b) => !okPort(b.port))) f.backends = f.backends.filter((b) => okPort(b.port));
       const endpoints = endpointPorts(slices, node);
       for (const [k, e] of endpoints) if (!okPort(e.port)) endpoints.delete(k);
-      const plan: ServicePlan = { svc, slices, frontends, endpointKeys: new Set(endpoints.keys()), groupKeys: [] };
+      // endpointKeys: made by keepPlan from `endpoints` once the backends are written.
+      const plan: ServicePlan = { svc, slices, frontends, endpointKeys: NO_KEYS, groupKeys: [] };
       changes.push({ key, old, plan: svc || slices.length > 0 ? plan : undefined, endpoints });
     };
     for (const key of services.keys()) consider(key);
@@ -661,7 +666,7 @@ export class ServiceReconciler {
 
     const canonical = (k: string): string => this.be.get(k)?.key ?? k;
     for (const c of changes) {
-      if (c.plan) this.plans.set(c.key, keepPlan(c.plan, canonical)); else this.plans.delete(c.key);
+      if (c.plan) this.plans.set(c.key, keepPlan(c.plan, c.endpoints.keys(), canonical)); else this.plans.delete(c.key);
     }
     // After a refused write the next pass computes every Service again, so what did not fit gets another try.
     if (out.errors.length > 0) this.forgetPlans();
