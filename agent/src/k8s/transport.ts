@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { inClusterConfig, loadKubeconfig, type ApiEndpoint, type InClusterEnv } from './kubeconfig.js';
+import { inClusterConfig, loadKubeconfig, type InClusterEnv } from './kubeconfig.js';
 
 /** The fields of any Kubernetes object an informer relies on. */
 export interface KubeObject {
@@ -104,13 +104,13 @@ function statusMessage(code: number, body: string): string {
 }
 
 /**
- * The transport for an API endpoint. `source` is a kubeconfig path, or
+ * The transport for an API endpoint. `kubeconfig` is a file path, or
  * undefined for the in-cluster config (then `inCluster` gives
  * KUBERNETES_SERVICE_HOST/PORT).
  * @throws KubeconfigError when no usable config is found.
  */
-export function apiTransport(source: string | { endpoint: ApiEndpoint } | undefined, inCluster: InClusterEnv = {}, opts: ApiTransportOptions = {}): KubeTransport {
-  const ep = typeof source === 'object' ? source.endpoint : source ? loadKubeconfig(source) : inClusterConfig(inCluster);
+export function apiTransport(kubeconfig: string | undefined, inCluster: InClusterEnv = {}, opts: ApiTransportOptions = {}): KubeTransport {
+  const ep = kubeconfig ? loadKubeconfig(kubeconfig) : inClusterConfig(inCluster);
   const url = new URL(ep.server);
   const tls = url.protocol === 'https:';
   const base = url.pathname.replace(/\/+$/, '');
