@@ -18,7 +18,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { TestNode, inNetns, rand, testCidr } from '../lib/agent-fixture.js';
+import { TestNode, inNetns, testCidr } from '../lib/agent-fixture.js';
 import { CountersMap, backendKey, backendValue, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcValue } from '../../agent/src/maps/index.js';
 import type { HostRouting } from '../../agent/src/datapath/index.js';
 
@@ -28,7 +28,6 @@ const CHAIN = `PODNET-TEST-${process.pid}`;
 const PINGS = 3;
 const SVC_RANGE = '10.96.232.0/24', CLUSTER_IP = '10.96.232.10';
 const TCP = 6;
-const ipOf = (r: { json: any }): string => String(r.json.ips[0].address).split('/')[0]!;
 
 /** A TCP server answering "server:<what it got>"; prints "ready" once it listens. */
 const SERVER = `
@@ -100,13 +99,7 @@ describe('kernel host routing beside a netfilter Service proxy (services off)', 
     forwarding = execFileSync('sysctl', ['-n', 'net.ipv4.ip_forward'], { encoding: 'utf8' }).trim();
     if (forwarding !== '1') execFileSync('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     await node.start();
-    for (const label of ['hrc', 'hrs']) {
-      const ns = node.netns(label);
-      const id = `ctr-${label}-${rand()}`;
-      const r = await node.cni('ADD', { containerId: id, netns: ns.path });
-      assert.equal(r.code, 0, r.stdout + r.stderr);
-      pods.push({ id, ns, ip: ipOf(r) });
-    }
+    for (const label of ['hrc', 'hrs']) pods.push(await node.addPod(label));
     server = spawn('ip', ['netns', 'exec', backend().ns.name, process.execPath, '-e', SERVER, String(SERVER_PORT)], { stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('start TCP server: not ready after 10 s')), 10_000);
@@ -191,13 +184,7 @@ describe('kernel host routing with podnet serving Services', () => {
     forwarding = execFileSync('sysctl', ['-n', 'net.ipv4.ip_forward'], { encoding: 'utf8' }).trim();
     if (forwarding !== '1') execFileSync('sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
     await node.start();
-    for (const label of ['hsc', 'hss']) {
-      const ns = node.netns(label);
-      const id = `ctr-${label}-${rand()}`;
-      const r = await node.cni('ADD', { containerId: id, netns: ns.path });
-      assert.equal(r.code, 0, r.stdout + r.stderr);
-      pods.push({ id, ns, ip: ipOf(r) });
-    }
+    for (const label of ['hsc', 'hss']) pods.push(await node.addPod(label));
     const m = node.agent!.datapath.maps;
     m.backends.typed(backendKey, backendValue).set({ backendId: 1 }, { addr: pods[1]!.ip, port: SERVER_PORT, proto: TCP, flags: 0 });
     m.svcSlots.typed(slotKey, slotValue).set({ groupId: 201, slot: 0 }, { backendId: 1 });

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { TestNode, inNetns, rand, testCidr } from '../lib/agent-fixture.js';
+import { TestNode, inNetns, testCidr } from '../lib/agent-fixture.js';
 import { ECHO_CLIENT, outsideUplink, startEchoServer, type EchoReply } from '../lib/echo-scripts.js';
 import { Datapath } from '../../agent/src/datapath/index.js';
 import { parsePool } from '../../agent/src/ipam/index.js';
@@ -27,7 +27,6 @@ import {
 const RANGE = '10.96.2.0/24';
 const CLUSTER_IP = '10.96.2.1', NO_BACKEND_IP = '10.96.2.2', HAIRPIN_IP = '10.96.2.3', HOST_SVC_IP = '10.96.2.5', UNKNOWN_IP = '10.96.2.200';
 const TCP = 6, UDP = 17;
-const ipOf = (r: { json: any }): string => String(r.json.ips[0].address).split('/')[0]!;
 const reason = (name: string): number => DROP_REASONS.find((r) => r.name === name)!.value;
 
 
@@ -57,13 +56,7 @@ describe('Service traffic through ClusterIPs between real pods', () => {
     execFileSync('ip', ['route', 'replace', 'blackhole', RANGE]); // replace: a crashed run may have left it
     blackhole = true;
     await node.start();
-    for (const label of ['lbc', 'lbs']) {
-      const ns = node.netns(label);
-      const id = `ctr-${label}-${rand()}`;
-      const r = await node.cni('ADD', { containerId: id, netns: ns.path });
-      assert.equal(r.code, 0, r.stdout + r.stderr);
-      pods.push({ id, ns, ip: ipOf(r) });
-    }
+    for (const label of ['lbc', 'lbs']) pods.push(await node.addPod(label));
     const ep = node.agent!.endpointInfos().find((e) => e.containerId === pods[0]!.id)!;
     hostVethA = ep.hostIfName;
     // A host-network backend reachable only from here: an address on the

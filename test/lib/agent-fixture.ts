@@ -4,6 +4,7 @@
  * the real CNI entry point exec'd the way a container runtime does.
  * Everything created is removed by `cleanup()`, also after failures.
  */
+import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, existsSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -100,6 +101,15 @@ export class TestNode {
     // right after. Tests that look at the kernel next wait for that.
     if (verb === 'DEL' || verb === 'GC') await this.agent?.endpoints.settled();
     return run;
+  }
+
+  /** A pod: its own namespace, ADDed through the CNI entry point (asserted to succeed); returns its container id, namespace and address. */
+  async addPod(label: string): Promise<{ id: string; ns: { name: string; path: string }; ip: string }> {
+    const ns = this.netns(label);
+    const id = `ctr-${label}-${rand()}`;
+    const r = await this.cni('ADD', { containerId: id, netns: ns.path });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    return { id, ns, ip: String((r.json as { ips: Array<{ address: string }> }).ips[0]!.address).split('/')[0]! };
   }
 
   /** Removes every namespace, the agent, its pins and its files. */
