@@ -14,9 +14,10 @@ import type { ApiRequest } from '../../agent/src/api/server.js';
 import type { AddRequest, EndpointManager } from '../../agent/src/endpoints/index.js';
 import { findConflict, overlaps, parsePortMappings } from '../../agent/src/endpoints/host-ports.js';
 import { silentLogger } from '../../agent/src/log/index.js';
-import { ServiceController, SERVICE_NAME_LABEL, type ServiceSnapshot, type ServiceSource } from '../../agent/src/services/index.js';
+import { ServiceController } from '../../agent/src/services/index.js';
 import { desiredFrontends, hostPortObjects, type HostPortPod } from '../../agent/src/services/model.js';
 import { FakeServiceTables } from '../../agent/src/services/tables.js';
+import { FakeSource, WEB as web } from '../lib/fake-service-source.js';
 
 const TCP = 6, UDP = 17;
 
@@ -153,21 +154,6 @@ describe('HostPort frontends', () => {
   });
 });
 
-class FakeSource implements ServiceSource {
-  onChange: ((s: ServiceSnapshot) => void) | undefined;
-  synced = false;
-  lastError: string | undefined;
-  start(onChange: (s: ServiceSnapshot) => void): void { this.onChange = onChange; }
-  stats(): Record<string, unknown> { return {}; }
-  async stop(): Promise<void> {}
-  push(s: ServiceSnapshot): void { this.synced = true; this.onChange!(s); }
-}
-
-const web: ServiceSnapshot = {
-  services: [{ metadata: { name: 'web', namespace: 'shop' }, spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] } }],
-  slices: [{ metadata: { name: 'web-1', namespace: 'shop', labels: { [SERVICE_NAME_LABEL]: 'web' } }, addressType: 'IPv4', ports: [{ name: 'http', port: 8080 }], endpoints: [{ addresses: ['10.244.0.5'], nodeName: 'n' }] }],
-  serviceCidrs: undefined,
-};
 
 describe('the service controller with host ports', () => {
   function setup(pods: HostPortPod[]) {

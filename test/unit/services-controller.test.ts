@@ -1,25 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { silentLogger } from '../../agent/src/log/index.js';
-import { SERVICE_NAME_LABEL, ServiceController, nodePortAddresses, type ServiceSnapshot, type ServiceSource } from '../../agent/src/services/index.js';
+import { ServiceController, nodePortAddresses } from '../../agent/src/services/index.js';
 import { FakeServiceTables } from '../../agent/src/services/tables.js';
+import { FakeSource, WEB as web } from '../lib/fake-service-source.js';
 
-class FakeSource implements ServiceSource {
-  onChange: ((s: ServiceSnapshot) => void) | undefined;
-  synced = false;
-  lastError: string | undefined;
-  stopped = false;
-  start(onChange: (s: ServiceSnapshot) => void): void { this.onChange = onChange; }
-  stats(): Record<string, unknown> { return {}; }
-  async stop(): Promise<void> { this.stopped = true; }
-  push(s: ServiceSnapshot): void { this.synced = true; this.onChange!(s); }
-}
-
-const web: ServiceSnapshot = {
-  services: [{ metadata: { name: 'web', namespace: 'shop' }, spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80 }] } }],
-  slices: [{ metadata: { name: 'web-1', namespace: 'shop', labels: { [SERVICE_NAME_LABEL]: 'web' } }, addressType: 'IPv4', ports: [{ name: 'http', port: 8080 }], endpoints: [{ addresses: ['10.244.0.5'], nodeName: 'n' }] }],
-  serviceCidrs: undefined,
-};
 
 describe('the service controller', () => {
   it('applies each snapshot the source delivers and answers the API from the maps', async () => {
