@@ -282,7 +282,7 @@ export class Agent {
       observe: (o) => {
         this.metrics?.observeServiceReconcile(o);
         const w = o.written, r = o.removed;
-        memory.after(w.backends + w.slots + w.frontends + r.backends + r.slots + r.frontends);
+        memory.after(w.backends + w.slots + w.frontends + r.backends + r.slots + r.frontends + o.read);
       },
       ...(opts.healthChecks !== undefined ? { healthChecks: opts.healthChecks } : {}),
     });

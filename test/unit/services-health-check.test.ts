@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { silentLogger } from '../../agent/src/log/index.js';
-import { desiredFrontends, SERVICE_NAME_LABEL, type EndpointSliceObject, type ServiceObject } from '../../agent/src/services/index.js';
+import { desiredFrontends, SERVICE_NAME_LABEL, type EndpointObject, type EndpointSliceObject, type ServiceObject } from '../../agent/src/services/index.js';
 import { HealthCheckServers, healthCheckBody, healthCheckTargets } from '../../agent/src/services/health-check.js';
 
 /** A port nothing listens on right now. */
@@ -30,7 +30,7 @@ function get(port: number, path = '/'): Promise<{ status: number; headers: Recor
 }
 
 const node = { name: 'node-a', addresses: ['127.0.0.1'] };
-type Ep = NonNullable<EndpointSliceObject['endpoints']>[number];
+type Ep = EndpointObject;
 const lb = (name: string, hc: number, etp = 'Local'): ServiceObject => ({
   metadata: { name, namespace: 'shop' },
   spec: { type: 'LoadBalancer', clusterIP: '10.96.0.10', externalTrafficPolicy: etp, healthCheckNodePort: hc, ports: [{ name: 'http', port: 80, nodePort: 30080 }] },

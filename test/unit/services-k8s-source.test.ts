@@ -83,7 +83,7 @@ describe('KubeServiceSource', () => {
         ports: [{ name: 'p0', protocol: 'TCP', port: 80 }, { name: 'p1', protocol: 'TCP', port: 443 }],
       });
       const sl = w.last().slices[0]!;
-      assert.deepEqual(sl.endpoints, [{ addresses: ['10.244.0.5'], conditions: { ready: true, serving: true, terminating: false }, nodeName: 'node-1' }]);
+      assert.deepEqual([...sl.endpoints!], [{ addresses: ['10.244.0.5'], conditions: { ready: true, serving: true, terminating: false }, nodeName: 'node-1' }]);
       assert.deepEqual(Object.keys(sl.metadata!).sort(), ['labels', 'name', 'namespace', 'resourceVersion']);
     } finally {
       await w.src.stop();

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   DEFAULT_AFFINITY_SECONDS, SERVICE_NAME_LABEL, desiredFrontends, diffFrontends, frontendKey,
-  type EndpointSliceObject, type ServiceObject,
+  type EndpointObject, type EndpointSliceObject, type ServiceObject,
 } from '../../agent/src/services/index.js';
 
 const node = { name: 'node-a', addresses: ['10.220.0.1', '192.168.5.4'] };
@@ -11,7 +11,7 @@ function svc(name: string, spec: NonNullable<ServiceObject['spec']>, status?: Se
   return { metadata: { name, namespace: 'shop' }, spec, ...(status ? { status } : {}) };
 }
 
-type Ep = NonNullable<EndpointSliceObject['endpoints']>[number];
+type Ep = EndpointObject;
 function slice(service: string, ports: EndpointSliceObject['ports'], endpoints: Ep[], name = `${service}-x`): EndpointSliceObject {
   return { metadata: { name, namespace: 'shop', labels: { [SERVICE_NAME_LABEL]: service } }, addressType: 'IPv4', ports, endpoints };
 }

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SERVICE_NAME_LABEL, type EndpointSliceObject, type ServiceObject } from '../../agent/src/services/index.js';
+import { SERVICE_NAME_LABEL, type EndpointObject, type EndpointSliceObject, type ServiceObject } from '../../agent/src/services/index.js';
 import { ServiceReconciler, placeSlots } from '../../agent/src/services/reconciler.js';
 import { BACKEND_FLAG, FakeServiceTables, SVC_FLAG, type FakeWrite } from '../../agent/src/services/tables.js';
 import type { ServiceSnapshot } from '../../agent/src/services/source.js';
@@ -9,7 +9,7 @@ const TCP = 6, UDP = 17;
 const node = { name: 'node-a', addresses: ['192.168.5.4'] };
 const CIDRS = ['10.96.0.0/12'];
 
-type Ep = NonNullable<EndpointSliceObject['endpoints']>[number];
+type Ep = EndpointObject;
 const ep = (ip: string, conditions: Ep['conditions'] = { ready: true }, nodeName = 'node-a'): Ep => ({ addresses: [ip], conditions, nodeName });
 
 function svc(name: string, spec: NonNullable<ServiceObject['spec']>): ServiceObject {

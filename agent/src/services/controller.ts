@@ -94,6 +94,8 @@ export class ServiceController {
       return;
     }
     this.d.source.start((s) => {
+      // The first pass after start loaded the maps anyway: the first check is an interval later.
+      if (!this.last) this.lastVerify = Date.now();
       this.last = s;
       this.pass(false);
     });
@@ -195,7 +197,7 @@ export class ServiceController {
     } catch (err) {
       out = {
         result: 'failed', written: { backends: 0, slots: 0, frontends: 0, ranges: 0 }, removed: { backends: 0, slots: 0, frontends: 0, ranges: 0 },
-        errors: [`reconcile services: ${(err as Error).message}`], full: {}, seconds: 0, frontends: 0, backends: 0,
+        errors: [`reconcile services: ${(err as Error).message}`], full: {}, seconds: 0, frontends: 0, backends: 0, read: 0,
       };
       // The picture of the maps may be off now: read them back next time.
       this.reconciler.load();

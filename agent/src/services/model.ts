@@ -32,6 +32,7 @@
  * only there.
  */
 import type { HostPortMapping } from '../api/protocol.js';
+import { joinKey } from '../util/keys.js';
 
 /** The protocols a frontend can have. */
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
@@ -55,16 +56,22 @@ export interface ServiceObject {
   status?: { loadBalancer?: { ingress?: Array<{ ip?: string }> } };
 }
 
+/** The fields of one endpoint of an EndpointSlice this model reads. */
+export interface EndpointObject {
+  addresses?: string[];
+  conditions?: { ready?: boolean | null; serving?: boolean | null; terminating?: boolean | null };
+  nodeName?: string;
+}
+
+/** Endpoints as the model reads them: an array, or a packed list (source.ts PackedEndpoints) that yields the same objects. */
+export type EndpointList = Iterable<EndpointObject> & { readonly length: number };
+
 /** The fields of a discovery.k8s.io/v1 EndpointSlice this model reads. */
 export interface EndpointSliceObject {
   metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
   addressType?: string;
   ports?: Array<{ name?: string; protocol?: string; port?: number }> | null;
-  endpoints?: Array<{
-    addresses?: string[];
-    conditions?: { ready?: boolean | null; serving?: boolean | null; terminating?: boolean | null };
-    nodeName?: string;
-  }> | null;
+  endpoints?: EndpointList | null;
 }
 
 /** The label that ties an EndpointSlice to its Service. */
@@ -167,7 +174,7 @@ export function hostPortObjects(pods: readonly HostPortPod[], nodeName: string):
   return { services, slices };
 }
 
-const key = (ns: string | undefined, name: string | undefined): string => `${ns ?? 'default'}/${name ?? ''}`;
+const key = (ns: string | undefined, name: string | undefined): string => joinKey(ns ?? 'default', '/', name ?? '');
 
 function protocolOf(p: string | undefined): Protocol {
   return p === 'UDP' || p === 'SCTP' ? p : 'TCP';
@@ -289,7 +296,7 @@ export interface EndpointPort {
 
 /** The identity of a backend: address, port, protocol. */
 export function backendKey(ip: string, port: number, protocol: Protocol): string {
-  return `${ip}:${port}/${protocol}`;
+  return joinKey(ip, ':', port, '/', protocol);
 }
 
 /**
@@ -322,7 +329,7 @@ export function endpointPorts(slices: EndpointSliceObject[], node: Pick<NodeView
 
 /** The identity of a frontend in the service maps: address, port, protocol. */
 export function frontendKey(f: Pick<Frontend, 'address' | 'port' | 'protocol'>): string {
-  return `${f.address}:${f.port}/${f.protocol}`;
+  return joinKey(f.address, ':', f.port, '/', f.protocol);
 }
 
 /** What changes between two desired states: frontends to add, to update (backends or settings changed) and to remove. */

@@ -31,6 +31,7 @@
  * is already right.
  */
 import { PodnetError } from '../errors/index.js';
+import { joinKey } from '../util/keys.js';
 import { IP_PROTO, IP_PROTO_NAME as PROTO_NAME } from '../maps/services.js';
 import {
   SERVICE_NAME_LABEL, backendKey, desiredFrontends, endpointPorts,
@@ -68,6 +69,8 @@ export interface ServiceReconcileOutcome {
   seconds: number;
   frontends: number;
   backends: number;
+  /** Map entries read back (load(), verify()) since the last pass: a big read is as much garbage as a big write. */
+  read: number;
 }
 
 /** How the agent names a frontend (the maps know only its id). */
@@ -92,16 +95,26 @@ export interface ServiceReconcilerDeps {
 
 interface FrontendState { key: FrontendKey; value: FrontendValue; name: FrontendName | undefined }
 /**
- * A backend as pn_backends holds it. Its address, port and protocol are in
- * its key ("addr:port/PROTO", kept here so every table shares one string):
- * with 100,000 backends each field per entry costs megabytes.
+ * A backend as pn_backends holds it, with the counts that decide when it
+ * may go. Its address, port and protocol are in its key ("addr:port/PROTO",
+ * kept here so every table shares one string). One record per backend
+ * carries what would otherwise be two more 100,000-entry Maps at 10,000
+ * Services: each costs about 3.7 MB of hash table alone.
  */
-interface BackendState { id: number; flags: number; key: string }
+interface BackendState {
+  id: number;
+  flags: number;
+  key: string;
+  /** How many Service plans list its endpoint port. */
+  refs: number;
+  /** How many slots name its id, as pn_svc_slots holds them. */
+  slots: number;
+}
 
 const PROTO: Readonly<Record<Protocol, number>> = IP_PROTO;
 const MAX_ID = 0xffff_ffff;
 
-const fkey = (addr: string, port: number, proto: number): string => `${addr}:${port}/${PROTO_NAME[proto] ?? proto}`;
+const fkey = (addr: string, port: number, proto: number): string => joinKey(addr, ':', port, '/', PROTO_NAME[proto] ?? proto);
 /** The address, port and protocol number of a key made by fkey (or model.ts's backendKey). */
 function parseKey(k: string): { addr: string; port: number; proto: number } {
   const colon = k.lastIndexOf(':');
@@ -109,7 +122,7 @@ function parseKey(k: string): { addr: string; port: number; proto: number } {
   const name = k.slice(slash + 1) as Protocol;
   return { addr: k.slice(0, colon), port: Number(k.slice(colon + 1, slash)), proto: PROTO[name] ?? Number(name) };
 }
-const groupKeyOf = (f: Frontend): string => `${f.service}\u0000${f.portName}\u0000${f.protocol}\u0000${f.localOnly ? 'local' : 'cluster'}`;
+const groupKeyOf = (f: Frontend): string => joinKey(f.service, '\u0000', f.portName, '\u0000', f.protocol, '\u0000', f.localOnly ? 'local' : 'cluster');
 
 function frontendFlags(f: Frontend): number {
   let flags = 0;
@@ -187,12 +200,12 @@ interface ServicePlan {
   /** Its frontends; their backend lists only where health checks read them (a healthCheckNodePort). */
   frontends: Frontend[];
   /** Keys of the endpoint ports it lists (backend keys, shared with the backend table). */
-  endpointKeys: Set<string>;
+  endpointKeys: readonly string[];
   groupKeys: string[];
 }
 
 const NO_BACKENDS: Frontend['backends'] = Object.freeze([]) as unknown as Frontend['backends'];
-const NO_KEYS: Set<string> = new Set();
+const NO_KEYS: readonly string[] = Object.freeze([]);
 
 /**
  * The plan as kept after its pass, with the keys of its endpoint ports:
@@ -201,8 +214,8 @@ const NO_KEYS: Set<string> = new Set();
 function keepPlan(p: ServicePlan, keys: Iterable<string>, canonical: (k: string) => string): ServicePlan {
   const hc = p.svc?.spec?.healthCheckNodePort;
   const frontends = typeof hc === 'number' && hc > 0 ? p.frontends : p.frontends.map((f) => ({ ...f, backends: NO_BACKENDS }));
-  const endpointKeys = new Set<string>();
-  for (const k of keys) endpointKeys.add(canonical(k));
+  const endpointKeys: string[] = [];
+  for (const k of keys) endpointKeys.push(canonical(k));
   return { ...p, frontends, endpointKeys };
 }
 
@@ -217,7 +230,7 @@ function sameObject<T extends { metadata?: unknown }>(a: T | undefined, b: T | u
 
 const ownerOf = (s: EndpointSliceObject): string | undefined => {
   const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
-  return name ? `${s.metadata?.namespace ?? 'default'}/${name}` : undefined;
+  return name ? joinKey(s.metadata?.namespace ?? 'default', '/', name) : undefined;
 };
 
 /**
@@ -237,13 +250,13 @@ export class ServiceReconciler {
   private groupFes = new Map<number, Set<string>>();
   /** Slots as the map holds them, per group (0: no slot there). */
   private groups = new Map<number, number[]>();
-  /** How many slots name each backend id, as the map holds them. */
-  private slotRefs = new Map<number, number>();
+  /** Slot counts of backend ids pn_backends does not hold (a failed write, a map edited behind the agent's back). */
+  private orphanSlots = new Map<number, number>();
   private groupIds = new Map<string, number>();
   private be = new Map<string, BackendState>();
-  private beById = new Map<number, string>();
-  /** How many Service plans list each endpoint port. */
-  private beRefs = new Map<string, number>();
+  private beById = new Map<number, BackendState>();
+  /** Plan counts of endpoint ports pn_backends does not hold (their write failed, or is in flight). */
+  private pendingRefs = new Map<string, number>();
   private ranges = new Set<string>();
   private feIds = new Set<number>();
   private readonly ids = { frontend: new Ids('frontend'), group: new Ids('group'), backend: new Ids('backend') };
@@ -252,6 +265,8 @@ export class ServiceReconciler {
   private loaded = false;
   /** The next pass removes everything no Service asks for (after load()). */
   private sweep = false;
+  /** Entries read back from the maps since the last pass. */
+  private readBack = 0;
 
   constructor(private readonly d: ServiceReconcilerDeps) {
     this.t = d.tables;
@@ -271,22 +286,26 @@ export class ServiceReconciler {
     for (const [k, v] of this.t.readFrontends()) {
       const fk = fkey(k.addr, k.port, k.proto);
       this.setFe(fk, { key: k, value: v, name: names.get(v.frontendId) });
+      this.readBack++;
       this.ids.frontend.floor(v.frontendId);
       this.ids.group.floor(v.groupId);
     }
-    this.groups = new Map();
-    this.slotRefs = new Map();
-    this.t.forEachSlot((groupId, slot, backendId) => {
-      this.setSlot(groupId, slot, backendId);
-      this.ids.group.floor(groupId);
-    });
     this.be = new Map();
     this.beById = new Map();
     this.t.forEachBackend((id, addr, port, proto, flags) => {
       const key = fkey(addr, port, proto);
-      this.be.set(key, { id, flags, key });
-      this.beById.set(id, key);
+      const st: BackendState = { id, flags, key, refs: 0, slots: 0 };
+      this.be.set(key, st);
+      this.beById.set(id, st);
       this.ids.backend.floor(id);
+      this.readBack++;
+    });
+    this.groups = new Map();
+    this.orphanSlots = new Map();
+    this.t.forEachSlot((groupId, slot, backendId) => {
+      this.setSlot(groupId, slot, backendId);
+      this.ids.group.floor(groupId);
+      this.readBack++;
     });
     this.ranges = new Set(this.t.readRanges());
     if (!this.loaded) {
@@ -309,6 +328,7 @@ export class ServiceReconciler {
   verify(): boolean {
     if (!this.loaded) return false;
     const fes = this.t.readFrontends();
+    this.readBack += fes.length;
     if (fes.length !== this.fe.size) return false;
     for (const [k, v] of fes) {
       const m = this.fe.get(fkey(k.addr, k.port, k.proto));
@@ -322,15 +342,16 @@ export class ServiceReconciler {
       held++;
       if (same && this.groups.get(groupId)?.[slot] !== id) same = false;
     });
+    this.readBack += held;
     if (!same || held !== slots) return false;
     let bes = 0;
     this.t.forEachBackend((id, addr, port, proto, flags) => {
       bes++;
       if (!same) return;
-      const k = this.beById.get(id);
-      const m = k === undefined ? undefined : this.be.get(k);
-      if (!m || m.flags !== flags || k !== fkey(addr, port, proto)) same = false;
+      const m = this.beById.get(id);
+      if (!m || m.flags !== flags || m.key !== fkey(addr, port, proto)) same = false;
     });
+    this.readBack += bes;
     if (!same || bes !== this.be.size) return false;
     const ranges = this.t.readRanges();
     return ranges.length === this.ranges.size && ranges.every((r) => this.ranges.has(r));
@@ -339,7 +360,8 @@ export class ServiceReconciler {
   /** The next pass recomputes every Service and removes what none asks for. */
   private forgetPlans(): void {
     this.plans = new Map();
-    this.beRefs = new Map();
+    for (const st of this.be.values()) st.refs = 0;
+    this.pendingRefs = new Map();
     this.feOwner = new Map();
     this.sweep = true;
   }
@@ -373,13 +395,39 @@ export class ServiceReconciler {
     if (!g) this.groups.set(gid, (g = []));
     while (g.length <= slot) g.push(0);
     const old = g[slot]!;
-    if (old !== 0) { const n = (this.slotRefs.get(old) ?? 1) - 1; if (n > 0) this.slotRefs.set(old, n); else this.slotRefs.delete(old); }
+    if (old !== 0) this.countSlot(old, -1);
     g[slot] = backendId;
-    if (backendId !== 0) this.slotRefs.set(backendId, (this.slotRefs.get(backendId) ?? 0) + 1);
+    if (backendId !== 0) this.countSlot(backendId, 1);
     if (backendId === 0) {
       while (g.length > 0 && g[g.length - 1] === 0) g.pop();
       if (g.length === 0) this.groups.delete(gid);
     }
+  }
+
+  /** Adds `d` to the number of slots naming backend `id`. */
+  private countSlot(id: number, d: number): void {
+    const st = this.beById.get(id);
+    if (st) { st.slots += d; return; }
+    const n = (this.orphanSlots.get(id) ?? 0) + d;
+    if (n > 0) this.orphanSlots.set(id, n); else this.orphanSlots.delete(id);
+  }
+
+  /** How many slots name backend `id`. */
+  private slotsOf(id: number): number {
+    return this.beById.get(id)?.slots ?? this.orphanSlots.get(id) ?? 0;
+  }
+
+  /** How many plans list endpoint port `k`. */
+  private refsOf(k: string): number {
+    return this.be.get(k)?.refs ?? this.pendingRefs.get(k) ?? 0;
+  }
+
+  /** Adds `d` to the number of plans listing endpoint port `k`. */
+  private countRef(k: string, d: number): void {
+    const st = this.be.get(k);
+    if (st) { st.refs += d; return; }
+    const n = (this.pendingRefs.get(k) ?? 0) + d;
+    if (n > 0) this.pendingRefs.set(k, n); else this.pendingRefs.delete(k);
   }
 
   /** The highest count of any frontend pointing at a group: its slots below it must stay. */
@@ -395,7 +443,7 @@ export class ServiceReconciler {
     if (!this.loaded) this.load();
     const out: ServiceReconcileOutcome = {
       result: 'ok', written: { backends: 0, slots: 0, frontends: 0, ranges: 0 }, removed: { backends: 0, slots: 0, frontends: 0, ranges: 0 },
-      errors: [], full: {}, seconds: 0, frontends: 0, backends: 0,
+      errors: [], full: {}, seconds: 0, frontends: 0, backends: 0, read: 0,
     };
     const fail = (map: ServiceMapName, verb: string, failures: WriteFailure[]): Set<number> => {
       if (failures.length === 0) return new Set();
@@ -420,7 +468,7 @@ export class ServiceReconciler {
 
     // Which Services changed since the last pass.
     const services = new Map<string, ServiceObject>();
-    for (const s of snap.services) services.set(`${s.metadata?.namespace ?? 'default'}/${s.metadata?.name ?? ''}`, s);
+    for (const s of snap.services) services.set(joinKey(s.metadata?.namespace ?? 'default', '/', s.metadata?.name ?? ''), s);
     const slicesOf = new Map<string, EndpointSliceObject[]>();
     for (const s of snap.slices) {
       const o = ownerOf(s);
@@ -456,28 +504,37 @@ export class ServiceReconciler {
     const queued = new Set<string>();
     for (const c of changes) {
       const now = c.plan ? c.endpoints : new Map<string, EndpointPort>();
+      const had = new Set(c.old?.endpointKeys);
       for (const [k, e] of now) {
-        if (!c.old?.endpointKeys.has(k)) this.beRefs.set(k, (this.beRefs.get(k) ?? 0) + 1);
+        if (!had.has(k)) this.countRef(k, 1);
         const value: BackendValue = { addr: e.ip, port: e.port, proto: PROTO[e.protocol], flags: (e.terminating ? BACKEND_FLAG.terminating : 0) | (e.local ? BACKEND_FLAG.local : 0) };
-        const had = this.be.get(k);
-        if ((had && had.flags === value.flags) || queued.has(k)) continue;
+        const st = this.be.get(k);
+        if ((st && st.flags === value.flags) || queued.has(k)) continue;
         queued.add(k);
-        beWrites.push([had?.id ?? this.ids.backend.take((x) => this.beById.has(x) || this.slotRefs.has(x)), value]);
+        beWrites.push([st?.id ?? this.ids.backend.take((x) => this.beById.has(x) || this.orphanSlots.has(x)), value]);
         beWriteKeys.push(k);
       }
-      for (const k of c.old?.endpointKeys ?? []) {
+      for (const k of had) {
         if (now.has(k)) continue;
-        const n = (this.beRefs.get(k) ?? 1) - 1;
-        if (n > 0) this.beRefs.set(k, n); else { this.beRefs.delete(k); beCandidates.add(k); }
+        this.countRef(k, -1);
+        if (this.refsOf(k) === 0) beCandidates.add(k);
       }
     }
-    if (sweep) for (const k of this.be.keys()) if (!this.beRefs.has(k)) beCandidates.add(k);
+    if (sweep) for (const [k, st] of this.be) if (st.refs === 0) beCandidates.add(k);
     const beFailed = fail('pn_backends', 'write', this.t.writeBackends(beWrites));
     beWrites.forEach(([id, value], i) => {
       if (beFailed.has(i)) return;
-      const k = this.be.get(beWriteKeys[i]!)?.key ?? beWriteKeys[i]!;
-      this.be.set(k, { id, flags: value.flags, key: k });
-      this.beById.set(id, k);
+      const k = beWriteKeys[i]!;
+      const st = this.be.get(k);
+      if (st) {
+        st.flags = value.flags;
+      } else {
+        const fresh: BackendState = { id, flags: value.flags, key: k, refs: this.pendingRefs.get(k) ?? 0, slots: this.orphanSlots.get(id) ?? 0 };
+        this.pendingRefs.delete(k);
+        this.orphanSlots.delete(id);
+        this.be.set(k, fresh);
+        this.beById.set(id, fresh);
+      }
       out.written.backends++;
     });
 
@@ -642,7 +699,7 @@ export class ServiceReconciler {
     });
 
     // 6. Backends whose endpoint is gone and that no slot names.
-    const beGone = [...beCandidates].filter((k) => { const s = this.be.get(k); return s !== undefined && !this.beRefs.has(k) && !this.slotRefs.has(s.id); });
+    const beGone = [...beCandidates].filter((k) => { const s = this.be.get(k); return s !== undefined && s.refs === 0 && this.slotsOf(s.id) === 0; });
     const beDelFailed = fail('pn_backends', 'delete', this.t.deleteBackends(beGone.map((k) => this.be.get(k)!.id)));
     beGone.forEach((k, i) => {
       if (beDelFailed.has(i)) return;
@@ -675,6 +732,8 @@ export class ServiceReconciler {
     out.result = out.errors.length > 0 ? 'failed' : changed ? 'changed' : 'ok';
     out.frontends = this.fe.size;
     out.backends = this.be.size;
+    out.read = this.readBack;
+    this.readBack = 0;
     out.seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     return out;
   }
