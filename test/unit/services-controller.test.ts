@@ -38,6 +38,25 @@ describe('the service controller', () => {
     await c.stop();
   });
 
+  it('checks the maps first an interval after the first sync, and says how many entries the check read', async () => {
+    const tables = new FakeServiceTables();
+    const source = new FakeSource();
+    const seen: number[] = [];
+    const c = new ServiceController({ tables, source, nodeName: 'n', addresses: () => [], defaultServiceCidrs: ['10.96.0.0/12'], log: silentLogger(), verifyIntervalMs: 60_000, observe: (o) => seen.push(o.read) });
+    c.start();
+    source.push(web);
+    await c.settled();
+    tables.frontends.clear();
+    await c.resync();
+    assert.equal(tables.frontends.size, 0, 'a resync right after the first sync reads nothing back');
+    assert.deepEqual(seen, [0], 'the first pass started from empty maps: nothing read back');
+    (c as unknown as { lastVerify: number }).lastVerify -= 60_000;
+    await c.resync();
+    assert.deepEqual(tables.backendsOf('10.96.0.10', 80, 6), ['10.244.0.5:8080'], 'the check an interval later repairs the map');
+    assert.ok(seen.length === 2 && seen[1]! > 0, `the checking pass reports what it read back (${seen.join(', ')})`);
+    await c.stop();
+  });
+
   it('empties the service maps an earlier agent filled when Services are off, ranges included', async () => {
     const tables = new FakeServiceTables();
     const on = new ServiceController({ tables, source: new FakeSource(), nodeName: 'n', addresses: () => [], defaultServiceCidrs: ['10.96.0.0/12'], log: silentLogger() });
