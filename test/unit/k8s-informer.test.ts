@@ -103,6 +103,32 @@ describe('Informer', () => {
     assert.equal(t.last().aborted, true);
   });
 
+  it('lists the same array until the store changes, and a new one after every add, update and delete', async () => {
+    const t = new FakeTransport();
+    t.lists.push({ items: [obj('a', '1'), obj('b', '2')], resourceVersion: '10' });
+    const inf = new Informer<Obj>(t, { apiVersion: 'v1', kind: 'Node', plural: 'nodes' }, {}, {}, silentLogger(), fast);
+    inf.start();
+    await inf.synced;
+    await until('watch', () => t.watches.length === 1);
+    const first = inf.list();
+    assert.equal(inf.list(), first, 'nothing changed: the same array');
+    assert.equal(inf.size, 2);
+    const names = (): string[] => inf.list().map((o) => `${o.metadata!.name}@${o.metadata!.resourceVersion}`).sort();
+    t.last().emit({ type: 'MODIFIED', object: obj('a', '11') });
+    assert.notEqual(inf.list(), first);
+    assert.deepEqual(names(), ['a@11', 'b@2']);
+    assert.deepEqual(first.map((o) => o.metadata!.resourceVersion), ['1', '2'], 'an array handed out is never changed');
+    const second = inf.list();
+    t.last().emit({ type: 'ADDED', object: obj('c', '12') });
+    assert.deepEqual(names(), ['a@11', 'b@2', 'c@12']);
+    const third = inf.list();
+    t.last().emit({ type: 'DELETED', object: obj('b', '13') });
+    assert.deepEqual(names(), ['a@11', 'c@12']);
+    assert.ok(second !== third && third !== inf.list());
+    assert.equal(inf.size, 2);
+    inf.stop();
+  });
+
   it('relists on 410 Gone and tells handlers about objects deleted while it was away', async () => {
     const t = new FakeTransport();
     t.lists.push({ items: [obj('a', '1'), obj('b', '2')], resourceVersion: '5' }, { items: [obj('a', '9')], resourceVersion: '20' });

@@ -22,7 +22,7 @@ const web = (spec: Partial<NonNullable<ServiceObject['spec']>> = {}): ServiceObj
   svc('web', { type: 'NodePort', clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }], ...spec });
 const webSlice = (...ips: Array<string | Ep>): EndpointSliceObject =>
   slice('web', [{ name: 'http', port: 8080, protocol: 'TCP' }], ips.map((x) => (typeof x === 'string' ? ep(x) : x)));
-const snap = (services: ServiceObject[], slices: EndpointSliceObject[], serviceCidrs?: string[]): ServiceSnapshot => ({ services, slices, serviceCidrs });
+const snap = (services: readonly ServiceObject[], slices: readonly EndpointSliceObject[], serviceCidrs?: string[]): ServiceSnapshot => ({ services, slices, serviceCidrs });
 
 function setup(caps: ConstructorParameters<typeof FakeServiceTables>[0] = {}): { t: FakeServiceTables; r: ServiceReconciler; udpGone: string[] } {
   const t = new FakeServiceTables(caps);
@@ -330,11 +330,35 @@ describe('the service reconciler', () => {
     copySl.endpoints = [ep('10.244.0.99')];
     assert.equal(r.apply(snap([copyA], [copySl]), node).result, 'ok');
     assert.equal(t.log.length, from);
-    // A new version is computed.
-    copySl.metadata!.name = 'web-x';
-    (copySl.metadata as { resourceVersion: string }).resourceVersion = '10';
-    r.apply(snap([copyA], [copySl]), node);
+    // A new version is computed (a new object: snapshot objects are never changed in place).
+    const v10 = { ...copySl, metadata: { ...copySl.metadata, resourceVersion: '10' } } as EndpointSliceObject;
+    r.apply(snap([copyA], [v10]), node);
     assert.deepEqual(t.backendsOf('10.96.0.10', 80, TCP), ['10.244.0.99:8080']);
+  });
+
+  it('follows slices and Services by object across passes: one slice of two gone, order changed, a Service gone and back', () => {
+    const { t, r } = setup();
+    const s1 = slice('web', [{ name: 'http', port: 8080, protocol: 'TCP' }], [ep('10.244.0.5')], 'web-1');
+    const s2 = slice('web', [{ name: 'http', port: 8080, protocol: 'TCP' }], [ep('10.244.0.6')], 'web-2');
+    const w = web();
+    r.apply(snap([w], [s1, s2]), node);
+    assert.deepEqual(sorted(t.backendsOf('10.96.0.10', 80, TCP)), ['10.244.0.5:8080', '10.244.0.6:8080']);
+    const from = t.log.length;
+    assert.equal(r.apply(snap([w], [s2, s1]), node).result, 'ok', 'the same objects in another order change nothing');
+    assert.equal(t.log.length, from);
+    r.apply(snap([w], [s2]), node);
+    assert.deepEqual(t.backendsOf('10.96.0.10', 80, TCP), ['10.244.0.6:8080'], 'the slice that left takes its endpoint along');
+    r.apply(snap([], [s2]), node);
+    assert.equal(t.frontend('10.96.0.10', 80, TCP), undefined, 'a Service gone takes its frontends along, its slices staying');
+    r.apply(snap([w], [s2]), node);
+    assert.deepEqual(t.backendsOf('10.96.0.10', 80, TCP), ['10.244.0.6:8080'], 'the same object back is a Service again');
+    // Two objects of one name in one snapshot: the last one counts, and the other once it is alone.
+    const w2 = web({ clusterIP: '10.96.0.11' });
+    r.apply(snap([w, w2], [s2]), node);
+    assert.ok(t.frontend('10.96.0.11', 80, TCP) && !t.frontend('10.96.0.10', 80, TCP));
+    r.apply(snap([w], [s2]), node);
+    assert.ok(t.frontend('10.96.0.10', 80, TCP) && !t.frontend('10.96.0.11', 80, TCP));
+    assert.deepEqual(t.broken(), []);
   });
 
   it('refuses a frontend two Services claim, keeps the first one, and says so', () => {

@@ -71,6 +71,8 @@ export function objectKey(o: KubeObject): string {
 /** Lists and watches one resource with one selection until stopped. */
 export class Informer<T extends KubeObject> {
   private readonly store = new Map<string, T>();
+  /** list()'s answer until the store changes. */
+  private listed: readonly T[] | undefined;
   private resourceVersion = '';
   private watchHandle: WatchHandle | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -111,9 +113,18 @@ export class Informer<T extends KubeObject> {
     return this.hasSyncedOnce;
   }
 
-  /** Every object in the store. */
-  list(): T[] {
-    return [...this.store.values()];
+  /**
+   * Every object in the store. The same array until the store changes (a
+   * consumer that reads it on every event does not copy 10,000 objects
+   * each time); never change it.
+   */
+  list(): readonly T[] {
+    return (this.listed ??= [...this.store.values()]);
+  }
+
+  /** How many objects the store holds. */
+  get size(): number {
+    return this.store.size;
   }
 
   /** One object by namespace/name (or name). */
@@ -193,6 +204,7 @@ export class Informer<T extends KubeObject> {
     for (const [key, old] of [...this.store]) {
       if (!seen.has(key)) {
         this.store.delete(key);
+        this.listed = undefined;
         this.handlers.delete?.(old);
       }
     }
@@ -204,11 +216,13 @@ export class Informer<T extends KubeObject> {
     if (type === 'DELETED') {
       if (old) {
         this.store.delete(key);
+        this.listed = undefined;
         this.handlers.delete?.(obj);
       }
       return;
     }
     this.store.set(key, obj);
+    this.listed = undefined;
     if (!old) this.handlers.add?.(obj);
     else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) this.handlers.update?.(obj, old);
   }

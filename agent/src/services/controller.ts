@@ -182,7 +182,7 @@ export class ServiceController {
     this.apply(snap, node.addresses, node);
     const health = this.health;
     if (health) {
-      const targets = healthCheckTargets(this.reconciler.lastServices(), (svc) => this.reconciler.frontendsOf(svc), this.d.nodeName);
+      const targets = healthCheckTargets(this.reconciler.healthCheckServices(), (svc) => this.reconciler.frontendsOf(svc), this.d.nodeName);
       this.chain = this.chain.then(async () => {
         if (this.stopped) return;
         await health.update(targets, node.addresses);

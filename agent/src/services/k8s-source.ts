@@ -115,11 +115,11 @@ export class KubeServiceSource implements ServiceSource {
   }
 
   stats(): Record<string, unknown> {
-    const slices = this.slices.list() as EndpointSliceObject[];
+    const slices = this.slices.list() as readonly EndpointSliceObject[];
     return {
       kind: 'kubernetes', server: this.transport.server, synced: this.hasSynced,
       resources: ['services', 'endpointslices', ...(this.cidrs ? ['servicecidrs'] : [])],
-      services: this.services.list().length, endpointSlices: slices.length,
+      services: this.services.size, endpointSlices: slices.length,
       endpoints: slices.reduce((n, s) => n + (s.endpoints?.length ?? 0), 0),
       serviceCidrApi: this.cidrApi, deliveries: this.deliveries, lastDeliveryMs: this.lastDeliveryMs,
       relists: this.informerStats().reduce((n, s) => n + s.relists, 0),
@@ -184,8 +184,8 @@ export class KubeServiceSource implements ServiceSource {
     const cidrsReady = this.cidrApi === 'absent' || this.cidrApi === 'forbidden' || (this.cidrs?.hasSynced ?? false);
     if (!this.services.hasSynced || !this.slices.hasSynced || !cidrsReady) return;
     const snap: ServiceSnapshot = {
-      services: this.services.list() as ServiceObject[],
-      slices: this.slices.list() as EndpointSliceObject[],
+      services: this.services.list() as readonly ServiceObject[],
+      slices: this.slices.list() as readonly EndpointSliceObject[],
       serviceCidrs: this.serviceCidrs(),
     };
     this.hasSynced = true;

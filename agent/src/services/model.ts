@@ -183,7 +183,7 @@ function protocolOf(p: string | undefined): Protocol {
 const isIPv4 = (a: string): boolean => /^\d{1,3}(\.\d{1,3}){3}$/.test(a);
 
 /** Backends for one Service port from its slices, before any traffic policy. */
-function endpointsFor(slices: EndpointSliceObject[], portName: string, protocol: Protocol): Backend[] {
+function endpointsFor(slices: readonly EndpointSliceObject[], portName: string, protocol: Protocol): Backend[] {
   const ready: Backend[] = [];
   const terminating: Backend[] = [];
   for (const s of slices) {
@@ -216,7 +216,7 @@ function endpointsFor(slices: EndpointSliceObject[], portName: string, protocol:
  * Frontends are sorted by address, port and protocol, so two results compare
  * element by element.
  */
-export function desiredFrontends(services: ServiceObject[], slices: EndpointSliceObject[], node: NodeView): Frontend[] {
+export function desiredFrontends(services: readonly ServiceObject[], slices: readonly EndpointSliceObject[], node: NodeView): Frontend[] {
   const byService = new Map<string, EndpointSliceObject[]>();
   for (const s of slices) {
     const owner = s.metadata?.labels?.[SERVICE_NAME_LABEL];
@@ -304,7 +304,7 @@ export function backendKey(ip: string, port: number, protocol: Protocol): string
  * the service-name label), ready or not, by backendKey. An endpoint listed
  * by several slices counts once; it is terminating only if every listing says so.
  */
-export function endpointPorts(slices: EndpointSliceObject[], node: Pick<NodeView, 'name'>): Map<string, EndpointPort> {
+export function endpointPorts(slices: readonly EndpointSliceObject[], node: Pick<NodeView, 'name'>): Map<string, EndpointPort> {
   const out = new Map<string, EndpointPort>();
   for (const s of slices) {
     if (!s.metadata?.labels?.[SERVICE_NAME_LABEL]) continue;

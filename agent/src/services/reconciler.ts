@@ -253,6 +253,8 @@ export class ServiceReconciler {
   /** Slot counts of backend ids pn_backends does not hold (a failed write, a map edited behind the agent's back). */
   private orphanSlots = new Map<number, number>();
   private groupIds = new Map<string, number>();
+  /** The keys of groupIds by id: which ids are claimed, without a Set of 10,000 made every pass. */
+  private groupKeys = new Map<number, string>();
   private be = new Map<string, BackendState>();
   private beById = new Map<number, BackendState>();
   /** Plan counts of endpoint ports pn_backends does not hold (their write failed, or is in flight). */
@@ -261,12 +263,22 @@ export class ServiceReconciler {
   private feIds = new Set<number>();
   private readonly ids = { frontend: new Ids('frontend'), group: new Ids('group'), backend: new Ids('backend') };
   private plans = new Map<string, ServicePlan>();
+  /** Keys of the plans whose Service has a healthCheckNodePort. */
+  private hcKeys = new Set<string>();
   private nodeSig = '';
   private loaded = false;
   /** The next pass removes everything no Service asks for (after load()). */
   private sweep = false;
   /** Entries read back from the maps since the last pass. */
   private readBack = 0;
+  /** The last snapshot's objects by identity, with their key and the pass that last saw them (index()). */
+  private seenServices = new Map<ServiceObject, { key: string; epoch: number }>();
+  private seenSlices = new Map<EndpointSliceObject, { key: string | undefined; epoch: number }>();
+  private services = new Map<string, ServiceObject>();
+  private slicesOf = new Map<string, EndpointSliceObject[]>();
+  /** Keys more than one Service object of a snapshot had. */
+  private dupes = new Set<string>();
+  private epoch = 0;
 
   constructor(private readonly d: ServiceReconcilerDeps) {
     this.t = d.tables;
@@ -316,7 +328,7 @@ export class ServiceReconciler {
     }
     this.forgetPlans();
     // Group ids stay claimed by their keys only while something in the maps uses them.
-    for (const [k, id] of this.groupIds) if (!this.groupFes.has(id) && !this.groups.has(id)) this.groupIds.delete(k);
+    this.groupIds.forEach((id, k) => { if (!this.groupFes.has(id) && !this.groups.has(id)) this.releaseGroup(k); });
     this.loaded = true;
   }
 
@@ -360,6 +372,7 @@ export class ServiceReconciler {
   /** The next pass recomputes every Service and removes what none asks for. */
   private forgetPlans(): void {
     this.plans = new Map();
+    this.hcKeys = new Set();
     for (const st of this.be.values()) st.refs = 0;
     this.pendingRefs = new Map();
     this.feOwner = new Map();
@@ -402,6 +415,69 @@ export class ServiceReconciler {
       while (g.length > 0 && g[g.length - 1] === 0) g.pop();
       if (g.length === 0) this.groups.delete(gid);
     }
+  }
+
+  /**
+   * Brings the Service and slice indexes up to `snap` and returns the keys
+   * ("namespace/name") whose Service or slices are not the objects of the
+   * last pass. Unchanged objects are the same objects from one snapshot to
+   * the next, so a pass costs one lookup per object and allocates only for
+   * what changed: with 10,000 Services and a stream of endpoint changes,
+   * rebuilding both indexes each pass was megabytes of garbage a second.
+   */
+  private index(snap: ServiceSnapshot): Set<string> {
+    const epoch = ++this.epoch;
+    const dirty = new Set<string>();
+    for (const o of snap.services) {
+      const seen = this.seenServices.get(o);
+      if (seen) { seen.epoch = epoch; continue; }
+      const key = joinKey(o.metadata?.namespace ?? 'default', '/', o.metadata?.name ?? '');
+      const other = this.services.get(key);
+      if (other !== undefined && this.seenServices.get(other)?.epoch === epoch) this.dupes.add(key);
+      this.seenServices.set(o, { key, epoch });
+      this.services.set(key, o);
+      dirty.add(key);
+    }
+    for (const o of snap.slices) {
+      const seen = this.seenSlices.get(o);
+      if (seen) { seen.epoch = epoch; continue; }
+      const key = ownerOf(o);
+      this.seenSlices.set(o, { key, epoch });
+      if (key === undefined) continue;
+      // A new list, never one changed in place: plans keep the list they were made from.
+      this.slicesOf.set(key, [...(this.slicesOf.get(key) ?? []), o]);
+      dirty.add(key);
+    }
+    // forEach, not for-of over entries: that makes a [key, value] array per entry, 20,000 a pass.
+    this.seenServices.forEach((seen, o) => {
+      if (seen.epoch === epoch) return;
+      this.seenServices.delete(o);
+      if (this.services.get(seen.key) === o) this.services.delete(seen.key);
+      dirty.add(seen.key);
+    });
+    this.seenSlices.forEach((seen, o) => {
+      if (seen.epoch === epoch) return;
+      this.seenSlices.delete(o);
+      if (seen.key === undefined) return;
+      const l = (this.slicesOf.get(seen.key) ?? []).filter((x) => x !== o);
+      if (l.length > 0) this.slicesOf.set(seen.key, l); else this.slicesOf.delete(seen.key);
+      dirty.add(seen.key);
+    });
+    // Two objects of one name in a snapshot (no source sends them; the last one counts): the one still there keeps the key.
+    for (const key of this.dupes) {
+      let n = 0;
+      for (const [o, seen] of this.seenServices) if (seen.key === key) { n++; if (!this.services.has(key)) this.services.set(key, o); }
+      if (n < 2) this.dupes.delete(key);
+    }
+    return dirty;
+  }
+
+  /** Group key `gk` gives up its id. */
+  private releaseGroup(gk: string): void {
+    const id = this.groupIds.get(gk);
+    if (id === undefined) return;
+    this.groupIds.delete(gk);
+    if (this.groupKeys.get(id) === gk) this.groupKeys.delete(id);
   }
 
   /** Adds `d` to the number of slots naming backend `id`. */
@@ -467,15 +543,9 @@ export class ServiceReconciler {
     this.sweep = false;
 
     // Which Services changed since the last pass.
-    const services = new Map<string, ServiceObject>();
-    for (const s of snap.services) services.set(joinKey(s.metadata?.namespace ?? 'default', '/', s.metadata?.name ?? ''), s);
-    const slicesOf = new Map<string, EndpointSliceObject[]>();
-    for (const s of snap.slices) {
-      const o = ownerOf(s);
-      if (o === undefined) continue;
-      const l = slicesOf.get(o);
-      if (l) l.push(s); else slicesOf.set(o, [s]);
-    }
+    const dirty = this.index(snap);
+    const services = this.services;
+    const slicesOf = this.slicesOf;
     interface Change { key: string; old: ServicePlan | undefined; plan: ServicePlan | undefined; endpoints: Map<string, EndpointPort> }
     const changes: Change[] = [];
     const consider = (key: string): void => {
@@ -493,9 +563,11 @@ export class ServiceReconciler {
       const plan: ServicePlan = { svc, slices, frontends, endpointKeys: NO_KEYS, groupKeys: [] };
       changes.push({ key, old, plan: svc || slices.length > 0 ? plan : undefined, endpoints });
     };
-    for (const key of services.keys()) consider(key);
-    for (const key of slicesOf.keys()) if (!services.has(key)) consider(key);
-    for (const [key, old] of this.plans) if (!services.has(key) && !slicesOf.has(key)) changes.push({ key, old, plan: undefined, endpoints: new Map() });
+    const keys = sweep ? new Set([...services.keys(), ...slicesOf.keys(), ...this.plans.keys()]) : dirty;
+    for (const key of keys) {
+      if (services.has(key) || slicesOf.has(key)) consider(key);
+      else if (this.plans.has(key)) changes.push({ key, old: this.plans.get(key), plan: undefined, endpoints: new Map() });
+    }
 
     // 1. Backends: one per endpoint port that exists at all.
     const beCandidates = new Set<string>();
@@ -561,10 +633,10 @@ export class ServiceReconciler {
     for (const gk of releasedKeys) {
       if (keep.has(gk)) continue;
       const id = this.groupIds.get(gk);
-      this.groupIds.delete(gk);
+      this.releaseGroup(gk);
       if (id !== undefined) touchedGroups.add(id);
     }
-    const claimed = new Set(this.groupIds.values());
+    const claimed = this.groupKeys;
     const pending: Array<[string, Group]> = [];
     for (const [gk, g] of groups) {
       const id = this.groupIds.get(gk);
@@ -577,9 +649,9 @@ export class ServiceReconciler {
         if (cur && !claimed.has(cur.value.groupId)) { id = cur.value.groupId; break; }
       }
       id ??= this.ids.group.take((x) => claimed.has(x) || this.groups.has(x) || this.groupFes.has(x));
-      claimed.add(id);
       g.id = id;
       this.groupIds.set(gk, id);
+      this.groupKeys.set(id, gk);
     }
     const slotWrites: Array<[SlotKey, number]> = [];
     for (const g of groups.values()) {
@@ -682,7 +754,7 @@ export class ServiceReconciler {
     // 5. Slots past every count that could read them and not wanted by their group.
     const wantLen = new Map<number, number>();
     for (const g of groups.values()) wantLen.set(g.id, g.next.length);
-    const desiredGroups = new Set(this.groupIds.values());
+    const desiredGroups = this.groupKeys;
     if (sweep) for (const gid of this.groups.keys()) touchedGroups.add(gid);
     const slotDels: SlotKey[] = [];
     for (const gid of touchedGroups) {
@@ -724,6 +796,8 @@ export class ServiceReconciler {
     const canonical = (k: string): string => this.be.get(k)?.key ?? k;
     for (const c of changes) {
       if (c.plan) this.plans.set(c.key, keepPlan(c.plan, c.endpoints.keys(), canonical)); else this.plans.delete(c.key);
+      const hc = c.plan?.svc?.spec?.healthCheckNodePort;
+      if (typeof hc === 'number' && hc > 0) this.hcKeys.add(c.key); else this.hcKeys.delete(c.key);
     }
     // After a refused write the next pass computes every Service again, so what did not fit gets another try.
     if (out.errors.length > 0) this.forgetPlans();
@@ -754,10 +828,10 @@ export class ServiceReconciler {
     return this.plans.get(service)?.frontends ?? [];
   }
 
-  /** The Service objects of the last snapshot. */
-  lastServices(): ServiceObject[] {
+  /** The Service objects of the last snapshot that have a healthCheckNodePort (kept as plans change: this runs every pass). */
+  healthCheckServices(): ServiceObject[] {
     const out: ServiceObject[] = [];
-    for (const p of this.plans.values()) if (p.svc) out.push(p.svc);
+    for (const k of this.hcKeys) { const svc = this.plans.get(k)?.svc; if (svc) out.push(svc); }
     return out;
   }
 

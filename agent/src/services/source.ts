@@ -12,8 +12,8 @@ import { SERVICE_NAME_LABEL, type EndpointObject, type EndpointSliceObject, type
 
 /** Everything a source knows at one moment. */
 export interface ServiceSnapshot {
-  services: ServiceObject[];
-  slices: EndpointSliceObject[];
+  services: readonly ServiceObject[];
+  slices: readonly EndpointSliceObject[];
   /** Service CIDRs from the ServiceCIDR API (networking.k8s.io/v1, or v1beta1) when the server has it; undefined when it has none (the agent then uses its --service-cidr setting). */
   serviceCidrs: string[] | undefined;
 }
