@@ -148,7 +148,7 @@ export const BACKENDS = defineMap({
 export const CONNTRACK = defineMap({
   name: 'pn_ct', type: 'lru_hash', key: ctKey, value: ctValue, maxEntries: SERVICE_MAP_SIZES.pn_ct,
   perCpu: false, pinned: true, origin: 'object',
-  description: 'translated connections, forward and reverse 5-tuples -> backend, frontend, rewrite; written by the LB programs, swept by the agent',
+  description: 'translated connections, forward and reverse 5-tuples -> backend, frontend, rewrite; written by the LB programs; an idle entry counts as gone and LRU eviction reuses it',
   present: (k: { saddr: string; daddr: string; sport: number; dport: number; proto: number; dir: number }) => ({
     saddr: k.saddr, daddr: k.daddr, sport: k.sport, dport: k.dport, proto: k.proto, dir: decodeCtDir(k.dir, 'pn_ct key dir'),
   }),
