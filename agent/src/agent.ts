@@ -16,7 +16,7 @@ import { ConfigError, PodnetError } from './errors/index.js';
 import { Datapath } from './datapath/datapath.js';
 import { resolveCgroup2Dir } from './datapath/cgroup.js';
 import { hostRoutingProblem, resolveHostRouting, type HostRouting } from './datapath/host-routing.js';
-import { CountersMap, EndpointsMap, IpamMap } from './maps/index.js';
+import { CountersMap, EndpointsMap, IpamMap, type ConntrackTimeouts } from './maps/index.js';
 import { Ipam } from './ipam/index.js';
 import { EndpointManager, MetaStore, type EndpointManagerDeps } from './endpoints/index.js';
 import { FileLock, NetlinkHandle } from './netlink/index.js';
@@ -76,6 +76,8 @@ export interface AgentOptions {
   healthChecks?: boolean;
   /** KUBERNETES_SERVICE_HOST/PORT for the in-cluster config (the caller reads the environment). */
   inCluster?: { host?: string; port?: string };
+  /** Conntrack timeouts of the datapath and of the agent's sweep (default DEFAULT_CT_TIMEOUTS), for tests. */
+  ctTimeouts?: ConntrackTimeouts;
 }
 
 /** A running agent. */
@@ -159,7 +161,10 @@ export class Agent {
       counters: () => counters?.readAll() ?? [],
       perPodLabels: cfg.metricsPodLabels,
       informers: () => (this.nodeSource ? [{ resource: 'nodes', synced: this.nodeSource.hasSynced, ...this.nodeSource.stats }] : []),
-      services: { frontends: () => this.services?.frontendStats() ?? [], maps: () => (this.services?.enabled ? this.services.mapFill() : []) },
+      services: {
+        frontends: () => this.services?.frontendStats() ?? [], maps: () => (this.services?.enabled ? this.services.mapFill() : []),
+        conntrackSweeps: () => this.services?.conntrackSweeps() ?? { removed: 0, last: undefined },
+      },
     });
     api.onAnswer = (route, status) => { if (status >= 400) this.metrics.observeApiError(route, status); };
     this.metricsServer?.serve(this.metrics.registry);
@@ -175,6 +180,7 @@ export class Agent {
         bpffs: cfg.bpffs, cacheDir: join(cfg.stateDir, 'bpf-cache'), pool, attachMode: cfg.attachMode, hostRouting: this.hostRouting,
         ...(cfg.bpfDir ? { bpfDir: cfg.bpfDir } : {}), log: log.child({ component: 'datapath' }),
         serviceMapSizes: serviceMapSizesOf(cfg),
+        ...(opts.ctTimeouts ? { ctTimeouts: opts.ctTimeouts } : {}),
         // Off: no socket load balancer (an earlier one is detached), for running beside kube-proxy.
         socketLb: opts.socketLb ?? cfg.services,
         ...(cfg.services && cfg.uplink ? { uplink: cfg.uplink } : {}),
@@ -223,6 +229,7 @@ export class Agent {
       this.reconcileTimer = setInterval(() => {
         this.reconcile().catch((err: unknown) => log.error({ err }, 'reconcile failed'));
         this.services?.resync().catch((err: unknown) => log.error({ err }, 'service resync failed'));
+        this.services?.sweepConntrack();
       }, every);
       this.reconcileTimer.unref();
       this.closers.push({ what: 'reconcile loop', close: async () => { clearInterval(this.reconcileTimer); await this.reconciling?.catch(() => undefined); } });
@@ -285,6 +292,7 @@ export class Agent {
         memory.after(w.backends + w.slots + w.frontends + r.backends + r.slots + r.frontends + o.read);
       },
       ...(opts.healthChecks !== undefined ? { healthChecks: opts.healthChecks } : {}),
+      ...(opts.ctTimeouts ? { ctTimeouts: opts.ctTimeouts } : {}),
     });
     this.services = svc;
     this.closers.push({ what: 'services', close: () => svc.stop() });

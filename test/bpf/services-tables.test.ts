@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { BpfMap } from '../../agent/src/libbpf/index.js';
 import type { MapDescriptor } from '../../agent/src/maps/descriptor.js';
-import { AFFINITY, BACKENDS, CONNTRACK, SERVICES, SVC_RANGES, SVC_SLOTS, SVC_STATS, type ServiceMapHandles } from '../../agent/src/maps/services.js';
+import { AFFINITY, BACKENDS, CONNTRACK, CT_FLAG, DEFAULT_CT_TIMEOUTS, SERVICES, SVC_RANGES, SVC_SLOTS, SVC_STATS, ctKey, ctValue, type ServiceMapHandles } from '../../agent/src/maps/index.js';
 import { SERVICE_NAME_LABEL, type EndpointSliceObject, type ServiceObject } from '../../agent/src/services/index.js';
 import { ServiceReconciler } from '../../agent/src/services/reconciler.js';
 import { BpfServiceTables } from '../../agent/src/services/tables.js';
@@ -79,5 +79,45 @@ describe('the service reconciler on BPF maps', () => {
     const view = servicesView(t, r.names());
     assert.equal(view.reduce((n, v) => n + v.ports[0]!.backends.length, 0), 7);
     assert.ok(view.every((v) => v.ports[0]!.problems.length === 0), JSON.stringify(view.map((v) => v.ports[0]!.problems)));
+  });
+
+  it('sweeps exactly the conntrack entries idle past their timeout, in batches over thousands of entries', () => {
+    const m = maps();
+    const t = new BpfServiceTables(m);
+    const now = process.hrtime.bigint();
+    const s = 1_000_000_000n;
+    const T = DEFAULT_CT_TIMEOUTS;
+    // [proto, flags, idle seconds, expired?]: each timeout class just inside and just past its limit, and a use later than now.
+    const cases: Array<[number, number, bigint, boolean]> = [
+      [6, CT_FLAG.seen_reply, BigInt(T.tcp) - 5n, false], [6, CT_FLAG.seen_reply, BigInt(T.tcp) + 5n, true],
+      [6, 0, BigInt(T.syn) - 5n, false], [6, 0, BigInt(T.syn) + 5n, true],
+      [6, CT_FLAG.seen_reply | CT_FLAG.closing, BigInt(T.closing) - 5n, false], [6, CT_FLAG.seen_reply | CT_FLAG.closing, BigInt(T.closing) + 5n, true],
+      [17, 0, BigInt(T.other) - 5n, false], [17, CT_FLAG.seen_reply, BigInt(T.other) + 5n, true],
+      [6, CT_FLAG.seen_reply, -3n, false],
+    ];
+    const key = (i: number, proto: number, dir: number): Buffer => {
+      const b = Buffer.alloc(ctKey.size);
+      ctKey.encode({ saddr: `10.244.${(i >> 8) & 255}.${i & 255}`, daddr: '10.96.0.10', sport: 1024 + (i % 50000), dport: 80, proto, dir, pad: 0 }, b, 0);
+      return b;
+    };
+    const value = (lastSeenNs: bigint, flags: number): Buffer => {
+      const b = Buffer.alloc(ctValue.size);
+      ctValue.encode({ lastSeenNs, backendId: 1, frontendId: 1, natAddr: '10.96.0.10', origAddr: '0.0.0.0', natPort: 80, flags, pad: 0, pad2: 0 }, b, 0);
+      return b;
+    };
+    // 3,000 entries: the cases over and over, in both directions.
+    const want = new Set<string>();
+    for (let i = 0; i < 3000; i++) {
+      const [proto, flags, idle, expired] = cases[i % cases.length]!;
+      const k = key(i, proto, i % 2);
+      m.conntrack.update(k, value(now - idle * s, flags));
+      if (!expired) want.add(Buffer.from(k).toString('hex'));
+    }
+    const r = t.sweepConntrack(now, T);
+    assert.equal(r.scanned, 3000);
+    assert.equal(r.removed, 3000 - want.size);
+    const left = new Set([...m.conntrack.keys()].map((k) => Buffer.from(k).toString('hex')));
+    assert.deepEqual([...left].sort(), [...want].sort(), 'every live entry stays and only those');
+    assert.deepEqual(t.sweepConntrack(now, T), { scanned: want.size, removed: 0 }, 'a second sweep finds nothing more');
   });
 });

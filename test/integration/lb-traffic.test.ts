@@ -21,7 +21,7 @@ import { Datapath } from '../../agent/src/datapath/index.js';
 import { parsePool } from '../../agent/src/ipam/index.js';
 import { silentLogger } from '../../agent/src/log/index.js';
 import {
-  CountersMap, DROP_REASONS, backendKey, backendValue, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcValue,
+  CT_FLAG, CountersMap, DROP_REASONS, backendKey, backendValue, ctKey, ctValue, slotKey, slotValue, svcKey, svcRangeKey, svcRangeValue, svcValue,
 } from '../../agent/src/maps/index.js';
 
 const RANGE = '10.96.2.0/24';
@@ -109,6 +109,26 @@ describe('Service traffic through ClusterIPs between real pods', () => {
 
   test('many TCP connections in a row all succeed', () => {
     for (let i = 0; i < 5; i++) assert.equal(client(pods[0]!.ns.name, 'tcp', CLUSTER_IP, 80, `n${i}`).data, `backend:n${i}`);
+  });
+
+  test("the agent's conntrack sweep removes a closed connection's entries once its closing timeout is past, and keeps the rest", () => {
+    const ct = node.agent!.datapath.maps.conntrack.typed(ctKey, ctValue);
+    const ours = (): Array<{ dir: number; flags: number }> => [...ct.entries()]
+      .filter(([k, v]) => k.proto === TCP && (k.daddr === CLUSTER_IP || v.natAddr === CLUSTER_IP))
+      .map(([k, v]) => ({ dir: k.dir, flags: v.flags }));
+    const before = ours();
+    assert.ok(before.length >= 2, `the connections above left their entries (${before.length})`);
+    assert.ok(before.every((e) => (e.flags & CT_FLAG.closing) !== 0), `every one saw its FIN: ${JSON.stringify(before)}`);
+    const raw = node.agent!.datapath.maps.conntrack;
+    const total = raw.count();
+    const sweeps = node.agent!.services!;
+    // Now: every entry is younger than any timeout.
+    assert.equal(sweeps.sweepConntrack().last?.removed, 0);
+    // 11 s on (closing timeout 10 s): the closed connections' entries go, and nothing else.
+    const r = sweeps.sweepConntrack(process.hrtime.bigint() + 11_000_000_000n);
+    assert.deepEqual(ours(), []);
+    assert.equal(r.last?.removed, before.length);
+    assert.equal(raw.count(), total - before.length);
   });
 
   test('a UDP datagram to a ClusterIP is answered from the ClusterIP', () => {

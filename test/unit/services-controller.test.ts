@@ -57,6 +57,33 @@ describe('the service controller', () => {
     await c.stop();
   });
 
+  it('sweeps idle conntrack entries by the timeouts it was given, counts them, and refreshes the pn_ct fill it reports', async () => {
+    const tables = new FakeServiceTables();
+    const source = new FakeSource();
+    const timeouts = { tcp: 100, syn: 20, closing: 5, other: 30 };
+    const c = new ServiceController({ tables, source, nodeName: 'n', addresses: () => [], defaultServiceCidrs: ['10.96.0.0/12'], log: silentLogger(), ctTimeouts: timeouts });
+    c.start();
+    source.push(web);
+    await c.settled();
+    const now = 1_000_000n * 1_000_000_000n;
+    const ago = (sec: number): bigint => now - BigInt(sec) * 1_000_000_000n;
+    tables.ct.set('answered tcp, idle 90 s', { proto: 6, flags: 0x4, lastSeenNs: ago(90) });
+    tables.ct.set('closing tcp, idle 6 s', { proto: 6, flags: 0x6, lastSeenNs: ago(6) });
+    tables.ct.set('syn only, idle 25 s', { proto: 6, flags: 0, lastSeenNs: ago(25) });
+    tables.ct.set('udp, idle 25 s', { proto: 17, flags: 0, lastSeenNs: ago(25) });
+    assert.equal(c.mapFill().find((m) => m.map === 'pn_ct')?.entries, 0, 'counted before the entries came (and cached)');
+    const st = c.sweepConntrack(now);
+    assert.deepEqual([...tables.ct.keys()].sort(), ['answered tcp, idle 90 s', 'udp, idle 25 s']);
+    assert.equal(st.sweeps, 1);
+    assert.equal(st.removed, 2);
+    assert.equal(st.last?.scanned, 4);
+    assert.equal(c.mapFill().find((m) => m.map === 'pn_ct')?.entries, 2, 'the sweep refreshes the cached count');
+    c.sweepConntrack(now + 10n * 1_000_000_000n);
+    assert.deepEqual([...tables.ct.keys()], ['answered tcp, idle 90 s']);
+    assert.equal(c.conntrackSweeps().removed, 3);
+    await c.stop();
+  });
+
   it('empties the service maps an earlier agent filled when Services are off, ranges included', async () => {
     const tables = new FakeServiceTables();
     const on = new ServiceController({ tables, source: new FakeSource(), nodeName: 'n', addresses: () => [], defaultServiceCidrs: ['10.96.0.0/12'], log: silentLogger() });

@@ -62,3 +62,16 @@ test('counts reconcile passes by result, their duration and entries refused by a
   assert.equal(value(s, 'podnet_service_map_full_errors_total', { map: 'pn_backends' }), 3);
   assert.equal(value(s, 'podnet_service_reconcile_duration_seconds_count', {}), 2);
 });
+
+test('exports the conntrack entries swept and the last sweep\'s duration, 0 before the first sweep', async () => {
+  const reg = new Registry();
+  let sweeps: { removed: number; last: { seconds: number } | undefined } = { removed: 0, last: undefined };
+  serviceMetrics(reg, { frontends: () => [], maps: () => [], conntrackSweeps: () => sweeps });
+  let s = await scrape(reg);
+  assert.equal(value(s, 'podnet_service_conntrack_swept_total', {}), 0);
+  assert.equal(value(s, 'podnet_service_conntrack_sweep_seconds', {}), 0);
+  sweeps = { removed: 42, last: { seconds: 0.125 } };
+  s = await scrape(reg);
+  assert.equal(value(s, 'podnet_service_conntrack_swept_total', {}), 42);
+  assert.equal(value(s, 'podnet_service_conntrack_sweep_seconds', {}), 0.125);
+});

@@ -8,7 +8,7 @@ import { parseIpv4 } from '../libbpf/codec.js';
 import type { Pool } from '../ipam/index.js';
 import { PodnetError } from '../errors/index.js';
 import type { HostRouting } from './host-routing.js';
-import { COUNTERS, ENDPOINTS, EVENTS, SERVICE_MAPS, SOCK_REV, type MapDescriptor, type ServiceMapSizes } from '../maps/index.js';
+import { COUNTERS, DEFAULT_CT_TIMEOUTS, ENDPOINTS, EVENTS, SERVICE_MAPS, SOCK_REV, type ConntrackTimeouts, type MapDescriptor, type ServiceMapSizes } from '../maps/index.js';
 
 /** Where a program runs: a tc hook (tcx link or clsact filter), XDP, or a cgroup socket hook. */
 export type Hook = 'tc_ingress' | 'tc_egress' | 'xdp' | CgroupHookName;
@@ -44,20 +44,7 @@ export interface ProgramDescriptor {
   readonly tcPriority?: number;
 }
 
-/** Conntrack idle timeouts of translated connections, in seconds. */
-export interface ConntrackTimeouts {
-  /** TCP once the backend has answered. */
-  readonly tcp: number;
-  /** TCP before the backend's first answer. */
-  readonly syn: number;
-  /** TCP after a FIN or RST. */
-  readonly closing: number;
-  /** UDP and every other protocol. */
-  readonly other: number;
-}
-
-/** The defaults (also the C defaults in bpf/lib/ct.h). */
-export const DEFAULT_CT_TIMEOUTS: ConntrackTimeouts = Object.freeze({ tcp: 21600, syn: 60, closing: 10, other: 60 });
+export { DEFAULT_CT_TIMEOUTS, type ConntrackTimeouts } from '../maps/index.js';
 
 /** The source address a pod reaching itself through a Service sees (link-local, owned by no pod). */
 export const HAIRPIN_ADDR = '169.254.42.1';

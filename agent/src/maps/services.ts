@@ -8,7 +8,7 @@ import { be16, ipv4, u16, u32, u64, u8, type BpfMap, type TypedMap } from '../li
 import { PodnetError } from '../errors/index.js';
 import { defineMap, type MapDescriptor } from './descriptor.js';
 import { cStruct } from './layout.js';
-import { decodeCtDir } from './gen/enums.js';
+import { CT_FLAG, decodeCtDir } from './gen/enums.js';
 
 export const svcKey = cStruct('pn_svc_key', 8, {
   addr: ['addr', 0, ipv4],
@@ -53,6 +53,33 @@ export const ctValue = cStruct('pn_ct_entry', 32, {
   pad: ['pad', 27, u8],
   pad2: ['pad2', 28, u32],
 });
+/** Conntrack idle timeouts of translated connections, in seconds (load-time constants of bpf/lib/ct.h). */
+export interface ConntrackTimeouts {
+  /** TCP once the backend has answered. */
+  readonly tcp: number;
+  /** TCP before the backend's first answer. */
+  readonly syn: number;
+  /** TCP after a FIN or RST. */
+  readonly closing: number;
+  /** UDP and every other protocol. */
+  readonly other: number;
+}
+
+/** The defaults (also the C defaults in bpf/lib/ct.h). */
+export const DEFAULT_CT_TIMEOUTS: ConntrackTimeouts = Object.freeze({ tcp: 21600, syn: 60, closing: 10, other: 60 });
+
+/**
+ * True when a pn_ct entry is past its idle timeout at `nowNs`
+ * (CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns and process.hrtime):
+ * the datapath's pn_ct_lookup already treats it as absent. An entry used
+ * after `nowNs` (another CPU) is never expired.
+ */
+export function ctExpired(proto: number, flags: number, lastSeenNs: bigint, nowNs: bigint, t: ConntrackTimeouts): boolean {
+  let s = t.other;
+  if (proto === IP_PROTO.TCP) s = flags & CT_FLAG.closing ? t.closing : flags & CT_FLAG.seen_reply ? t.tcp : t.syn;
+  return nowNs > lastSeenNs && nowNs - lastSeenNs > BigInt(s) * 1_000_000_000n;
+}
+
 export const affinityKey = cStruct('pn_affinity_key', 8, { groupId: ['group_id', 0, u32], clientAddr: ['client_addr', 4, ipv4] });
 export const affinityValue = cStruct('pn_affinity', 16, {
   lastUsedNs: ['last_used_ns', 0, u64],

@@ -30,6 +30,8 @@ export interface ServiceMetricsSource {
   frontends(): ServiceFrontendStat[];
   /** Every service map with its entries and capacity. */
   maps(): ServiceMapFill[];
+  /** The conntrack sweeps so far: entries removed in all, and how long the last one took. */
+  conntrackSweeps?(): { removed: number; last: { seconds: number } | undefined };
 }
 
 /** One finished reconcile pass. */
@@ -114,6 +116,20 @@ export function serviceMetrics(registry: Registry, src: ServiceMetricsSource): S
   });
   registry.registerMetric(entries);
   registry.registerMetric(capacity);
+
+  new Counter({
+    name: 'podnet_service_conntrack_swept_total', help: 'pn_ct entries the agent removed because they were idle past their timeout (the datapath already ignored them).', registers,
+    collect() {
+      this.reset();
+      this.inc(src.conntrackSweeps?.().removed ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'podnet_service_conntrack_sweep_seconds', help: 'How long the last sweep of pn_ct took (it runs every reconcile interval).', registers,
+    collect() {
+      this.set(src.conntrackSweeps?.().last?.seconds ?? 0);
+    },
+  });
 
   const runs = new Counter({ name: 'podnet_service_reconcile_runs_total', help: 'Service reconcile passes by result: ok (nothing to write), changed, failed (a write was refused).', labelNames: ['result'], registers });
   for (const result of RESULTS) runs.inc({ result }, 0);

@@ -17,7 +17,7 @@
 import type { ServicesInfo, ServiceReconcileInfo } from '../api/protocol.js';
 import type { Logger } from '../log/index.js';
 import { HealthCheckServers, healthCheckTargets } from './health-check.js';
-import { IP_PROTO_NAME } from '../maps/services.js';
+import { DEFAULT_CT_TIMEOUTS, IP_PROTO_NAME, type ConntrackTimeouts } from '../maps/services.js';
 import { desiredFrontends, frontendKey, hostPortObjects, type HostPortPod, type NodeView } from './model.js';
 import { ServiceReconciler, type ServiceReconcileOutcome } from './reconciler.js';
 import type { ServiceSnapshot, ServiceSource } from './source.js';
@@ -47,6 +47,17 @@ export interface ServiceControllerDeps {
   healthChecks?: boolean;
   /** How often resync() reads every map back to compare, ms (default 5 minutes; 0: every call). */
   verifyIntervalMs?: number;
+  /** The conntrack timeouts the datapath was loaded with (default DEFAULT_CT_TIMEOUTS), for sweepConntrack(). */
+  ctTimeouts?: ConntrackTimeouts;
+}
+
+/** What the conntrack sweeps did since start. */
+export interface ConntrackSweepStats {
+  sweeps: number;
+  /** Entries removed, in all. */
+  removed: number;
+  /** The last sweep: entries read, removed, seconds it took; undefined before the first. */
+  last: { scanned: number; removed: number; seconds: number } | undefined;
 }
 
 /** How long a count of the maps the agent does not mirror (conntrack, affinity, stats) is reused, ms. */
@@ -63,6 +74,7 @@ export class ServiceController {
   private stopped = false;
   private counts = new Map<ServiceMapName, { n: number; at: number }>();
   private lastVerify = 0;
+  private readonly sweeps: ConntrackSweepStats = { sweeps: 0, removed: 0, last: undefined };
   /** The host-port Services of the last pass and what they were made from: unchanged ones are the same objects, which the reconciler skips. */
   private hostPortCache: { sig: string; services: ServiceSnapshot['services']; slices: ServiceSnapshot['slices'] } = { sig: '[]', services: [], slices: [] };
 
@@ -261,6 +273,34 @@ export class ServiceController {
       }
       return { map, entries, capacity: this.d.tables.capacity(map) };
     });
+  }
+
+  /**
+   * Deletes the conntrack entries idle past their timeout. The datapath
+   * already treats them as gone; removed, they no longer count in the
+   * map's fill nor take the place of a live connection when LRU eviction
+   * picks one. Runs with Services on or off (pn_ct may hold what an
+   * earlier run left). A failure is logged and counted, never thrown.
+   */
+  sweepConntrack(nowNs: bigint = process.hrtime.bigint()): ConntrackSweepStats {
+    const t0 = process.hrtime.bigint();
+    try {
+      const r = this.d.tables.sweepConntrack(nowNs, this.d.ctTimeouts ?? DEFAULT_CT_TIMEOUTS);
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      this.sweeps.sweeps++;
+      this.sweeps.removed += r.removed;
+      this.sweeps.last = { ...r, seconds };
+      this.counts.set('pn_ct', { n: r.scanned - r.removed, at: Date.now() });
+      if (r.removed > 0) this.d.log.debug({ ...r, seconds }, 'swept idle conntrack entries');
+    } catch (err) {
+      this.d.log.warn({ err }, 'sweep pn_ct failed');
+    }
+    return { ...this.sweeps };
+  }
+
+  /** What the conntrack sweeps did since start. */
+  conntrackSweeps(): ConntrackSweepStats {
+    return { ...this.sweeps };
   }
 
   /** Stops the source and the health-check servers; the maps stay as they are. */

@@ -11,7 +11,7 @@
 import { SyscallError } from '../errors/index.js';
 import type { BpfMap } from '../libbpf/index.js';
 import {
-  type ServiceMapHandles,
+  ctExpired, type ConntrackTimeouts, type ServiceMapHandles,
   backendKey as backendKeyCodec, backendValue, slotKey as slotKeyCodec, slotValue, svcKey, svcRangeKey, svcRangeValue, svcStatsKey, svcStatsValue, svcValue,
 } from '../maps/services.js';
 
@@ -49,6 +49,8 @@ export interface ServiceTables {
   readRanges(): string[];
   /** The highest backend and frontend ids conntrack entries still name, so they are not handed out again. */
   conntrackMaxIds(): { backend: number; frontend: number };
+  /** Deletes the pn_ct entries idle past their timeout at `nowNs` (CLOCK_MONOTONIC ns): how many were read and removed. */
+  sweepConntrack(nowNs: bigint, timeouts: ConntrackTimeouts): { scanned: number; removed: number };
   /** pn_svc_stats by frontend id, summed over CPUs. */
   readStats(): Map<number, FrontendStats>;
   writeBackends(entries: Array<[number, BackendValue]>): WriteFailure[];
@@ -145,6 +147,27 @@ export class BpfServiceTables implements ServiceTables {
       }
     });
     return { backend, frontend };
+  }
+
+  sweepConntrack(nowNs: bigint, timeouts: ConntrackTimeouts): { scanned: number; removed: number } {
+    // Straight from the batch buffers (pn_ct_key.proto at 12; pn_ct_entry.last_seen_ns at 0, flags at 26: the BTF layout
+    // test checks both structs), the expired keys of each batch deleted in one call: no object per entry.
+    const m = this.m.conntrack;
+    const ks = m.keySize, vs = m.valueBufferSize;
+    let gone = Buffer.allocUnsafe(64 * ks);
+    let scanned = 0, removed = 0;
+    m.forEachBatch((k, v, n) => {
+      scanned += n;
+      if (gone.length < n * ks) gone = Buffer.allocUnsafe(n * ks);
+      let g = 0;
+      for (let i = 0; i < n; i++) {
+        if (!ctExpired(k[i * ks + 12]!, v[i * vs + 26]!, v.readBigUInt64LE(i * vs), nowNs, timeouts)) continue;
+        k.copy(gone, g * ks, i * ks, (i + 1) * ks);
+        g++;
+      }
+      if (g > 0) removed += m.deleteBatchRaw(gone, g);
+    });
+    return { scanned, removed };
   }
 
   readStats(): Map<number, FrontendStats> {
@@ -312,6 +335,14 @@ export class FakeServiceTables implements ServiceTables {
   forEachBackend(visit: (id: number, addr: string, port: number, proto: number, flags: number) => void): void { for (const [id, v] of this.backends) visit(id, v.addr, v.port, v.proto, v.flags); }
   readRanges(): string[] { return [...this.ranges]; }
   conntrackMaxIds(): { backend: number; frontend: number } { return { ...this.conntrack }; }
+  /** Conntrack entries as the fake holds them, by any key the test picks. */
+  readonly ct = new Map<string, { proto: number; flags: number; lastSeenNs: bigint }>();
+  sweepConntrack(nowNs: bigint, timeouts: ConntrackTimeouts): { scanned: number; removed: number } {
+    const scanned = this.ct.size;
+    let removed = 0;
+    for (const [k, e] of this.ct) if (ctExpired(e.proto, e.flags, e.lastSeenNs, nowNs, timeouts)) { this.ct.delete(k); removed++; }
+    return { scanned, removed };
+  }
   readStats(): Map<number, FrontendStats> { return new Map(this.stats); }
 
   writeBackends(entries: Array<[number, BackendValue]>): WriteFailure[] {
