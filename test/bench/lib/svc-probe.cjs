@@ -6,8 +6,11 @@
  *
  *   server PORT            TCP server. The first byte of a connection picks
  *                          the mode: 'E' echoes MSG-byte messages (ping-pong),
+ *                          'R' sends its own address first (a JSON object
+ *                          padded to MSG bytes), then echoes like 'E',
  *                          'S' sinks everything and, once the client
- *                          half-closes, answers the byte count it received.
+ *                          half-closes, answers the byte count it received
+ *                          and its own address.
  *   connect HOST PORT N MS new-connection latency: N connections one after
  *                          another (at most MS milliseconds in all), each
  *                          connect + one MSG-byte request/response + close;
@@ -19,8 +22,10 @@
  *                          half-closes, waits for the server's count.
  *
  * Every client prints one JSON line: {"samplesUs":[...]} for connect,
- * {"n":N,"p50Us":..,"p90Us":..,"p99Us":..} for rr, {"bytes":N,"ms":T} for
- * stream, {"error":"..."} on failure (exit 1).
+ * {"n":N,"p50Us":..,"p90Us":..,"p99Us":..,"server":ADDR} for rr,
+ * {"bytes":N,"ms":T,"server":ADDR} for stream (ADDR: the address the
+ * connection reached the server on, so the backend a ClusterIP picked),
+ * {"error":"..."} on failure (exit 1).
  * Every wait is bounded.
  */
 'use strict';
@@ -53,6 +58,7 @@ function server(port) {
       if (mode === undefined) {
         mode = String.fromCharCode(chunk[0]);
         chunk = chunk.subarray(1);
+        if (mode === 'R') sock.write(Buffer.from(JSON.stringify({ server: sock.localAddress }).padEnd(MSG)));
       }
       if (mode === 'S') {
         received += chunk.length;
@@ -65,7 +71,7 @@ function server(port) {
       }
     });
     sock.on('end', () => {
-      if (mode === 'S') sock.end(JSON.stringify({ bytes: received }));
+      if (mode === 'S') sock.end(JSON.stringify({ bytes: received, server: sock.localAddress }));
       else sock.end();
     });
   });
@@ -124,7 +130,19 @@ async function connectLatency(host, port, n, budgetMs) {
 
 async function rr(host, port, ms) {
   const sock = await dial(host, port, 3000);
-  sock.write('E');
+  // The server's address first: the backend a ClusterIP connection reached.
+  const head = await new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    const timer = setTimeout(() => { sock.off('data', onData); reject(new Error('rr: no address from the server within 3 s')); }, 3000);
+    const onData = (c) => {
+      got = Buffer.concat([got, c]);
+      if (got.length >= MSG) { clearTimeout(timer); sock.off('data', onData); resolve(got); }
+    };
+    sock.on('data', onData);
+    sock.write('R');
+  });
+  if (head.length !== MSG) throw new Error(`rr: the server sent ${head.length} bytes before any request, not ${MSG}`);
+  const { server } = JSON.parse(head.toString().trim());
   const msg = Buffer.alloc(MSG, 0x62);
   const samples = [];
   const end = Date.now() + ms;
@@ -138,7 +156,7 @@ async function rr(host, port, ms) {
   sock.destroy();
   samples.sort((a, b) => a - b);
   const r = (v) => Math.round(v * 10) / 10;
-  return { n: samples.length, p50Us: r(pct(samples, 50)), p90Us: r(pct(samples, 90)), p99Us: r(pct(samples, 99)) };
+  return { n: samples.length, p50Us: r(pct(samples, 50)), p90Us: r(pct(samples, 90)), p99Us: r(pct(samples, 99)), server };
 }
 
 async function stream(host, port, ms) {
@@ -165,9 +183,9 @@ async function stream(host, port, ms) {
     sock.once('end', () => { clearTimeout(timer); resolve(text); });
   });
   const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
-  const { bytes } = JSON.parse(answer);
+  const { bytes, server } = JSON.parse(answer);
   sock.destroy();
-  return { bytes, ms: Math.round(elapsedMs * 100) / 100 };
+  return { bytes, ms: Math.round(elapsedMs * 100) / 100, server };
 }
 
 async function main() {
