@@ -34,7 +34,7 @@
  * and then taken down again.
  *
  *   node --import tsx test/bench/services-proxy.ts [--sizes 1,1000,10000]
- *     [--endpoints 10] [--connections 1000] [--connect-rounds 3] [--changes 5] [--traffic-runs 5]
+ *     [--endpoints 10] [--connections 1000] [--connect-rounds 3] [--changes 5] [--traffic-runs 9]
  *     [--traffic-ms 2000] [--variants podnet,iptables,nftables]
  *     [--podnet-off-env PODNET_SERVICES=off] [--masquerade-all true|false]
  *     [--sync-timeout-s 900] [--json FILE]
@@ -126,7 +126,7 @@ function parseOptions(argv: string[]): Options {
     connections: intOption('connections', values.connections, 1000),
     connectRounds: intOption('connect-rounds', values['connect-rounds'], 3),
     changes: intOption('changes', values.changes, 5),
-    trafficRuns: intOption('traffic-runs', values['traffic-runs'], 5),
+    trafficRuns: intOption('traffic-runs', values['traffic-runs'], 9),
     trafficMs: intOption('traffic-ms', values['traffic-ms'], 2000, 200),
     variants: variants as VariantName[],
     largestVariants: largestVariants as VariantName[],
@@ -689,7 +689,8 @@ function report(opts: Options, results: SizeResult[], traffic: TrafficResult[], 
     target('podnet rr p50 ClusterIP / direct (median of the runs)', l, '<= 1.05', l <= 1.05);
   }
   if (pnL) {
-    target(`podnet agent RSS at ${largest} Services, settled (MiB)`, pnL.rssSettledKiB / 1024, '<= 150', pnL.rssSettledKiB / 1024 <= 150);
+    const mb = (pnL.rssSettledKiB * 1024) / 1e6;
+    target(`podnet agent RSS at ${largest} Services, settled (MB, ${fmt(pnL.rssSettledKiB / 1024, 1)} MiB)`, mb, '<= 150', mb <= 150);
     for (const kp of [iptL, nftL]) if (kp) target(`RSS at ${largest}, settled: podnet / ${kp.variant}`, ratio(pnL.rssSettledKiB, kp.rssSettledKiB), '< 1', pnL.rssSettledKiB < kp.rssSettledKiB);
   }
   if (lines.length) console.log(`\nTargets\n${lines.join('\n')}`);
