@@ -122,6 +122,12 @@ function parseKey(k: string): { addr: string; port: number; proto: number } {
   const name = k.slice(slash + 1) as Protocol;
   return { addr: k.slice(0, colon), port: Number(k.slice(colon + 1, slash)), proto: PROTO[name] ?? Number(name) };
 }
+/** Adds `d` to the count of `k` in `m`; a count that reaches 0 leaves the map. */
+function bump<K>(m: Map<K, number>, k: K, d: number): void {
+  const n = (m.get(k) ?? 0) + d;
+  if (n > 0) m.set(k, n); else m.delete(k);
+}
+
 const groupKeyOf = (f: Frontend): string => joinKey(f.service, '\u0000', f.portName, '\u0000', f.protocol, '\u0000', f.localOnly ? 'local' : 'cluster');
 
 function frontendFlags(f: Frontend): number {
@@ -483,9 +489,7 @@ export class ServiceReconciler {
   /** Adds `d` to the number of slots naming backend `id`. */
   private countSlot(id: number, d: number): void {
     const st = this.beById.get(id);
-    if (st) { st.slots += d; return; }
-    const n = (this.orphanSlots.get(id) ?? 0) + d;
-    if (n > 0) this.orphanSlots.set(id, n); else this.orphanSlots.delete(id);
+    if (st) st.slots += d; else bump(this.orphanSlots, id, d);
   }
 
   /** How many slots name backend `id`. */
@@ -501,9 +505,7 @@ export class ServiceReconciler {
   /** Adds `d` to the number of plans listing endpoint port `k`. */
   private countRef(k: string, d: number): void {
     const st = this.be.get(k);
-    if (st) { st.refs += d; return; }
-    const n = (this.pendingRefs.get(k) ?? 0) + d;
-    if (n > 0) this.pendingRefs.set(k, n); else this.pendingRefs.delete(k);
+    if (st) st.refs += d; else bump(this.pendingRefs, k, d);
   }
 
   /** The highest count of any frontend pointing at a group: its slots below it must stay. */
