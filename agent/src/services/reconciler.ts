@@ -142,6 +142,20 @@ function frontendFlags(f: Frontend): number {
 const sameFrontend = (a: FrontendValue, b: FrontendValue): boolean =>
   a.frontendId === b.frontendId && a.groupId === b.groupId && a.count === b.count && a.flags === b.flags && a.affinitySeconds === b.affinitySeconds;
 
+/**
+ * Values by id. Backend ids are handed out from 1 up, so an array holds
+ * them: 100,000 backends cost 0.8 MB of elements where a Map's hash table
+ * costs 3.7 MB. Removed ids are deleted (holes); V8 turns an array that
+ * grew too sparse (ids climb with endpoint churn) into a dictionary itself.
+ */
+class ById<V> {
+  private readonly a: V[] = [];
+  get(id: number): V | undefined { return this.a[id]; }
+  has(id: number): boolean { return this.a[id] !== undefined; }
+  set(id: number, v: V): void { this.a[id] = v; }
+  delete(id: number): void { delete this.a[id]; }
+}
+
 /** Hands out ids from 1 up, skipping ids in use; wraps at 2^32-1. */
 class Ids {
   next = 1;
@@ -253,7 +267,7 @@ export class ServiceReconciler {
   /** Which Service each frontend belongs to. */
   private feOwner = new Map<string, string>();
   /** Frontend keys by the group they point at, as the map holds them. */
-  private groupFes = new Map<number, Set<string>>();
+  private groupFes = new Map<number, string[]>();
   /** Slots as the map holds them, per group (0: no slot there). */
   private groups = new Map<number, number[]>();
   /** Slot counts of backend ids pn_backends does not hold (a failed write, a map edited behind the agent's back). */
@@ -262,7 +276,7 @@ export class ServiceReconciler {
   /** The keys of groupIds by id: which ids are claimed, without a Set of 10,000 made every pass. */
   private groupKeys = new Map<number, string>();
   private be = new Map<string, BackendState>();
-  private beById = new Map<number, BackendState>();
+  private beById = new ById<BackendState>();
   /** Plan counts of endpoint ports pn_backends does not hold (their write failed, or is in flight). */
   private pendingRefs = new Map<string, number>();
   private ranges = new Set<string>();
@@ -309,15 +323,16 @@ export class ServiceReconciler {
       this.ids.group.floor(v.groupId);
     }
     this.be = new Map();
-    this.beById = new Map();
+    this.beById = new ById();
     this.t.forEachBackend((id, addr, port, proto, flags) => {
       const key = fkey(addr, port, proto);
       const st: BackendState = { id, flags, key, refs: 0, slots: 0 };
       this.be.set(key, st);
-      this.beById.set(id, st);
       this.ids.backend.floor(id);
       this.readBack++;
     });
+    // In id order: the map gives them in hash order, and an array first written at a high index starts as a dictionary.
+    for (const st of [...this.be.values()].sort((x, y) => x.id - y.id)) this.beById.set(st.id, st);
     this.groups = new Map();
     this.orphanSlots = new Map();
     this.t.forEachSlot((groupId, slot, backendId) => {
@@ -388,14 +403,22 @@ export class ServiceReconciler {
   private setFe(k: string, s: FrontendState): void {
     const was = this.fe.get(k);
     if (was) {
-      this.groupFes.get(was.value.groupId)?.delete(k);
+      this.leaveGroup(was.value.groupId, k);
       if (was.value.frontendId !== s.value.frontendId) this.feIds.delete(was.value.frontendId);
     }
     this.fe.set(k, s);
     this.feIds.add(s.value.frontendId);
-    let g = this.groupFes.get(s.value.groupId);
-    if (!g) this.groupFes.set(s.value.groupId, (g = new Set()));
-    g.add(k);
+    const g = this.groupFes.get(s.value.groupId);
+    if (!g) this.groupFes.set(s.value.groupId, [k]); else if (!g.includes(k)) g.push(k);
+  }
+
+  /** Frontend `k` no longer points at group `gid` (a group's list is a few frontends: an array, not a Set). */
+  private leaveGroup(gid: number, k: string): void {
+    const g = this.groupFes.get(gid);
+    const at = g ? g.indexOf(k) : -1;
+    if (at < 0) return;
+    g!.splice(at, 1);
+    if (g!.length === 0) this.groupFes.delete(gid);
   }
 
   private deleteFe(k: string): void {
@@ -403,9 +426,7 @@ export class ServiceReconciler {
     if (!was) return;
     this.fe.delete(k);
     this.feIds.delete(was.value.frontendId);
-    const g = this.groupFes.get(was.value.groupId);
-    g?.delete(k);
-    if (g && g.size === 0) this.groupFes.delete(was.value.groupId);
+    this.leaveGroup(was.value.groupId, k);
   }
 
   /** Records slot `slot` of group `gid` as the map holds it; 0 for none. */
