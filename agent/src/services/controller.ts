@@ -280,7 +280,7 @@ export class ServiceController {
    * already treats them as gone; removed, they no longer count in the
    * map's fill nor take the place of a live connection when LRU eviction
    * picks one. Runs with Services on or off (pn_ct may hold what an
-   * earlier run left). A failure is logged and counted, never thrown.
+   * earlier run left). A failure is logged, never thrown.
    */
   sweepConntrack(nowNs: bigint = process.hrtime.bigint()): ConntrackSweepStats {
     const t0 = process.hrtime.bigint();

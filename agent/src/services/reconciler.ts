@@ -224,6 +224,12 @@ interface ServicePlan {
   groupKeys: string[];
 }
 
+/** True when the Service has a healthCheckNodePort, whose server reads its frontends' backends. */
+function hasHealthCheck(svc: ServiceObject | undefined): boolean {
+  const hc = svc?.spec?.healthCheckNodePort;
+  return typeof hc === 'number' && hc > 0;
+}
+
 const NO_BACKENDS: Frontend['backends'] = Object.freeze([]) as unknown as Frontend['backends'];
 const NO_KEYS: readonly string[] = Object.freeze([]);
 
@@ -232,8 +238,7 @@ const NO_KEYS: readonly string[] = Object.freeze([]);
  * what later passes and health checks read, nothing more.
  */
 function keepPlan(p: ServicePlan, keys: Iterable<string>, canonical: (k: string) => string): ServicePlan {
-  const hc = p.svc?.spec?.healthCheckNodePort;
-  const frontends = typeof hc === 'number' && hc > 0 ? p.frontends : p.frontends.map((f) => ({ ...f, backends: NO_BACKENDS }));
+  const frontends = hasHealthCheck(p.svc) ? p.frontends : p.frontends.map((f) => ({ ...f, backends: NO_BACKENDS }));
   const endpointKeys: string[] = [];
   for (const k of keys) endpointKeys.push(canonical(k));
   return { ...p, frontends, endpointKeys };
@@ -273,8 +278,8 @@ export class ServiceReconciler {
   /** Slot counts of backend ids pn_backends does not hold (a failed write, a map edited behind the agent's back). */
   private orphanSlots = new Map<number, number>();
   private groupIds = new Map<string, number>();
-  /** The keys of groupIds by id: which ids are claimed, without a Set of 10,000 made every pass. */
-  private groupKeys = new Map<number, string>();
+  /** groupIds the other way, id -> key: which ids are claimed, without a Set of 10,000 made every pass. */
+  private groupKeyById = new Map<number, string>();
   private be = new Map<string, BackendState>();
   private beById = new ById<BackendState>();
   /** Plan counts of endpoint ports pn_backends does not hold (their write failed, or is in flight). */
@@ -504,7 +509,7 @@ export class ServiceReconciler {
     const id = this.groupIds.get(gk);
     if (id === undefined) return;
     this.groupIds.delete(gk);
-    if (this.groupKeys.get(id) === gk) this.groupKeys.delete(id);
+    if (this.groupKeyById.get(id) === gk) this.groupKeyById.delete(id);
   }
 
   /** Adds `d` to the number of slots naming backend `id`. */
@@ -659,7 +664,6 @@ export class ServiceReconciler {
       this.releaseGroup(gk);
       if (id !== undefined) touchedGroups.add(id);
     }
-    const claimed = this.groupKeys;
     const pending: Array<[string, Group]> = [];
     for (const [gk, g] of groups) {
       const id = this.groupIds.get(gk);
@@ -669,12 +673,12 @@ export class ServiceReconciler {
       let id: number | undefined;
       for (const f of g.frontends) {
         const cur = this.fe.get(fkey(f.address, f.port, PROTO[f.protocol]));
-        if (cur && !claimed.has(cur.value.groupId)) { id = cur.value.groupId; break; }
+        if (cur && !this.groupKeyById.has(cur.value.groupId)) { id = cur.value.groupId; break; }
       }
-      id ??= this.ids.group.take((x) => claimed.has(x) || this.groups.has(x) || this.groupFes.has(x));
+      id ??= this.ids.group.take((x) => this.groupKeyById.has(x) || this.groups.has(x) || this.groupFes.has(x));
       g.id = id;
       this.groupIds.set(gk, id);
-      this.groupKeys.set(id, gk);
+      this.groupKeyById.set(id, gk);
     }
     const slotWrites: Array<[SlotKey, number]> = [];
     for (const g of groups.values()) {
@@ -777,13 +781,12 @@ export class ServiceReconciler {
     // 5. Slots past every count that could read them and not wanted by their group.
     const wantLen = new Map<number, number>();
     for (const g of groups.values()) wantLen.set(g.id, g.next.length);
-    const desiredGroups = this.groupKeys;
     if (sweep) for (const gid of this.groups.keys()) touchedGroups.add(gid);
     const slotDels: SlotKey[] = [];
     for (const gid of touchedGroups) {
       const held = this.groups.get(gid);
       if (!held) continue;
-      const from = Math.max(this.reach(gid), desiredGroups.has(gid) ? wantLen.get(gid) ?? held.length : 0);
+      const from = Math.max(this.reach(gid), this.groupKeyById.has(gid) ? wantLen.get(gid) ?? held.length : 0);
       for (let i = from; i < held.length; i++) if (held[i] !== 0) slotDels.push({ groupId: gid, slot: i });
     }
     const slotDelFailed = fail('pn_svc_slots', 'delete', this.t.deleteSlots(slotDels));
@@ -819,8 +822,7 @@ export class ServiceReconciler {
     const canonical = (k: string): string => this.be.get(k)?.key ?? k;
     for (const c of changes) {
       if (c.plan) this.plans.set(c.key, keepPlan(c.plan, c.endpoints.keys(), canonical)); else this.plans.delete(c.key);
-      const hc = c.plan?.svc?.spec?.healthCheckNodePort;
-      if (typeof hc === 'number' && hc > 0) this.hcKeys.add(c.key); else this.hcKeys.delete(c.key);
+      if (hasHealthCheck(c.plan?.svc)) this.hcKeys.add(c.key); else this.hcKeys.delete(c.key);
     }
     // After a refused write the next pass computes every Service again, so what did not fit gets another try.
     if (out.errors.length > 0) this.forgetPlans();

@@ -201,7 +201,7 @@ export function slimSlice(o: EndpointSliceObject & { metadata?: Meta }, i: Inter
   if (Array.isArray(o.endpoints)) {
     out.endpoints = new PackedEndpoints((o.endpoints as EndpointObject[]).map((e) => set({} as EndpointObject, {
       addresses: strings(e.addresses),
-      conditions: isObject(e.conditions) ? sharedConditions(e.conditions) : undefined,
+      conditions: isObject(e.conditions) ? e.conditions : undefined, // shared by PackedEndpoints
       nodeName: i.get(str(e.nodeName)),
     })));
   }
