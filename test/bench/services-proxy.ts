@@ -367,9 +367,7 @@ async function main(): Promise<void> {
           log(`${proxy.name}: programmed in ${fmt(r.coldSyncMs / 1000, 2)} s (${r.syncChecks} checks of ${fmt(r.syncCheckMs, 1)} ms), RSS ${fmt(r.rssKiB / 1024, 1)} MiB`);
 
           // New connections to the Service under test (one warm-up batch).
-          await probe(['connect', target.clusterIP, String(SERVICE_PORT), '50', '20000'], 60_000);
-          const c = await probe(['connect', target.clusterIP, String(SERVICE_PORT), String(opts.connections), '120000'], 180_000);
-          r.connectUs = c['samplesUs'] as number[];
+          r.connectUs = await connectSamples(target.clusterIP, opts.connections);
           r.connectRoundsP50.push(percentile(r.connectUs, 50));
           log(`${proxy.name}: connect+request p50 ${fmt(percentile(r.connectUs, 50), 0)} us, p99 ${fmt(percentile(r.connectUs, 99), 0)} us (${r.connectUs.length})`);
           const settle = synced.at + RSS_SETTLE_MS - performance.now();
@@ -474,9 +472,7 @@ async function main(): Promise<void> {
             try {
               await proxy.start();
               await pollUntil(`${proxy.name} to program ${size} Services`, async () => sameSet(await proxy.backends(target), targetBackends), opts.syncTimeoutMs, 200);
-              await probe(['connect', target.clusterIP, String(SERVICE_PORT), '50', '20000'], 60_000);
-              const c = await probe(['connect', target.clusterIP, String(SERVICE_PORT), String(opts.connections), '120000'], 180_000);
-              r.connectRoundsP50.push(percentile(c['samplesUs'] as number[], 50));
+              r.connectRoundsP50.push(percentile(await connectSamples(target.clusterIP, opts.connections), 50));
               log(`${proxy.name}: connect round ${round + 1} p50 ${fmt(r.connectRoundsP50.at(-1) as number, 0)} us`);
             } catch (e) {
               notes.push(`${proxy.name} connect round ${round + 1} with ${size} Services: ${(e as Error).message}`);
@@ -515,6 +511,13 @@ async function main(): Promise<void> {
     }
   }
   report(opts, results, traffic, creation, notes, clusterUpMs);
+}
+
+/** New-connection latencies (us) to a Service port from the client pod: one unrecorded batch of 50, then `n`. */
+async function connectSamples(clusterIP: string, n: number): Promise<number[]> {
+  await probe(['connect', clusterIP, String(SERVICE_PORT), '50', '20000'], 60_000);
+  const c = await probe(['connect', clusterIP, String(SERVICE_PORT), String(n), '120000'], 180_000);
+  return c['samplesUs'] as number[];
 }
 
 /** The median of a[i] / b[i] over the rounds both have. */
